@@ -1,0 +1,312 @@
+//! Registration of recovery methods by a signed-in person (SPEC §4): a destination is saved
+//! only after the code sent to it is confirmed; changes are announced on the other channels.
+
+use serde::Serialize;
+
+use crate::ports::StoreError;
+use crate::records::{
+    load, pending_key, registration_key, save, PendingMethod, RegisteredMethod, Registration,
+    Versioned,
+};
+use crate::secret::Digest;
+use crate::types::{Code, Destination, MethodId, MethodKind, Timestamp, Username};
+use crate::{CodePurpose, FlowError, Sspr, CONFLICT_RETRIES};
+
+/// Who is signed in, as the JWT authorizer (or the local sign-in) vouches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub username: Username,
+    pub groups: Vec<String>,
+    /// When the person signed in; `None` if the identity provider did not say.
+    pub signed_in_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct MethodSummary {
+    pub id: String,
+    pub kind: MethodKind,
+    pub hint: String,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct RegistrationStatus {
+    pub registered: bool,
+    pub must_register: bool,
+    pub reconfirm_due: bool,
+    pub methods: Vec<MethodSummary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConfirmationSent {
+    pub expires_in: i64,
+}
+
+impl Sspr {
+    fn confirmation_hash(
+        &self,
+        user: &Username,
+        kind: MethodKind,
+        destination: &Destination,
+        code: &Code,
+    ) -> Digest {
+        self.hasher.digest(
+            "confirm-code",
+            &[
+                user.as_str().as_bytes(),
+                kind.as_str().as_bytes(),
+                destination.as_str().as_bytes(),
+                code.expose().as_bytes(),
+            ],
+        )
+    }
+
+    async fn load_registration(
+        &self,
+        user: &Username,
+    ) -> Result<Versioned<Registration>, FlowError> {
+        Ok(load::<Registration>(&*self.store, &registration_key(user))
+            .await?
+            .unwrap_or_else(|| Versioned::new(Registration::default())))
+    }
+
+    /// Whether the policy lets this person use self-service reset at all.
+    async fn in_scope(&self, who: &SignedIn) -> Result<bool, FlowError> {
+        let policy = self.policy().await?;
+        Ok(match self.directory.find_user(&who.username).await? {
+            Some(user) => policy.covers(&user),
+            None => false,
+        })
+    }
+
+    fn status_of(
+        &self,
+        registration: &Registration,
+        in_scope: bool,
+        require: bool,
+        reconfirm_days: u16,
+    ) -> RegistrationStatus {
+        let registered = !registration.methods.is_empty();
+        let reconfirm_due = registered
+            && reconfirm_days > 0
+            && registration.confirmed_at.is_none_or(|at| {
+                at.plus_secs(i64::from(reconfirm_days) * 86_400) <= self.clock.now()
+            });
+        RegistrationStatus {
+            registered,
+            must_register: in_scope && require && (!registered || reconfirm_due),
+            reconfirm_due,
+            methods: registration
+                .methods
+                .iter()
+                .map(|m| MethodSummary {
+                    id: m.id.as_str().to_owned(),
+                    kind: m.kind,
+                    hint: m.destination.hint(),
+                })
+                .collect(),
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn registration_status(
+        &self,
+        who: &SignedIn,
+    ) -> Result<RegistrationStatus, FlowError> {
+        let policy = self.policy().await?;
+        let in_scope = self.in_scope(who).await?;
+        let registration = self.load_registration(&who.username).await?;
+        Ok(self.status_of(
+            &registration.value,
+            in_scope,
+            policy.require_registration,
+            policy.reconfirm_days,
+        ))
+    }
+
+    /// Sends a confirmation code to a destination the person wants to register.
+    #[tracing::instrument(skip_all, fields(kind = %kind))]
+    pub async fn begin_method(
+        &self,
+        who: &SignedIn,
+        kind: MethodKind,
+        destination: &str,
+    ) -> Result<ConfirmationSent, FlowError> {
+        if !self.policy().await?.allows_method(kind) {
+            return Err(FlowError::MethodNotAvailable);
+        }
+        let destination = Destination::parse(kind, destination)?;
+        if !self.in_scope(who).await? {
+            return Err(FlowError::NotEnabled);
+        }
+        let code = Code::generate(&*self.rng, self.settings.code_digits);
+        let key = pending_key(&who.username, kind);
+        for _ in 0..CONFLICT_RETRIES {
+            let now = self.clock.now();
+            let existing = load::<PendingMethod>(&*self.store, &key).await?;
+            let failures = existing.as_ref().map_or(0, |p| p.value.failures);
+            if failures >= self.settings.max_code_failures {
+                return Err(FlowError::TooManyAttempts);
+            }
+            let pending = Versioned {
+                value: PendingMethod {
+                    kind,
+                    code_hash: self
+                        .confirmation_hash(&who.username, kind, &destination, &code)
+                        .to_hex(),
+                    destination: destination.clone(),
+                    issued_at: now,
+                    expires_at: now.plus_secs(self.settings.code_ttl_secs),
+                    failures,
+                },
+                version: existing.map_or(0, |p| p.version),
+            };
+            match save(&*self.store, &key, &pending).await {
+                Ok(_) => {
+                    self.deliver_code(&destination, &code, CodePurpose::Confirm)
+                        .await?;
+                    return Ok(ConfirmationSent {
+                        expires_in: self.settings.code_ttl_secs,
+                    });
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(FlowError::Conflict)
+    }
+
+    /// Saves the pending destination if `code` is the one sent to it.
+    #[tracing::instrument(skip_all, fields(kind = %kind))]
+    pub async fn confirm_method(
+        &self,
+        who: &SignedIn,
+        kind: MethodKind,
+        code: &Code,
+    ) -> Result<RegistrationStatus, FlowError> {
+        let key = pending_key(&who.username, kind);
+        for _ in 0..CONFLICT_RETRIES {
+            let mut pending = load::<PendingMethod>(&*self.store, &key)
+                .await?
+                .ok_or(FlowError::NoPendingCode)?;
+            let now = self.clock.now();
+            let max = self.settings.max_code_failures;
+            if pending.value.failures >= max {
+                return Err(FlowError::TooManyAttempts);
+            }
+            let expected =
+                self.confirmation_hash(&who.username, kind, &pending.value.destination, code);
+            if !expected.matches_hex(&pending.value.code_hash) {
+                pending.value.failures += 1;
+                match save(&*self.store, &key, &pending).await {
+                    Ok(_) if pending.value.failures >= max => {
+                        return Err(FlowError::TooManyAttempts)
+                    }
+                    Ok(_) => return Err(FlowError::InvalidCode),
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if now >= pending.value.expires_at {
+                return Err(FlowError::CodeExpired);
+            }
+            // Spend the code first: a second confirmation with it finds nothing pending.
+            match self.store.delete(&key, pending.version).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let destination = pending.value.destination;
+            let status = self
+                .change_registration(who, |registration, rng| {
+                    if registration.find(kind, &destination).is_none() {
+                        registration.methods.push(RegisteredMethod {
+                            id: MethodId::generate(rng),
+                            kind,
+                            destination: destination.clone(),
+                            added_at: now,
+                        });
+                    }
+                    registration.confirmed_at = Some(now);
+                    Ok(())
+                })
+                .await?;
+            let others: Vec<_> = status
+                .1
+                .emails()
+                .filter(|e| Destination::Email((*e).clone()) != destination)
+                .cloned()
+                .collect();
+            self.notify_all(&others, &self.settings.branding.methods_changed("added"))
+                .await;
+            return Ok(status.0);
+        }
+        Err(FlowError::Conflict)
+    }
+
+    /// Removes a registered method; needs a recent sign-in.
+    #[tracing::instrument(skip_all)]
+    pub async fn remove_method(
+        &self,
+        who: &SignedIn,
+        id: &MethodId,
+    ) -> Result<RegistrationStatus, FlowError> {
+        let now = self.clock.now();
+        let recent = who
+            .signed_in_at
+            .is_some_and(|at| now.0.saturating_sub(at.0) <= self.settings.recent_signin_secs);
+        if !recent {
+            return Err(FlowError::RecentSignInRequired);
+        }
+        let before = self.load_registration(&who.username).await?.value;
+        let (status, _) = self
+            .change_registration(who, |registration, _| {
+                let count = registration.methods.len();
+                registration.methods.retain(|m| &m.id != id);
+                if registration.methods.len() == count {
+                    return Err(FlowError::MethodNotFound);
+                }
+                Ok(())
+            })
+            .await?;
+        // Every address that was registered hears of it, the removed one included.
+        self.notify_all(
+            before.emails(),
+            &self.settings.branding.methods_changed("removed"),
+        )
+        .await;
+        Ok(status)
+    }
+
+    async fn change_registration(
+        &self,
+        who: &SignedIn,
+        change: impl Fn(&mut Registration, &dyn crate::ports::Rng) -> Result<(), FlowError>,
+    ) -> Result<(RegistrationStatus, Registration), FlowError> {
+        let policy = self.policy().await?;
+        let in_scope = self.in_scope(who).await?;
+        for _ in 0..CONFLICT_RETRIES {
+            let mut registration = self.load_registration(&who.username).await?;
+            change(&mut registration.value, &*self.rng)?;
+            match save(
+                &*self.store,
+                &registration_key(&who.username),
+                &registration,
+            )
+            .await
+            {
+                Ok(_) => {
+                    let status = self.status_of(
+                        &registration.value,
+                        in_scope,
+                        policy.require_registration,
+                        policy.reconfirm_days,
+                    );
+                    return Ok((status, registration.value));
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(FlowError::Conflict)
+    }
+}

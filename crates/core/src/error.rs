@@ -1,0 +1,99 @@
+//! What can go wrong in a flow, in the product's words, each with a stable code for clients.
+
+use crate::ports::{DirectoryError, StoreError, Unavailable};
+use crate::types::ParseError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("{0}")]
+    InvalidInput(#[from] ParseError),
+    #[error("This reset session is not valid. Start again.")]
+    InvalidSession,
+    #[error("This reset session has expired. Start again.")]
+    SessionExpired,
+    #[error("This method cannot be used here.")]
+    MethodNotAvailable,
+    #[error("The code is not correct.")]
+    InvalidCode,
+    #[error("The code has expired. Ask for a new one.")]
+    CodeExpired,
+    #[error("Too many wrong codes. Start again later.")]
+    TooManyAttempts,
+    #[error("This method is already verified.")]
+    AlreadyVerified,
+    #[error("Verify your methods before setting a password.")]
+    NotVerified,
+    #[error("The reset token is not valid.")]
+    InvalidToken,
+    #[error("The reset token was already used.")]
+    TokenUsed,
+    #[error("The new password was not accepted.")]
+    PasswordRejected(Vec<String>),
+    #[error("Your account cannot be unlocked here; reset your password instead.")]
+    UnlockNotAvailable,
+    #[error("Self-service password reset is not enabled for your account.")]
+    NotEnabled,
+    #[error("No method with this id is registered.")]
+    MethodNotFound,
+    #[error("No code was sent for this method. Ask for a code first.")]
+    NoPendingCode,
+    #[error("Sign in again to change your recovery methods.")]
+    RecentSignInRequired,
+    #[error("Another request changed this at the same time. Try again.")]
+    Conflict,
+    #[error("The service is temporarily unavailable. Try again later.")]
+    Unavailable(String),
+}
+
+impl FlowError {
+    /// The stable, machine-readable name of the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FlowError::InvalidInput(_) => "invalid_input",
+            FlowError::InvalidSession => "invalid_session",
+            FlowError::SessionExpired => "session_expired",
+            FlowError::MethodNotAvailable => "method_not_available",
+            FlowError::InvalidCode => "invalid_code",
+            FlowError::CodeExpired => "code_expired",
+            FlowError::TooManyAttempts => "too_many_attempts",
+            FlowError::AlreadyVerified => "already_verified",
+            FlowError::NotVerified => "not_verified",
+            FlowError::InvalidToken => "invalid_token",
+            FlowError::TokenUsed => "token_used",
+            FlowError::PasswordRejected(_) => "password_rejected",
+            FlowError::UnlockNotAvailable => "unlock_not_available",
+            FlowError::NotEnabled => "not_enabled",
+            FlowError::MethodNotFound => "method_not_found",
+            FlowError::NoPendingCode => "no_pending_code",
+            FlowError::RecentSignInRequired => "recent_signin_required",
+            FlowError::Conflict => "conflict",
+            FlowError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl From<Unavailable> for FlowError {
+    fn from(e: Unavailable) -> Self {
+        FlowError::Unavailable(e.0)
+    }
+}
+
+impl From<StoreError> for FlowError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => FlowError::Conflict,
+            StoreError::Unavailable(u) => u.into(),
+        }
+    }
+}
+
+impl From<DirectoryError> for FlowError {
+    fn from(e: DirectoryError) -> Self {
+        match e {
+            DirectoryError::PasswordRejected(reasons) => FlowError::PasswordRejected(reasons),
+            DirectoryError::UnlockNotSupported => FlowError::UnlockNotAvailable,
+            DirectoryError::UnknownUser => FlowError::InvalidSession,
+            DirectoryError::Unavailable(u) => u.into(),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The texts the product sends. Links come from configuration, never from a request (S12);
+//! the only secret a message ever carries is the code it exists to deliver.
+
+use crate::ports::EmailMessage;
+use crate::types::Code;
+
+/// What the messages say about where they come from.
+#[derive(Debug, Clone)]
+pub struct Branding {
+    pub organisation: String,
+    /// Base URL of the hosted pages, from configuration.
+    pub public_url: String,
+}
+
+impl Branding {
+    fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url.trim_end_matches('/'))
+    }
+
+    fn email(&self, subject: String, paragraphs: &[String]) -> EmailMessage {
+        let text = format!("{}\n\n-- {}\n", paragraphs.join("\n\n"), self.organisation);
+        let html_paragraphs: String = paragraphs
+            .iter()
+            .map(|p| format!("<p>{}</p>", html_escape::encode_text(p)))
+            .collect();
+        let html = format!(
+            "<!doctype html><html><body>{html_paragraphs}<p>&mdash; {}</p></body></html>",
+            html_escape::encode_text(&self.organisation)
+        );
+        EmailMessage {
+            subject,
+            text,
+            html,
+        }
+    }
+
+    pub fn reset_code_sms(&self, code: &Code, minutes: i64) -> String {
+        format!(
+            "{} password reset code: {}. It expires in {minutes} minutes. Never share it.",
+            self.organisation,
+            code.expose()
+        )
+    }
+
+    pub fn reset_code_email(&self, code: &Code, minutes: i64) -> EmailMessage {
+        self.email(
+            format!("Your {} password reset code", self.organisation),
+            &[
+                format!(
+                    "Your password reset code is {}. It expires in {minutes} minutes.",
+                    code.expose()
+                ),
+                "If you did not ask to reset your password, ignore this message; nothing changes."
+                    .into(),
+                "Never share this code: nobody from the helpdesk will ask for it.".into(),
+            ],
+        )
+    }
+
+    pub fn confirmation_code_sms(&self, code: &Code, minutes: i64) -> String {
+        format!(
+            "{} code to confirm this number for password reset: {}. It expires in {minutes} minutes.",
+            self.organisation,
+            code.expose()
+        )
+    }
+
+    pub fn confirmation_code_email(&self, code: &Code, minutes: i64) -> EmailMessage {
+        self.email(
+            format!("Confirm your {} recovery email", self.organisation),
+            &[
+                format!(
+                    "Your code to confirm this address for password reset is {}. It expires in {minutes} minutes.",
+                    code.expose()
+                ),
+                "If you did not ask for this, ignore this message.".into(),
+            ],
+        )
+    }
+
+    pub fn password_changed(&self, unlock_only: bool) -> EmailMessage {
+        let (subject, what) = if unlock_only {
+            (
+                "Your account was unlocked",
+                "Your account was unlocked with self-service password reset.",
+            )
+        } else {
+            (
+                "Your password was changed",
+                "Your password was changed with self-service password reset.",
+            )
+        };
+        self.email(
+            format!("{} — {subject}", self.organisation),
+            &[
+                what.to_owned(),
+                format!(
+                    "If this was not you, reset your password now at {} and contact your administrator.",
+                    self.link("/reset")
+                ),
+            ],
+        )
+    }
+
+    pub fn methods_changed(&self, change: &str) -> EmailMessage {
+        self.email(
+            format!("{} — your recovery methods changed", self.organisation),
+            &[
+                format!("A recovery method was {change} on your account."),
+                format!(
+                    "If this was not you, review your methods at {}.",
+                    self.link("/register")
+                ),
+            ],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_come_from_configuration_and_html_is_escaped() {
+        let b = Branding {
+            organisation: "A&B <Corp>".into(),
+            public_url: "https://reset.example.com/".into(),
+        };
+        let m = b.password_changed(false);
+        assert!(m.text.contains("https://reset.example.com/reset"));
+        assert!(m.html.contains("A&amp;B &lt;Corp&gt;"));
+        assert!(!m.html.contains("<Corp>"));
+    }
+}

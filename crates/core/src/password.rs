@@ -1,0 +1,112 @@
+//! New passwords (SPEC §6): length first, Unicode allowed and NFKC-normalised, no truncation.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+use zeroize::Zeroizing;
+
+use crate::types::Username;
+
+/// The local rules a new password must meet before it is offered to the directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordRules {
+    pub min_length: usize,
+    pub max_length: usize,
+}
+
+impl Default for PasswordRules {
+    fn default() -> Self {
+        Self {
+            min_length: 8,
+            max_length: 256,
+        }
+    }
+}
+
+/// A password that met the rules, normalised to NFKC. Never printed.
+pub struct NewPassword(Zeroizing<String>);
+
+impl NewPassword {
+    /// Checks `raw` against `rules`; every failed rule yields one reason a person can act on.
+    pub fn parse(
+        raw: &str,
+        rules: &PasswordRules,
+        username: &Username,
+    ) -> Result<Self, Vec<String>> {
+        let normalised = Zeroizing::new(raw.nfkc().collect::<String>());
+        let length = normalised.chars().count();
+        let mut reasons = Vec::new();
+        if length < rules.min_length {
+            reasons.push(format!("Use at least {} characters.", rules.min_length));
+        }
+        if length > rules.max_length {
+            reasons.push(format!("Use at most {} characters.", rules.max_length));
+        }
+        if normalised.chars().any(|c| c.is_control()) {
+            reasons.push("Do not use control characters.".to_owned());
+        }
+        if normalised.to_lowercase() == username.as_str().to_lowercase() {
+            reasons.push("Do not use your username as your password.".to_owned());
+        }
+        if reasons.is_empty() {
+            Ok(Self(normalised))
+        } else {
+            Err(reasons)
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NewPassword([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<NewPassword, Vec<String>> {
+        NewPassword::parse(
+            s,
+            &PasswordRules::default(),
+            &Username::parse("alice").expect("name"),
+        )
+    }
+
+    #[test]
+    fn length_is_counted_in_characters_after_nfkc() {
+        assert!(parse("1234567").is_err());
+        assert!(parse("12345678").is_ok());
+        // Eight characters of three bytes each is eight characters, not 24.
+        assert!(parse("ééééééé").is_err());
+        assert!(parse("éééééééé").is_ok());
+        // The ligature "ﬃ" is three characters under NFKC.
+        assert_eq!(
+            parse("ﬃﬃﬃ").map(|p| p.expose().to_owned()).ok(),
+            Some("ffiffiffi".to_owned())
+        );
+    }
+
+    #[test]
+    fn long_passwords_are_kept_whole_or_refused() {
+        let p = "x".repeat(256);
+        assert_eq!(parse(&p).map(|p| p.expose().len()).ok(), Some(256));
+        let reasons = parse(&"x".repeat(257)).err().expect("too long");
+        assert_eq!(reasons, vec!["Use at most 256 characters.".to_owned()]);
+    }
+
+    #[test]
+    fn username_and_control_characters_are_refused() {
+        assert!(parse("ALICE").is_err());
+        assert!(parse("Alice").is_err());
+        assert!(parse("passw\u{7}ord-long").is_err());
+        assert!(!format!("{:?}", parse("secret-pass").expect("ok")).contains("secret"));
+    }
+}

@@ -1,0 +1,113 @@
+//! The reset policy (SPEC §3). This is its first slice: who may reset, with which methods and
+//! how many; the store keeps it and admins will edit it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::password::PasswordRules;
+use crate::ports::DirectoryUser;
+use crate::types::MethodKind;
+
+/// Who may use self-service password reset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "mode", content = "group")]
+pub enum Enablement {
+    None,
+    /// Members of one group (nested membership counts).
+    Selected(String),
+    Everyone,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    pub enablement: Enablement,
+    pub methods_enabled: Vec<MethodKind>,
+    pub methods_required: u8,
+    pub require_registration: bool,
+    pub reconfirm_days: u16,
+    pub password: PasswordRules,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            enablement: Enablement::Everyone,
+            methods_enabled: vec![MethodKind::Email, MethodKind::Sms, MethodKind::Totp],
+            methods_required: 1,
+            require_registration: true,
+            reconfirm_days: 180,
+            password: PasswordRules::default(),
+        }
+    }
+}
+
+impl Policy {
+    /// Methods this release can prove at reset that the policy also enables.
+    pub fn reset_methods(&self) -> Vec<MethodKind> {
+        let mut kinds: Vec<MethodKind> = self
+            .methods_enabled
+            .iter()
+            .copied()
+            .filter(|k| k.is_delivered_code())
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
+
+    pub fn allows_method(&self, kind: MethodKind) -> bool {
+        self.reset_methods().contains(&kind)
+    }
+
+    /// Whether the policy lets this person reset their password themselves.
+    pub fn covers(&self, user: &DirectoryUser) -> bool {
+        user.enabled
+            && match &self.enablement {
+                Enablement::None => false,
+                Enablement::Everyone => true,
+                Enablement::Selected(group) => user.groups.iter().any(|g| g == group),
+            }
+    }
+
+    pub fn methods_required(&self) -> usize {
+        usize::from(self.methods_required.clamp(1, 2))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Username;
+
+    fn user(groups: &[&str], enabled: bool) -> DirectoryUser {
+        DirectoryUser {
+            username: Username::parse("alice").expect("name"),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            enabled,
+        }
+    }
+
+    #[test]
+    fn enablement_decides_who_may_reset() {
+        let mut p = Policy::default();
+        assert!(p.covers(&user(&[], true)));
+        assert!(!p.covers(&user(&[], false)));
+        p.enablement = Enablement::Selected("SSPR-Users".into());
+        assert!(p.covers(&user(&["SSPR-Users"], true)));
+        assert!(!p.covers(&user(&["Other"], true)));
+        p.enablement = Enablement::None;
+        assert!(!p.covers(&user(&["SSPR-Users"], true)));
+    }
+
+    #[test]
+    fn only_code_methods_are_offered_at_reset_for_now() {
+        let p = Policy::default();
+        assert_eq!(p.reset_methods(), vec![MethodKind::Email, MethodKind::Sms]);
+        assert!(!p.allows_method(MethodKind::Totp));
+        let mut p = p;
+        p.methods_enabled = vec![MethodKind::Sms];
+        assert!(!p.allows_method(MethodKind::Email));
+        p.methods_required = 9;
+        assert_eq!(p.methods_required(), 2);
+    }
+}

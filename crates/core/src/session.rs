@@ -1,0 +1,265 @@
+//! The reset session: an explicit state machine.
+//!
+//! `Started` → `MethodVerified` (while fewer methods than required are proved) → `TokenIssued`
+//! → `Completing` (a completion holds the token) → `Completed`. Time ends every state: a
+//! session past `expires_at` is expired whatever its state. Each transition consumes the old
+//! state and returns the new one, or the reason it is not allowed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Digest;
+use crate::types::{Destination, MethodId, MethodKind, Timestamp, Username};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ResetState {
+    Started,
+    MethodVerified {
+        verified: Vec<MethodKind>,
+    },
+    TokenIssued {
+        verified: Vec<MethodKind>,
+        token_hash: String,
+    },
+    Completing {
+        verified: Vec<MethodKind>,
+        token_hash: String,
+    },
+    Completed {
+        at: Timestamp,
+    },
+}
+
+/// Why a transition is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("this method is already verified")]
+    AlreadyVerified,
+    #[error("enough methods are verified already")]
+    AlreadyComplete,
+    #[error("not enough methods are verified yet")]
+    NotVerified,
+    #[error("the reset token does not match")]
+    WrongToken,
+    #[error("the reset token was already used")]
+    TokenUsed,
+}
+
+impl ResetState {
+    pub fn verified(&self) -> &[MethodKind] {
+        match self {
+            ResetState::Started | ResetState::Completed { .. } => &[],
+            ResetState::MethodVerified { verified }
+            | ResetState::TokenIssued { verified, .. }
+            | ResetState::Completing { verified, .. } => verified,
+        }
+    }
+
+    /// A method was proved. With enough proofs the session moves to `TokenIssued`, keeping
+    /// only the token's keyed hash.
+    pub fn prove(
+        self,
+        kind: MethodKind,
+        required: usize,
+        token_hash: impl FnOnce() -> Digest,
+    ) -> Result<ResetState, TransitionError> {
+        let mut verified = match self {
+            ResetState::Started => Vec::new(),
+            ResetState::MethodVerified { verified } => verified,
+            ResetState::TokenIssued { .. } => return Err(TransitionError::AlreadyComplete),
+            ResetState::Completing { .. } | ResetState::Completed { .. } => {
+                return Err(TransitionError::TokenUsed)
+            }
+        };
+        if verified.contains(&kind) {
+            return Err(TransitionError::AlreadyVerified);
+        }
+        verified.push(kind);
+        if verified.len() >= required {
+            Ok(ResetState::TokenIssued {
+                verified,
+                token_hash: token_hash().to_hex(),
+            })
+        } else {
+            Ok(ResetState::MethodVerified { verified })
+        }
+    }
+
+    /// A completion takes the token: from here on no other request can use it.
+    pub fn claim_token(self, presented: &Digest) -> Result<ResetState, TransitionError> {
+        match self {
+            ResetState::TokenIssued {
+                verified,
+                token_hash,
+            } => {
+                if presented.matches_hex(&token_hash) {
+                    Ok(ResetState::Completing {
+                        verified,
+                        token_hash,
+                    })
+                } else {
+                    Err(TransitionError::WrongToken)
+                }
+            }
+            ResetState::Started | ResetState::MethodVerified { .. } => {
+                Err(TransitionError::NotVerified)
+            }
+            ResetState::Completing { .. } | ResetState::Completed { .. } => {
+                Err(TransitionError::TokenUsed)
+            }
+        }
+    }
+
+    /// The directory refused the new password: the token may be used again.
+    pub fn release_token(self) -> ResetState {
+        match self {
+            ResetState::Completing {
+                verified,
+                token_hash,
+            } => ResetState::TokenIssued {
+                verified,
+                token_hash,
+            },
+            other => other,
+        }
+    }
+
+    pub fn complete(self, at: Timestamp) -> Result<ResetState, TransitionError> {
+        match self {
+            ResetState::Completing { .. } => Ok(ResetState::Completed { at }),
+            ResetState::Completed { .. } => Err(TransitionError::TokenUsed),
+            _ => Err(TransitionError::NotVerified),
+        }
+    }
+}
+
+/// The last code sent for one method in a session (or a decoy where nothing was sent, so the
+/// two cannot be told apart). Failures count across codes: a new code does not reset them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedCode {
+    pub method: MethodKind,
+    /// The registered method the code went to; `None` for a decoy.
+    pub sent_to: Option<SentTo>,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub failures: u32,
+    pub used: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentTo {
+    pub method_id: MethodId,
+    pub destination: Destination,
+    /// HMAC of session, method, destination and code.
+    pub code_hash: String,
+}
+
+/// A reset session as stored, keyed by the keyed hash of its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetSession {
+    /// Who may be reset; `None` when the name matched nobody who can reset (never revealed).
+    pub subject: Option<Username>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub required: usize,
+    pub state: ResetState,
+    pub codes: Vec<IssuedCode>,
+}
+
+impl ResetSession {
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        now >= self.expires_at
+    }
+
+    pub fn code_for(&self, method: MethodKind) -> Option<&IssuedCode> {
+        self.codes.iter().find(|c| c.method == method)
+    }
+
+    pub fn failures_for(&self, method: MethodKind) -> u32 {
+        self.code_for(method).map_or(0, |c| c.failures)
+    }
+
+    /// Replaces the code of `code.method`, keeping the failures counted so far.
+    pub fn replace_code(&mut self, mut code: IssuedCode) {
+        code.failures = self.failures_for(code.method);
+        self.codes.retain(|c| c.method != code.method);
+        self.codes.push(code);
+    }
+
+    pub fn code_mut(&mut self, method: MethodKind) -> Option<&mut IssuedCode> {
+        self.codes.iter_mut().find(|c| c.method == method)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::{KeyedHasher, Pepper};
+
+    fn digest(s: &str) -> Digest {
+        KeyedHasher::new(Pepper::new(vec![3; 32]).expect("pepper")).digest("token", &[s.as_bytes()])
+    }
+
+    #[test]
+    fn one_method_issues_the_token_directly() {
+        let s = ResetState::Started
+            .prove(MethodKind::Email, 1, || digest("t"))
+            .expect("proved");
+        assert!(matches!(s, ResetState::TokenIssued { .. }));
+        assert_eq!(s.verified(), &[MethodKind::Email]);
+    }
+
+    #[test]
+    fn two_methods_pass_through_method_verified() {
+        let s = ResetState::Started
+            .prove(MethodKind::Email, 2, || digest("t"))
+            .expect("first");
+        assert!(matches!(s, ResetState::MethodVerified { .. }));
+        assert_eq!(
+            s.clone().prove(MethodKind::Email, 2, || digest("t")),
+            Err(TransitionError::AlreadyVerified)
+        );
+        let s = s.prove(MethodKind::Sms, 2, || digest("t")).expect("second");
+        assert!(matches!(s, ResetState::TokenIssued { .. }));
+        assert_eq!(
+            s.prove(MethodKind::Voice, 2, || digest("t")),
+            Err(TransitionError::AlreadyComplete)
+        );
+    }
+
+    #[test]
+    fn the_token_is_claimed_once_and_released_on_refusal() {
+        let issued = ResetState::Started
+            .prove(MethodKind::Sms, 1, || digest("t"))
+            .expect("issued");
+        assert_eq!(
+            issued.clone().claim_token(&digest("other")),
+            Err(TransitionError::WrongToken)
+        );
+        let claimed = issued.claim_token(&digest("t")).expect("claimed");
+        assert_eq!(
+            claimed.clone().claim_token(&digest("t")),
+            Err(TransitionError::TokenUsed)
+        );
+        let released = claimed.clone().release_token();
+        assert!(released.claim_token(&digest("t")).is_ok());
+        let done = claimed.complete(Timestamp(5)).expect("completed");
+        assert_eq!(
+            done.clone().claim_token(&digest("t")),
+            Err(TransitionError::TokenUsed)
+        );
+        assert_eq!(done.complete(Timestamp(6)), Err(TransitionError::TokenUsed));
+    }
+
+    #[test]
+    fn nothing_is_claimed_before_verification() {
+        assert_eq!(
+            ResetState::Started.claim_token(&digest("t")),
+            Err(TransitionError::NotVerified)
+        );
+        assert_eq!(
+            ResetState::Started.complete(Timestamp(1)),
+            Err(TransitionError::NotVerified)
+        );
+    }
+}
