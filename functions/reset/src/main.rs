@@ -1,1 +1,6 @@
-fn main() {}
+//! Lambda function `reset`: the Reset routes of the sspr API.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    sspr_http::lambda::serve(sspr_http::Routes::Reset).await
+}

@@ -1,0 +1,148 @@
+//! The directory on an Amazon Cognito user pool, used with administrator calls.
+
+use async_trait::async_trait;
+use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
+use aws_sdk_cognitoidentityprovider::Client;
+use secrecy::{ExposeSecret, SecretString};
+use sspr_core::password::NewPassword;
+use sspr_core::ports::{Directory, DirectoryError, DirectoryUser, Unavailable};
+use sspr_core::types::Username;
+
+use crate::describe;
+
+#[derive(Clone, Debug)]
+pub struct CognitoDirectory {
+    client: Client,
+    user_pool_id: String,
+    /// An app client with ADMIN_USER_PASSWORD_AUTH, needed only for local sign-in.
+    client_id: Option<String>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> DirectoryError {
+    DirectoryError::Unavailable(Unavailable::new(format!("cognito: {e}")))
+}
+
+impl CognitoDirectory {
+    pub fn new(client: Client, user_pool_id: impl Into<String>, client_id: Option<String>) -> Self {
+        Self { client, user_pool_id: user_pool_id.into(), client_id }
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig, user_pool_id: impl Into<String>, client_id: Option<String>) -> Self {
+        Self::new(Client::new(config), user_pool_id, client_id)
+    }
+
+    async fn groups(&self, username: &str) -> Result<Vec<String>, DirectoryError> {
+        let mut groups = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .admin_list_groups_for_user()
+                .user_pool_id(&self.user_pool_id)
+                .username(username)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(describe(e)))?;
+            groups.extend(out.groups().iter().filter_map(|g| g.group_name().map(str::to_owned)));
+            match out.next_token {
+                Some(token) if !token.is_empty() => next = Some(token),
+                _ => return Ok(groups),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Directory for CognitoDirectory {
+    async fn find_user(&self, username: &Username) -> Result<Option<DirectoryUser>, DirectoryError> {
+        let out = match self
+            .client
+            .admin_get_user()
+            .user_pool_id(&self.user_pool_id)
+            .username(username.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                return match e.into_service_error() {
+                    e if e.is_user_not_found_exception() => Ok(None),
+                    e => Err(unavailable(describe(e))),
+                }
+            }
+        };
+        let canonical = Username::parse(out.username()).map_err(unavailable)?;
+        let groups = self.groups(canonical.as_str()).await?;
+        Ok(Some(DirectoryUser { username: canonical, groups, enabled: out.enabled }))
+    }
+
+    async fn authenticate(&self, username: &Username, password: &SecretString) -> Result<Option<DirectoryUser>, DirectoryError> {
+        let client_id = self
+            .client_id
+            .as_deref()
+            .ok_or_else(|| unavailable("SSPR_COGNITO_CLIENT_ID is needed for sign-in"))?;
+        let result = self
+            .client
+            .admin_initiate_auth()
+            .user_pool_id(&self.user_pool_id)
+            .client_id(client_id)
+            .auth_flow(AuthFlowType::AdminUserPasswordAuth)
+            .auth_parameters("USERNAME", username.as_str())
+            .auth_parameters("PASSWORD", password.expose_secret())
+            .send()
+            .await;
+        match result {
+            Ok(out) if out.authentication_result().is_some() => self.find_user(username).await,
+            // A challenge (new password required, MFA) is not a completed sign-in.
+            Ok(_) => Ok(None),
+            Err(e) => match e.into_service_error() {
+                e if e.is_not_authorized_exception() || e.is_user_not_found_exception() => Ok(None),
+                e => Err(unavailable(describe(e))),
+            },
+        }
+    }
+
+    async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError> {
+        let result = self
+            .client
+            .admin_set_user_password()
+            .user_pool_id(&self.user_pool_id)
+            .username(username.as_str())
+            .password(password.expose())
+            .permanent(true)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match e.into_service_error() {
+                e if e.is_invalid_password_exception() => {
+                    let reason = e
+                        .meta()
+                        .message()
+                        .map(|m| m.trim_start_matches("Password does not conform to policy: ").to_owned())
+                        .unwrap_or_else(|| "The directory's password policy refused this password.".to_owned());
+                    Err(DirectoryError::PasswordRejected(vec![reason]))
+                }
+                e if e.is_user_not_found_exception() => Err(DirectoryError::UnknownUser),
+                e => Err(unavailable(describe(e))),
+            },
+        }
+    }
+
+    async fn sign_out_everywhere(&self, username: &Username) -> Result<(), DirectoryError> {
+        self.client
+            .admin_user_global_sign_out()
+            .user_pool_id(&self.user_pool_id)
+            .username(username.as_str())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(describe(e)))
+    }
+
+    async fn unlock(&self, _username: &Username) -> Result<(), DirectoryError> {
+        // Cognito has no administrator-visible lockout to clear.
+        Err(DirectoryError::UnlockNotSupported)
+    }
+}

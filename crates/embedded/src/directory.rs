@@ -1,0 +1,203 @@
+//! The embedded directory: a handful of accounts seeded from a TOML file (or the demo users),
+//! passwords kept as Argon2id hashes, changes saved to a JSON file in the data directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sspr_core::password::NewPassword;
+use sspr_core::ports::{Directory, DirectoryError, DirectoryUser, Unavailable};
+use sspr_core::types::Username;
+
+/// One account of a seed file (`SSPR_DIRECTORY_FILE`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// The accounts a fresh embedded directory starts with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySeed {
+    #[serde(rename = "user")]
+    pub users: Vec<SeedUser>,
+}
+
+impl DirectorySeed {
+    /// The demo accounts of the README.
+    pub fn demo() -> Self {
+        Self {
+            users: vec![
+                SeedUser {
+                    username: "alice".into(),
+                    password: "alice-demo-Passw0rd".into(),
+                    email: Some("alice@example.com".into()),
+                    phone: Some("+15555550101".into()),
+                    groups: vec!["SSPR-Users".into()],
+                    admin: false,
+                },
+                SeedUser {
+                    username: "admin".into(),
+                    password: "admin-demo-Passw0rd".into(),
+                    email: Some("admin@example.com".into()),
+                    phone: None,
+                    groups: vec!["SSPR-Admins".into()],
+                    admin: true,
+                },
+            ],
+        }
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Account {
+    password_hash: String,
+    groups: Vec<String>,
+    admin: bool,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct EmbeddedDirectory {
+    accounts: Arc<Mutex<BTreeMap<String, Account>>>,
+    file: Option<PathBuf>,
+}
+
+/// Argon2id with the OWASP parameters of SPEC S6 (m=19456 KiB, t=2, p=1).
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19_456, 2, 1, None).expect("constant Argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+fn hash_password(password: &str) -> Result<String, Unavailable> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Unavailable::new(format!("password hashing failed: {e}")))
+}
+
+impl EmbeddedDirectory {
+    /// Builds the directory from `seed`; with `file`, loads it from there when it exists and
+    /// saves every change to it.
+    pub fn open(seed: &DirectorySeed, file: Option<&Path>) -> Result<Self, Unavailable> {
+        if let Some(path) = file.filter(|p| p.exists()) {
+            let text = std::fs::read_to_string(path).map_err(|e| Unavailable::new(format!("{}: {e}", path.display())))?;
+            let accounts = serde_json::from_str(&text).map_err(|e| Unavailable::new(format!("{}: {e}", path.display())))?;
+            return Ok(Self { accounts: Arc::new(Mutex::new(accounts)), file: Some(path.to_owned()) });
+        }
+        let mut accounts = BTreeMap::new();
+        for user in &seed.users {
+            let name = Username::parse(&user.username).map_err(|e| Unavailable::new(format!("seed user: {e}")))?;
+            accounts.insert(
+                name.to_string(),
+                Account {
+                    password_hash: hash_password(&user.password)?,
+                    groups: user.groups.clone(),
+                    admin: user.admin,
+                    email: user.email.clone(),
+                    phone: user.phone.clone(),
+                },
+            );
+        }
+        let dir = Self { accounts: Arc::new(Mutex::new(accounts)), file: file.map(Path::to_owned) };
+        dir.persist()?;
+        Ok(dir)
+    }
+
+    fn persist(&self) -> Result<(), Unavailable> {
+        let Some(path) = &self.file else { return Ok(()) };
+        let text = {
+            let accounts = self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))?;
+            serde_json::to_string_pretty(&*accounts).map_err(Unavailable::new)?
+        };
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| Unavailable::new(format!("{}: {e}", path.display())))
+    }
+
+    fn account(&self, username: &Username) -> Result<Option<Account>, Unavailable> {
+        let accounts = self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))?;
+        Ok(accounts.get(username.as_str()).cloned())
+    }
+
+    fn user(username: &Username, account: &Account) -> DirectoryUser {
+        let mut groups = account.groups.clone();
+        if account.admin && !groups.iter().any(|g| g == "SSPR-Admins") {
+            groups.push("SSPR-Admins".into());
+        }
+        DirectoryUser { username: username.clone(), groups, enabled: true }
+    }
+}
+
+#[async_trait]
+impl Directory for EmbeddedDirectory {
+    async fn find_user(&self, username: &Username) -> Result<Option<DirectoryUser>, DirectoryError> {
+        Ok(self.account(username)?.map(|a| Self::user(username, &a)))
+    }
+
+    async fn authenticate(&self, username: &Username, password: &SecretString) -> Result<Option<DirectoryUser>, DirectoryError> {
+        // An unknown name costs the same hashing work as a known one.
+        let account = self.account(username)?;
+        let hash = match &account {
+            Some(a) => a.password_hash.clone(),
+            None => hash_password("timing equaliser")?,
+        };
+        let password = password.expose_secret().to_owned();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash).is_ok_and(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+        })
+        .await
+        .map_err(|e| Unavailable::new(e.to_string()))?;
+        Ok(match account {
+            Some(a) if ok => Some(Self::user(username, &a)),
+            _ => None,
+        })
+    }
+
+    async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError> {
+        let hash = {
+            let password = password.expose().to_owned();
+            tokio::task::spawn_blocking(move || hash_password(&password))
+                .await
+                .map_err(|e| Unavailable::new(e.to_string()))??
+        };
+        {
+            let mut accounts = self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))?;
+            let account = accounts.get_mut(username.as_str()).ok_or(DirectoryError::UnknownUser)?;
+            account.password_hash = hash;
+        }
+        self.persist()?;
+        Ok(())
+    }
+
+    async fn sign_out_everywhere(&self, _username: &Username) -> Result<(), DirectoryError> {
+        // The embedded directory issues no sessions of its own.
+        Ok(())
+    }
+
+    async fn unlock(&self, _username: &Username) -> Result<(), DirectoryError> {
+        Err(DirectoryError::UnlockNotSupported)
+    }
+}

@@ -1,0 +1,81 @@
+//! Every failure becomes `{error, message}` with a fitting status; internal causes are logged,
+//! never sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use sspr_core::FlowError;
+
+#[derive(Debug, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<String>>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
+        Self { status, error, message: message.into(), reasons: None }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "There is nothing here.")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed here.")
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Sign in first.")
+    }
+
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side. Try again later.")
+    }
+}
+
+impl From<FlowError> for ApiError {
+    fn from(e: FlowError) -> Self {
+        let status = match &e {
+            FlowError::InvalidInput(_)
+            | FlowError::MethodNotAvailable
+            | FlowError::InvalidCode
+            | FlowError::CodeExpired
+            | FlowError::UnlockNotAvailable
+            | FlowError::NoPendingCode
+            | FlowError::InvalidSession => StatusCode::BAD_REQUEST,
+            FlowError::SessionExpired => StatusCode::GONE,
+            FlowError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            FlowError::AlreadyVerified | FlowError::TokenUsed | FlowError::Conflict => StatusCode::CONFLICT,
+            FlowError::NotVerified | FlowError::InvalidToken | FlowError::NotEnabled | FlowError::RecentSignInRequired => {
+                StatusCode::FORBIDDEN
+            }
+            FlowError::MethodNotFound => StatusCode::NOT_FOUND,
+            FlowError::PasswordRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            FlowError::Unavailable(cause) => {
+                tracing::error!(%cause, "a dependency is unavailable");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        let reasons = match &e {
+            FlowError::PasswordRejected(reasons) => Some(reasons.clone()),
+            _ => None,
+        };
+        let message = match &e {
+            FlowError::InvalidInput(p) => format!("The {} {}.", p.field, p.reason),
+            other => other.to_string(),
+        };
+        Self { status, error: e.code(), message, reasons }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(&self)).into_response()
+    }
+}

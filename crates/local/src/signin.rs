@@ -1,0 +1,138 @@
+//! Local sign-in for the registration page (local server only): the configured directory
+//! checks the password, and a short-lived token signed with a per-process key stands in for
+//! the JWT that API Gateway verifies in AWS.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use sspr_core::enrol::SignedIn;
+use sspr_core::ports::{Clock, Directory, Rng};
+use sspr_core::types::{Timestamp, Username};
+use sspr_http::extract::ApiJson;
+use sspr_http::{ApiError, Authenticator};
+
+/// How long a local sign-in lasts.
+const TOKEN_TTL_SECS: i64 = 8 * 3600;
+
+#[derive(Clone)]
+pub struct LocalSignIn {
+    key: Arc<[u8; 32]>,
+    clock: Arc<dyn Clock>,
+    directory: Arc<dyn Directory>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    groups: Vec<String>,
+    iat: i64,
+}
+
+impl LocalSignIn {
+    pub fn new(rng: &dyn Rng, clock: Arc<dyn Clock>, directory: Arc<dyn Directory>) -> Self {
+        let mut key = [0u8; 32];
+        rng.fill(&mut key);
+        Self { key: Arc::new(key), clock, directory }
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        Hmac::<Sha256>::new_from_slice(&*self.key).expect("HMAC accepts any key length")
+    }
+
+    fn issue(&self, username: &Username, groups: Vec<String>) -> String {
+        let claims = Claims { sub: username.to_string(), groups, iat: self.clock.now().0 };
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    fn check(&self, token: &str) -> Option<SignedIn> {
+        let (payload, signature) = token.split_once('.')?;
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).ok()?).ok()?;
+        let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        let now = self.clock.now().0;
+        if now.saturating_sub(claims.iat) > TOKEN_TTL_SECS {
+            return None;
+        }
+        Some(SignedIn {
+            username: Username::parse(&claims.sub).ok()?,
+            groups: claims.groups,
+            signed_in_at: Some(Timestamp(claims.iat)),
+        })
+    }
+}
+
+impl Authenticator for LocalSignIn {
+    fn signed_in(&self, parts: &Parts) -> Result<SignedIn, ApiError> {
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|token| self.check(token.trim()))
+            .ok_or_else(ApiError::unauthenticated)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct SignInResponse {
+    token: String,
+}
+
+pub async fn sign_in(State(auth): State<LocalSignIn>, ApiJson(req): ApiJson<SignInRequest>) -> Result<impl IntoResponse, ApiError> {
+    let failed = || ApiError::new(StatusCode::UNAUTHORIZED, "signin_failed", "The username or password is not correct.");
+    let username = Username::parse(&req.username).map_err(|_| failed())?;
+    let password = SecretString::from(req.password);
+    match auth.directory.authenticate(&username, &password).await {
+        Ok(Some(user)) => Ok(Json(SignInResponse { token: auth.issue(&user.username, user.groups) })),
+        Ok(None) => Err(failed()),
+        Err(e) => {
+            tracing::error!(error = %e, "sign-in could not reach the directory");
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The directory is unavailable. Try again later."))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sspr_core::ports::{ManualClock, SystemRng};
+    use sspr_embedded::{DirectorySeed, EmbeddedDirectory};
+
+    #[test]
+    fn tokens_are_signed_and_expire() {
+        let clock = ManualClock::new(Timestamp(1_000_000));
+        let directory = Arc::new(EmbeddedDirectory::open(&DirectorySeed { users: vec![] }, None).expect("dir"));
+        let auth = LocalSignIn::new(&SystemRng, Arc::new(clock.clone()), directory.clone());
+        let token = auth.issue(&Username::parse("alice").expect("name"), vec!["g".into()]);
+        assert_eq!(auth.check(&token).map(|s| s.username.to_string()), Some("alice".into()));
+        let other = LocalSignIn::new(&SystemRng, Arc::new(clock.clone()), directory);
+        assert!(other.check(&token).is_none(), "another key does not accept it");
+        let (payload, sig) = token.split_once('.').expect("two parts");
+        let forged = format!("{}.{sig}", URL_SAFE_NO_PAD.encode(br#"{"sub":"admin","groups":[],"iat":1000000}"#));
+        assert!(auth.check(&forged).is_none());
+        assert!(auth.check(payload).is_none());
+        clock.advance(TOKEN_TTL_SECS + 1);
+        assert!(auth.check(&token).is_none(), "expired");
+    }
+}
