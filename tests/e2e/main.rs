@@ -1,1 +1,24 @@
+//! The end-to-end suite of sspr, one binary: conformance of every adapter, the flows over HTTP
+//! against the local server (embedded and on the AWS emulator), and the Lambda handlers fed
+//! with the sample events.
 
+mod conformance;
+mod flows;
+mod support;
+
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_owned()
+}
+
+/// `infra/template.yaml`, parsed (CloudFormation tags such as `!Ref` are kept as tagged values).
+pub fn template() -> serde_yaml::Value {
+    let path = repo_root().join("infra/template.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

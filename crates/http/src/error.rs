@@ -19,7 +19,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
-        Self { status, error, message: message.into(), reasons: None }
+        Self {
+            status,
+            error,
+            message: message.into(),
+            reasons: None,
+        }
     }
 
     pub fn not_found() -> Self {
@@ -27,15 +32,27 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed here.")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This method is not allowed here.",
+        )
     }
 
     pub fn unauthenticated() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Sign in first.")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Sign in first.",
+        )
     }
 
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side. Try again later.")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Something went wrong on our side. Try again later.",
+        )
     }
 }
 
@@ -51,10 +68,13 @@ impl From<FlowError> for ApiError {
             | FlowError::InvalidSession => StatusCode::BAD_REQUEST,
             FlowError::SessionExpired => StatusCode::GONE,
             FlowError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
-            FlowError::AlreadyVerified | FlowError::TokenUsed | FlowError::Conflict => StatusCode::CONFLICT,
-            FlowError::NotVerified | FlowError::InvalidToken | FlowError::NotEnabled | FlowError::RecentSignInRequired => {
-                StatusCode::FORBIDDEN
+            FlowError::AlreadyVerified | FlowError::TokenUsed | FlowError::Conflict => {
+                StatusCode::CONFLICT
             }
+            FlowError::NotVerified
+            | FlowError::InvalidToken
+            | FlowError::NotEnabled
+            | FlowError::RecentSignInRequired => StatusCode::FORBIDDEN,
             FlowError::MethodNotFound => StatusCode::NOT_FOUND,
             FlowError::PasswordRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             FlowError::Unavailable(cause) => {
@@ -70,7 +90,12 @@ impl From<FlowError> for ApiError {
             FlowError::InvalidInput(p) => format!("The {} {}.", p.field, p.reason),
             other => other.to_string(),
         };
-        Self { status, error: e.code(), message, reasons }
+        Self {
+            status,
+            error: e.code(),
+            message,
+            reasons,
+        }
     }
 }
 

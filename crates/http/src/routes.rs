@@ -80,7 +80,10 @@ pub fn api(state: ApiState, routes: Routes) -> Router {
         // One parameter name per segment: `{method}` is a kind for POST and an id for DELETE.
         router = router
             .route("/v1/me/registration", get(registration_status))
-            .route("/v1/me/methods/{method}", post(begin_method).delete(remove_method))
+            .route(
+                "/v1/me/methods/{method}",
+                post(begin_method).delete(remove_method),
+            )
             .route("/v1/me/methods/{method}/confirm", post(confirm_method));
     }
     router
@@ -88,7 +91,10 @@ pub fn api(state: ApiState, routes: Routes) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -126,7 +132,10 @@ struct StartRequest {
     challenge: Option<serde_json::Value>,
 }
 
-async fn start_reset(State(s): State<ApiState>, ApiJson(req): ApiJson<StartRequest>) -> Result<impl IntoResponse, ApiError> {
+async fn start_reset(
+    State(s): State<ApiState>,
+    ApiJson(req): ApiJson<StartRequest>,
+) -> Result<impl IntoResponse, ApiError> {
     let username = parse_username(&req.username)?;
     Ok(Json(s.sspr.start_reset(&username).await?))
 }
@@ -139,7 +148,10 @@ struct SendCodeRequest {
     destination: String,
 }
 
-async fn send_code(State(s): State<ApiState>, ApiJson(req): ApiJson<SendCodeRequest>) -> Result<impl IntoResponse, ApiError> {
+async fn send_code(
+    State(s): State<ApiState>,
+    ApiJson(req): ApiJson<SendCodeRequest>,
+) -> Result<impl IntoResponse, ApiError> {
     let session = parse_session(&req.session)?;
     let method = parse_method(&req.method)?;
     let sent = s.sspr.send_code(&session, method, &req.destination).await?;
@@ -154,7 +166,10 @@ struct VerifyRequest {
     code: String,
 }
 
-async fn verify_method(State(s): State<ApiState>, ApiJson(req): ApiJson<VerifyRequest>) -> Result<impl IntoResponse, ApiError> {
+async fn verify_method(
+    State(s): State<ApiState>,
+    ApiJson(req): ApiJson<VerifyRequest>,
+) -> Result<impl IntoResponse, ApiError> {
     let session = parse_session(&req.session)?;
     let method = parse_method(&req.method)?;
     let code = parse_code(&req.code)?;
@@ -172,9 +187,13 @@ struct CompleteRequest {
     unlock_only: bool,
 }
 
-async fn complete_reset(State(s): State<ApiState>, ApiJson(req): ApiJson<CompleteRequest>) -> Result<impl IntoResponse, ApiError> {
+async fn complete_reset(
+    State(s): State<ApiState>,
+    ApiJson(req): ApiJson<CompleteRequest>,
+) -> Result<impl IntoResponse, ApiError> {
     let session = parse_session(&req.session)?;
-    let token = ResetToken::parse(&req.reset_token).map_err(|_| ApiError::from(sspr_core::FlowError::InvalidToken))?;
+    let token = ResetToken::parse(&req.reset_token)
+        .map_err(|_| ApiError::from(sspr_core::FlowError::InvalidToken))?;
     let completion = match (req.new_password, req.unlock_only) {
         (Some(password), false) => Completion::NewPassword(SecretString::from(password)),
         (None, true) => Completion::UnlockOnly,
@@ -186,7 +205,9 @@ async fn complete_reset(State(s): State<ApiState>, ApiJson(req): ApiJson<Complet
             ))
         }
     };
-    Ok(Json(s.sspr.complete_reset(&session, &token, completion).await?))
+    Ok(Json(
+        s.sspr.complete_reset(&session, &token, completion).await?,
+    ))
 }
 
 /// The signed-in person, or 401.
@@ -200,7 +221,10 @@ impl axum::extract::FromRequestParts<ApiState> for Me {
     }
 }
 
-async fn registration_status(State(s): State<ApiState>, Me(me): Me) -> Result<impl IntoResponse, ApiError> {
+async fn registration_status(
+    State(s): State<ApiState>,
+    Me(me): Me,
+) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(s.sspr.registration_status(&me).await?))
 }
 
@@ -238,7 +262,12 @@ async fn confirm_method(
     Ok(Json(s.sspr.confirm_method(&me, kind, &code).await?))
 }
 
-async fn remove_method(State(s): State<ApiState>, Me(me): Me, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let id = MethodId::parse(&id).map_err(|e| ApiError::from(sspr_core::FlowError::InvalidInput(e)))?;
+async fn remove_method(
+    State(s): State<ApiState>,
+    Me(me): Me,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id =
+        MethodId::parse(&id).map_err(|e| ApiError::from(sspr_core::FlowError::InvalidInput(e)))?;
     Ok(Json(s.sspr.remove_method(&me, &id).await?))
 }

@@ -1,0 +1,583 @@
+//! What the end-to-end tests share: the local server started in-process on a loopback port
+//! (embedded adapters, or AWS adapters on the moto server), reading sent codes back the way a
+//! person would, and captured logs.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sspr_core::ports::{ManualClock, SystemClock, SystemRng};
+use sspr_embedded::{Outbox, SqliteStore};
+use sspr_http::config::{Config, Deployment};
+use sspr_local::{build, LocalOptions};
+
+pub const ALICE: &str = "alice";
+pub const ALICE_PASSWORD: &str = "alice-demo-Passw0rd";
+
+// ---------------------------------------------------------------- captured logs
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
+        std::io::stderr().write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Routes every log line of the test process (at debug level) into a buffer tests can search.
+pub fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = LogSink(Arc::clone(&buffer));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "debug,hyper=info,h2=info,aws_smithy_runtime=info,aws_config=info,rustls=info",
+            ))
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .try_init();
+        buffer
+    });
+}
+
+pub fn captured_logs() -> String {
+    LOGS.get()
+        .and_then(|b| {
+            b.lock()
+                .ok()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// Fails if any of `secrets` appears in any captured log line.
+pub fn assert_not_logged(secrets: &[&str]) {
+    let logs = captured_logs();
+    assert!(
+        !logs.is_empty() || LOGS.get().is_some(),
+        "log capture is not set up"
+    );
+    for secret in secrets {
+        assert!(!secret.is_empty());
+        assert!(!logs.contains(secret), "a secret appeared in the logs");
+    }
+}
+
+// ---------------------------------------------------------------- the moto server
+
+/// The moto server started by the test script; every test that needs AWS fails without it.
+pub fn moto_url() -> String {
+    std::env::var("SSPR_TEST_MOTO_URL").unwrap_or_else(|_| {
+        panic!("SSPR_TEST_MOTO_URL is not set: run the tests with `bash tests/run.sh`, which starts the moto server")
+    })
+}
+
+pub async fn sdk() -> aws_config::SdkConfig {
+    let url = moto_url();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+static UNIQUE: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test in this run (or an earlier run on the same moto server) uses.
+pub fn unique(prefix: &str) -> String {
+    let n = UNIQUE.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// A fictional phone number (555-01XX) and email address of this test's own.
+pub fn destinations() -> (String, String) {
+    let n = UNIQUE.fetch_add(1, Ordering::SeqCst);
+    let salt = std::process::id() % 1000;
+    (
+        format!("+1555555{:04}", 100 + (n + salt) % 100),
+        format!("alice.{salt}.{n}@example.com"),
+    )
+}
+
+/// Creates the table exactly as `infra/template.yaml` declares it.
+pub async fn create_table_from_template(sdk: &aws_config::SdkConfig, name: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    };
+    let template = crate::template();
+    let props = &template["Resources"]["Table"]["Properties"];
+    let s = |v: &serde_yaml::Value| {
+        v.as_str()
+            .unwrap_or_else(|| panic!("template: expected a string, got {v:?}"))
+            .to_owned()
+    };
+    let key_schema = |v: &serde_yaml::Value| -> Vec<KeySchemaElement> {
+        v.as_sequence()
+            .expect("KeySchema")
+            .iter()
+            .map(|k| {
+                KeySchemaElement::builder()
+                    .attribute_name(s(&k["AttributeName"]))
+                    .key_type(KeyType::from(s(&k["KeyType"]).as_str()))
+                    .build()
+                    .expect("key")
+            })
+            .collect()
+    };
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::from(s(&props["BillingMode"]).as_str()))
+        .set_key_schema(Some(key_schema(&props["KeySchema"])));
+    for a in props["AttributeDefinitions"]
+        .as_sequence()
+        .expect("AttributeDefinitions")
+    {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(s(&a["AttributeName"]))
+                .attribute_type(ScalarAttributeType::from(s(&a["AttributeType"]).as_str()))
+                .build()
+                .expect("attribute"),
+        );
+    }
+    for g in props["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+    {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(s(&g["IndexName"]))
+                .set_key_schema(Some(key_schema(&g["KeySchema"])))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(
+                            s(&g["Projection"]["ProjectionType"]).as_str(),
+                        ))
+                        .build(),
+                )
+                .build()
+                .expect("index"),
+        );
+    }
+    request.send().await.expect("create table");
+    let ttl = &props["TimeToLiveSpecification"];
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(s(&ttl["AttributeName"]))
+                .enabled(ttl["Enabled"].as_bool().expect("Enabled"))
+                .build()
+                .expect("ttl"),
+        )
+        .send()
+        .await
+        .expect("ttl");
+}
+
+/// A Cognito user pool with alice in `SSPR-Users` and an app client for admin password sign-in.
+pub struct CognitoPool {
+    pub pool_id: String,
+    pub client_id: String,
+}
+
+pub async fn create_cognito_pool(sdk: &aws_config::SdkConfig) -> CognitoPool {
+    use aws_sdk_cognitoidentityprovider::types::{
+        ExplicitAuthFlowsType, PasswordPolicyType, UserPoolPolicyType,
+    };
+    let c = aws_sdk_cognitoidentityprovider::Client::new(sdk);
+    let pool = c
+        .create_user_pool()
+        .pool_name(unique("sspr"))
+        .policies(
+            UserPoolPolicyType::builder()
+                .password_policy(
+                    PasswordPolicyType::builder()
+                        .minimum_length(8)
+                        .require_numbers(true)
+                        .require_lowercase(true)
+                        .require_uppercase(false)
+                        .require_symbols(false)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("user pool");
+    let pool_id = pool.user_pool.and_then(|p| p.id).expect("pool id");
+    let client = c
+        .create_user_pool_client()
+        .user_pool_id(&pool_id)
+        .client_name("sspr-local")
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowAdminUserPasswordAuth)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
+        .send()
+        .await
+        .expect("client");
+    let client_id = client
+        .user_pool_client
+        .and_then(|c| c.client_id)
+        .expect("client id");
+    c.admin_create_user()
+        .user_pool_id(&pool_id)
+        .username(ALICE)
+        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+        .send()
+        .await
+        .expect("alice");
+    c.admin_set_user_password()
+        .user_pool_id(&pool_id)
+        .username(ALICE)
+        .password(ALICE_PASSWORD)
+        .permanent(true)
+        .send()
+        .await
+        .expect("alice's password");
+    c.create_group()
+        .user_pool_id(&pool_id)
+        .group_name("SSPR-Users")
+        .send()
+        .await
+        .expect("group");
+    c.admin_add_user_to_group()
+        .user_pool_id(&pool_id)
+        .username(ALICE)
+        .group_name("SSPR-Users")
+        .send()
+        .await
+        .expect("membership");
+    CognitoPool { pool_id, client_id }
+}
+
+/// Signs in to Cognito as an application would; `true` when the password is accepted.
+pub async fn cognito_password_works(
+    sdk: &aws_config::SdkConfig,
+    pool: &CognitoPool,
+    username: &str,
+    password: &str,
+) -> bool {
+    aws_sdk_cognitoidentityprovider::Client::new(sdk)
+        .admin_initiate_auth()
+        .user_pool_id(&pool.pool_id)
+        .client_id(&pool.client_id)
+        .auth_flow(aws_sdk_cognitoidentityprovider::types::AuthFlowType::AdminUserPasswordAuth)
+        .auth_parameters("USERNAME", username)
+        .auth_parameters("PASSWORD", password)
+        .send()
+        .await
+        .map(|o| o.authentication_result().is_some())
+        .unwrap_or(false)
+}
+
+pub async fn verify_sender(sdk: &aws_config::SdkConfig, from: &str) {
+    aws_sdk_sesv2::Client::new(sdk)
+        .create_email_identity()
+        .email_identity(from)
+        .send()
+        .await
+        .expect("email identity");
+}
+
+/// Everything moto says was sent, as a phone or mailbox would show it: `(to, body)`.
+pub async fn moto_messages() -> Vec<(String, String)> {
+    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto_url()))
+        .await
+        .expect("moto data")
+        .json()
+        .await
+        .expect("moto data json");
+    let mut out = Vec::new();
+    for sms in data["sns"]["SMS"].as_array().into_iter().flatten() {
+        out.push((
+            sms["phone_number"].as_str().unwrap_or_default().to_owned(),
+            sms["message"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    for mail in data["ses"]["Message"].as_array().into_iter().flatten() {
+        let body = format!(
+            "{}\n{}",
+            mail["subject"].as_str().unwrap_or_default(),
+            mail["body"].as_str().unwrap_or_default()
+        );
+        for to in mail["destinations"]["ToAddresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            out.push((to.as_str().unwrap_or_default().to_owned(), body.clone()));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------- the local server
+
+pub enum Backend {
+    Embedded,
+    Moto {
+        sdk: aws_config::SdkConfig,
+        pool: CognitoPool,
+        table: String,
+    },
+}
+
+/// A local server on a loopback port, stopped when dropped.
+pub struct TestServer {
+    pub url: String,
+    pub clock: ManualClock,
+    pub backend: Backend,
+    pub outbox: Option<Outbox>,
+    pub embedded_store: Option<SqliteStore>,
+    pub http: reqwest::Client,
+    _data: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub async fn start(backend: Backend) -> TestServer {
+    capture_logs();
+    let vars: Vec<(String, String)> = match &backend {
+        Backend::Embedded => vec![],
+        Backend::Moto { pool, table, .. } => vec![
+            ("SSPR_STORE".into(), "dynamodb".into()),
+            ("SSPR_TABLE".into(), table.clone()),
+            ("SSPR_DIRECTORY".into(), "cognito".into()),
+            ("SSPR_COGNITO_USER_POOL_ID".into(), pool.pool_id.clone()),
+            ("SSPR_COGNITO_CLIENT_ID".into(), pool.client_id.clone()),
+            ("SSPR_SENDER".into(), "aws".into()),
+            ("SSPR_EMAIL_FROM".into(), "noreply@example.com".into()),
+        ],
+    };
+    let config = Config::from_lookup(Deployment::Local, |name| {
+        vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .expect("test configuration");
+    let data = tempfile::tempdir().expect("data dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let clock = ManualClock::new(sspr_core::ports::Clock::now(&SystemClock));
+    let server = build(LocalOptions {
+        config,
+        data_dir: data.path().to_owned(),
+        public_url: url.clone(),
+        clock: Arc::new(clock.clone()),
+        rng: Arc::new(SystemRng),
+        echo_outbox: false,
+    })
+    .await
+    .expect("local server");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let router = server.router.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    TestServer {
+        url,
+        clock,
+        backend,
+        outbox: server.outbox.clone(),
+        embedded_store: server.embedded_store.clone(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        _data: data,
+        shutdown: Some(tx),
+    }
+}
+
+pub async fn start_embedded() -> TestServer {
+    start(Backend::Embedded).await
+}
+
+pub async fn start_moto() -> TestServer {
+    let sdk = sdk().await;
+    let table = unique("sspr");
+    create_table_from_template(&sdk, &table).await;
+    let pool = create_cognito_pool(&sdk).await;
+    verify_sender(&sdk, "noreply@example.com").await;
+    start(Backend::Moto { sdk, pool, table }).await
+}
+
+/// A response: status and JSON body (`Value::Null` when the body is not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+}
+
+impl TestServer {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+            format!("{}{path}", self.url),
+        );
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        Reply {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call("POST", path, None, Some(body)).await
+    }
+
+    pub async fn sign_in(&self, username: &str, password: &str) -> Result<String, Reply> {
+        let r = self
+            .post(
+                "/v1/local/signin",
+                json!({"username": username, "password": password}),
+            )
+            .await;
+        match r.body["token"].as_str() {
+            Some(t) if r.status == 200 => Ok(t.to_owned()),
+            _ => Err(r),
+        }
+    }
+
+    /// Messages delivered so far to `to` (phone or email), oldest first.
+    pub async fn messages_to(&self, to: &str) -> Vec<String> {
+        match &self.backend {
+            Backend::Embedded => self
+                .outbox
+                .as_ref()
+                .expect("outbox")
+                .entries()
+                .into_iter()
+                .filter(|e| e.to == to)
+                .map(|e| format!("{}\n{}", e.subject.unwrap_or_default(), e.body))
+                .collect(),
+            Backend::Moto { .. } => moto_messages()
+                .await
+                .into_iter()
+                .filter(|(t, _)| t == to)
+                .map(|(_, b)| b)
+                .collect(),
+        }
+    }
+
+    /// Runs `send`, then reads the code from the message it caused at `to`.
+    pub async fn code_sent_by<F: std::future::Future<Output = Reply>>(
+        &self,
+        to: &str,
+        send: F,
+    ) -> String {
+        let before = self.messages_to(to).await.len();
+        let reply = send.await;
+        assert_eq!(reply.status, 202, "sending a code: {reply:?}");
+        for _ in 0..50 {
+            let messages = self.messages_to(to).await;
+            if messages.len() > before {
+                let last = messages.last().expect("a message");
+                return extract_code(last)
+                    .unwrap_or_else(|| panic!("no code in the message to {to}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no message reached {to}");
+    }
+
+    /// Whether `password` signs alice (or another user) in, through the configured directory.
+    pub async fn password_works(&self, username: &str, password: &str) -> bool {
+        let local = self.sign_in(username, password).await.is_ok();
+        if let Backend::Moto { sdk, pool, .. } = &self.backend {
+            let cognito = cognito_password_works(sdk, pool, username, password).await;
+            assert_eq!(local, cognito, "local sign-in and Cognito disagree");
+        }
+        local
+    }
+
+    /// Every stored item as text: SQLite rows, or a DynamoDB scan.
+    pub async fn raw_store(&self) -> String {
+        match &self.backend {
+            Backend::Embedded => {
+                let rows = self
+                    .embedded_store
+                    .as_ref()
+                    .expect("store")
+                    .dump()
+                    .await
+                    .expect("dump");
+                rows.into_iter()
+                    .map(|(pk, sk, body)| format!("{pk} {sk} {body}\n"))
+                    .collect()
+            }
+            Backend::Moto { sdk, table, .. } => {
+                let out = aws_sdk_dynamodb::Client::new(sdk)
+                    .scan()
+                    .table_name(table)
+                    .send()
+                    .await
+                    .expect("scan");
+                format!("{:?}", out.items())
+            }
+        }
+    }
+}
+
+/// The 8-digit code in a message.
+pub fn extract_code(message: &str) -> Option<String> {
+    message
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 8)
+        .map(str::to_owned)
+}
