@@ -4,6 +4,7 @@
 
 mod conformance;
 mod flows;
+mod input;
 mod support;
 
 use std::path::PathBuf;

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs every test of sspr: unit and conformance tests, the
+# end-to-end suite on the embedded adapters and on the AWS emulator (moto server), the
+# template lint, and the browser test in Debian's Chromium.
+#
+# Servers started here listen on loopback only and are stopped on exit, even on failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+venv=${SSPR_VENV:-$root/.venv}
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+moto_version=5.2.5
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- dependencies ----------------------------------------------------------------------------
+sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v chromium >/dev/null 2>&1; then
+  step "installing chromium (Debian package)"
+  sudo_if_needed apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+if ! "$venv/moto/bin/python" -c "import sys, moto; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then
+  step "installing moto[server]==$moto_version into $venv/moto"
+  python3 -m venv "$venv/moto"
+  "$venv/moto/bin/pip" install -q --disable-pip-version-check "moto[server]==$moto_version"
+fi
+step "installing the browser test's npm packages"
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+
+# --- servers ---------------------------------------------------------------------------------
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_for() { # url, what
+  for _ in $(seq 1 150); do
+    if python3 -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$1" 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  echo "$2 did not start; its log:" >&2
+  cat "$tmp"/*.log >&2 || true
+  return 1
+}
+
+moto_port=$(free_port)
+step "starting moto server on 127.0.0.1:$moto_port"
+"$venv/moto/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$tmp/moto.log" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$moto_port/moto-api/data.json" "moto server"
+
+# --- Rust: unit, conformance and end-to-end --------------------------------------------------
+step "cargo test (unit, conformance, end-to-end on embedded and on moto)"
+SSPR_TEST_MOTO_URL="http://127.0.0.1:$moto_port" \
+AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" \
+AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+AWS_EC2_METADATA_DISABLED=true \
+  cargo test --workspace 2>&1 | tee "$tmp/cargo-test.log"
+
+# --- infrastructure --------------------------------------------------------------------------
+step "template lint (cfn-lint, sam validate --lint)"
+bash tests/infra/lint.sh
+
+# --- browser ---------------------------------------------------------------------------------
+step "browser test against the local server (embedded default)"
+cargo build -q -p sspr-local
+web_port=$(free_port)
+(cd "$tmp" && exec env -u AWS_ENDPOINT_URL "$target_dir/debug/sspr" serve --addr "127.0.0.1:$web_port" --data "$tmp/data" >"$tmp/sspr.log" 2>&1) &
+pids+=($!)
+wait_for "http://127.0.0.1:$web_port/reset" "sspr serve"
+SSPR_URL="http://127.0.0.1:$web_port" node --test tests/browser/
+
+# S9: the server's own log lines (not the outbox, which exists to show codes) carry no secret.
+if grep -F 'Brand-new-Passw0rd-42' "$tmp/sspr.log" >/dev/null; then
+  echo "a secret appeared in the local server's log" >&2
+  exit 1
+fi
+step "all tests passed"
