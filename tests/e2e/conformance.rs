@@ -6,8 +6,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use sspr_core::password::{NewPassword, PasswordRules};
 use sspr_core::ports::{
-    Directory, DirectoryError, EmailMessage, Mailer, RecordKey, RecordStore, Sms, StoreError,
-    StoredRecord, SystemClock,
+    Directory, DirectoryError, EmailMessage, Mailer, RecordKey, RecordStore, Sms, StoreError, StoredRecord, SystemClock,
 };
 use sspr_core::types::{Email, PhoneNumber, Timestamp, Username};
 use sspr_embedded::{DirectorySeed, EmbeddedDirectory, Outbox, SqliteStore};
@@ -17,78 +16,40 @@ use crate::support::{self, ALICE, ALICE_PASSWORD};
 // ---------------------------------------------------------------- RecordStore
 
 fn record(version: u64, body: serde_json::Value, expires_at: Option<i64>) -> StoredRecord {
-    let serde_json::Value::Object(body) = body else {
-        panic!("object")
-    };
-    StoredRecord {
-        version,
-        expires_at: expires_at.map(Timestamp),
-        body,
-    }
+    let serde_json::Value::Object(body) = body else { panic!("object") };
+    StoredRecord { version, expires_at: expires_at.map(Timestamp), body }
 }
 
 async fn store_conformance(store: Arc<dyn RecordStore>) {
-    let key = RecordKey {
-        pk: support::unique("USER#conformance"),
-        sk: "REGISTRATION".into(),
-    };
-    assert!(
-        store.get(&key).await.expect("get").is_none(),
-        "a missing record reads as none"
-    );
+    let key = RecordKey { pk: support::unique("USER#conformance"), sk: "REGISTRATION".into() };
+    assert!(store.get(&key).await.expect("get").is_none(), "a missing record reads as none");
 
     let body = json!({"name": "ålice ✓", "nested": {"list": [1, 2.5, "x", null, true]}, "empty": "", "n": 0});
-    store
-        .put(&key, &record(1, body.clone(), Some(1_900_000_000)))
-        .await
-        .expect("create");
+    store.put(&key, &record(1, body.clone(), Some(1_900_000_000))).await.expect("create");
     let read = store.get(&key).await.expect("get").expect("present");
-    assert_eq!(
-        read,
-        record(1, body, Some(1_900_000_000)),
-        "what is written is read back unchanged"
-    );
+    assert_eq!(read, record(1, body, Some(1_900_000_000)), "what is written is read back unchanged");
 
     assert!(
-        matches!(
-            store.put(&key, &record(1, json!({"a": 1}), None)).await,
-            Err(StoreError::Conflict)
-        ),
+        matches!(store.put(&key, &record(1, json!({"a": 1}), None)).await, Err(StoreError::Conflict)),
         "create twice"
     );
     assert!(
-        matches!(
-            store.put(&key, &record(3, json!({"a": 1}), None)).await,
-            Err(StoreError::Conflict)
-        ),
+        matches!(store.put(&key, &record(3, json!({"a": 1}), None)).await, Err(StoreError::Conflict)),
         "skip a version"
     );
-    store
-        .put(&key, &record(2, json!({"a": 2}), None))
-        .await
-        .expect("update");
+    store.put(&key, &record(2, json!({"a": 2}), None)).await.expect("update");
     assert!(
-        matches!(
-            store.put(&key, &record(2, json!({"a": 3}), None)).await,
-            Err(StoreError::Conflict)
-        ),
+        matches!(store.put(&key, &record(2, json!({"a": 3}), None)).await, Err(StoreError::Conflict)),
         "stale update"
     );
     let read = store.get(&key).await.expect("get").expect("present");
-    assert_eq!(
-        (read.version, read.body["a"].clone(), read.expires_at),
-        (2, json!(2), None)
-    );
+    assert_eq!((read.version, read.body["a"].clone(), read.expires_at), (2, json!(2), None));
 
     // Of many writers racing from the same version, exactly one wins.
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..20 {
         let (store, key) = (Arc::clone(&store), key.clone());
-        tasks.spawn(async move {
-            store
-                .put(&key, &record(3, json!({"writer": i}), None))
-                .await
-        });
+        tasks.spawn(async move { store.put(&key, &record(3, json!({"writer": i}), None)).await });
     }
     let mut wins = 0;
     while let Some(result) = tasks.join_next().await {
@@ -100,27 +61,15 @@ async fn store_conformance(store: Arc<dyn RecordStore>) {
     }
     assert_eq!(wins, 1);
 
-    assert!(
-        matches!(store.delete(&key, 2).await, Err(StoreError::Conflict)),
-        "delete a stale version"
-    );
+    assert!(matches!(store.delete(&key, 2).await, Err(StoreError::Conflict)), "delete a stale version");
     assert!(store.get(&key).await.expect("get").is_some());
     store.delete(&key, 3).await.expect("delete");
     assert!(store.get(&key).await.expect("get").is_none());
-    store
-        .delete(&key, 3)
-        .await
-        .expect("deleting what is gone is fine");
-    store
-        .put(&key, &record(1, json!({"again": true}), None))
-        .await
-        .expect("re-create after delete");
+    store.delete(&key, 3).await.expect("deleting what is gone is fine");
+    store.put(&key, &record(1, json!({"again": true}), None)).await.expect("re-create after delete");
 
     // Keys are exact: a sibling sort key is a different record.
-    let sibling = RecordKey {
-        pk: key.pk.clone(),
-        sk: "PENDING#email".into(),
-    };
+    let sibling = RecordKey { pk: key.pk.clone(), sk: "PENDING#email".into() };
     assert!(store.get(&sibling).await.expect("get").is_none());
 }
 
@@ -131,24 +80,10 @@ async fn store_conformance_sqlite() {
     let path = dir.path().join("sspr.db");
     store_conformance(Arc::new(SqliteStore::open(&path).expect("store"))).await;
     // The file keeps what was written.
-    let key = RecordKey {
-        pk: "POLICY".into(),
-        sk: "POLICY".into(),
-    };
-    SqliteStore::open(&path)
-        .expect("open")
-        .put(&key, &record(1, json!({"kept": 1}), None))
-        .await
-        .expect("put");
+    let key = RecordKey { pk: "POLICY".into(), sk: "POLICY".into() };
+    SqliteStore::open(&path).expect("open").put(&key, &record(1, json!({"kept": 1}), None)).await.expect("put");
     let reopened = SqliteStore::open(&path).expect("reopen");
-    assert_eq!(
-        reopened
-            .get(&key)
-            .await
-            .expect("get")
-            .map(|r| r.body["kept"].clone()),
-        Some(json!(1))
-    );
+    assert_eq!(reopened.get(&key).await.expect("get").map(|r| r.body["kept"].clone()), Some(json!(1)));
 }
 
 #[tokio::test]
@@ -163,93 +98,40 @@ async fn store_conformance_dynamodb() {
 async fn dynamodb_unavailable_is_an_error_not_a_conflict() {
     let sdk = support::sdk().await;
     let store = sspr_aws::DynamoDbStore::from_config(&sdk, "no-such-table");
-    let key = RecordKey {
-        pk: "x".into(),
-        sk: "y".into(),
-    };
-    assert!(matches!(
-        store.get(&key).await,
-        Err(StoreError::Unavailable(_))
-    ));
-    assert!(matches!(
-        store.put(&key, &record(1, json!({}), None)).await,
-        Err(StoreError::Unavailable(_))
-    ));
+    let key = RecordKey { pk: "x".into(), sk: "y".into() };
+    assert!(matches!(store.get(&key).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(store.put(&key, &record(1, json!({}), None)).await, Err(StoreError::Unavailable(_))));
 }
 
 // ---------------------------------------------------------------- Directory
 
 fn password(s: &str) -> NewPassword {
-    NewPassword::parse(
-        s,
-        &PasswordRules::default(),
-        &Username::parse(ALICE).expect("name"),
-    )
-    .expect("valid password")
+    NewPassword::parse(s, &PasswordRules::default(), &Username::parse(ALICE).expect("name")).expect("valid password")
 }
 
 async fn directory_conformance(directory: &dyn Directory) {
     let alice = Username::parse(ALICE).expect("name");
-    let user = directory
-        .find_user(&alice)
-        .await
-        .expect("find")
-        .expect("alice exists");
+    let user = directory.find_user(&alice).await.expect("find").expect("alice exists");
     assert_eq!(user.username, alice);
     assert!(user.enabled);
-    assert!(
-        user.groups.iter().any(|g| g == "SSPR-Users"),
-        "{:?}",
-        user.groups
-    );
+    assert!(user.groups.iter().any(|g| g == "SSPR-Users"), "{:?}", user.groups);
     let nobody = Username::parse("nobody-here").expect("name");
     assert!(directory.find_user(&nobody).await.expect("find").is_none());
 
     let secret = |s: &str| SecretString::from(s.to_owned());
-    assert!(directory
-        .authenticate(&alice, &secret(ALICE_PASSWORD))
-        .await
-        .expect("auth")
-        .is_some());
-    assert!(directory
-        .authenticate(&alice, &secret("wrong-password-1"))
-        .await
-        .expect("auth")
-        .is_none());
-    assert!(directory
-        .authenticate(&nobody, &secret(ALICE_PASSWORD))
-        .await
-        .expect("auth")
-        .is_none());
+    assert!(directory.authenticate(&alice, &secret(ALICE_PASSWORD)).await.expect("auth").is_some());
+    assert!(directory.authenticate(&alice, &secret("wrong-password-1")).await.expect("auth").is_none());
+    assert!(directory.authenticate(&nobody, &secret(ALICE_PASSWORD)).await.expect("auth").is_none());
 
-    directory
-        .set_password(&alice, &password("Conformance-Passw0rd-1"))
-        .await
-        .expect("set password");
-    assert!(directory
-        .authenticate(&alice, &secret("Conformance-Passw0rd-1"))
-        .await
-        .expect("auth")
-        .is_some());
-    assert!(directory
-        .authenticate(&alice, &secret(ALICE_PASSWORD))
-        .await
-        .expect("auth")
-        .is_none());
+    directory.set_password(&alice, &password("Conformance-Passw0rd-1")).await.expect("set password");
+    assert!(directory.authenticate(&alice, &secret("Conformance-Passw0rd-1")).await.expect("auth").is_some());
+    assert!(directory.authenticate(&alice, &secret(ALICE_PASSWORD)).await.expect("auth").is_none());
     assert!(matches!(
-        directory
-            .set_password(&nobody, &password("Conformance-Passw0rd-2"))
-            .await,
+        directory.set_password(&nobody, &password("Conformance-Passw0rd-2")).await,
         Err(DirectoryError::UnknownUser)
     ));
-    directory
-        .sign_out_everywhere(&alice)
-        .await
-        .expect("sign out");
-    assert!(matches!(
-        directory.unlock(&alice).await,
-        Err(DirectoryError::UnlockNotSupported)
-    ));
+    directory.sign_out_everywhere(&alice).await.expect("sign out");
+    assert!(matches!(directory.unlock(&alice).await, Err(DirectoryError::UnlockNotSupported)));
 }
 
 #[tokio::test]
@@ -262,25 +144,15 @@ async fn directory_conformance_embedded() {
     let reopened = EmbeddedDirectory::open(&DirectorySeed::demo(), Some(&file)).expect("reopen");
     let alice = Username::parse(ALICE).expect("name");
     let kept = SecretString::from("Conformance-Passw0rd-1".to_owned());
-    assert!(reopened
-        .authenticate(&alice, &kept)
-        .await
-        .expect("auth")
-        .is_some());
-    assert!(
-        !std::fs::read_to_string(&file)
-            .expect("file")
-            .contains("Conformance"),
-        "only hashes are kept"
-    );
+    assert!(reopened.authenticate(&alice, &kept).await.expect("auth").is_some());
+    assert!(!std::fs::read_to_string(&file).expect("file").contains("Conformance"), "only hashes are kept");
 }
 
 #[tokio::test]
 async fn directory_conformance_cognito() {
     let sdk = support::sdk().await;
     let pool = support::create_cognito_pool(&sdk).await;
-    let cognito =
-        sspr_aws::CognitoDirectory::from_config(&sdk, &pool.pool_id, Some(pool.client_id.clone()));
+    let cognito = sspr_aws::CognitoDirectory::from_config(&sdk, &pool.pool_id, Some(pool.client_id.clone()));
     directory_conformance(&cognito).await;
 }
 
@@ -296,16 +168,8 @@ async fn directory_seed_files_replace_the_demo_users() {
     )
     .expect("seed");
     let directory = EmbeddedDirectory::open(&seed, None).expect("directory");
-    assert!(directory
-        .find_user(&Username::parse("bob").expect("name"))
-        .await
-        .expect("find")
-        .is_some());
-    assert!(directory
-        .find_user(&Username::parse(ALICE).expect("name"))
-        .await
-        .expect("find")
-        .is_none());
+    assert!(directory.find_user(&Username::parse("bob").expect("name")).await.expect("find").is_some());
+    assert!(directory.find_user(&Username::parse(ALICE).expect("name")).await.expect("find").is_none());
     assert!(DirectorySeed::from_toml("[[user]]\nusername = \"x\"\nunknown = 1").is_err());
 }
 
@@ -318,9 +182,7 @@ where
 {
     let (phone, email) = support::destinations();
     let phone_number = PhoneNumber::parse(&phone).expect("phone");
-    sms.send_sms(&phone_number, "sspr conformance code 12345678")
-        .await
-        .expect("sms");
+    sms.send_sms(&phone_number, "sspr conformance code 12345678").await.expect("sms");
     let got = read(phone.clone()).await;
     assert!(got.iter().any(|m| m.contains("12345678")), "{got:?}");
 
@@ -329,16 +191,9 @@ where
         text: "text part 87654321".into(),
         html: "<p>html part 87654321</p>".into(),
     };
-    mailer
-        .send_email(&Email::parse(&email).expect("email"), &message)
-        .await
-        .expect("email");
+    mailer.send_email(&Email::parse(&email).expect("email"), &message).await.expect("email");
     let got = read(email.clone()).await;
-    assert!(
-        got.iter()
-            .any(|m| m.contains("87654321") && m.contains("Conformance")),
-        "{got:?}"
-    );
+    assert!(got.iter().any(|m| m.contains("87654321") && m.contains("Conformance")), "{got:?}");
     assert!(read("nobody@example.com".into()).await.is_empty());
 }
 
@@ -364,15 +219,9 @@ async fn sender_conformance_sns_and_ses() {
     let sdk = support::sdk().await;
     support::verify_sender(&sdk, "noreply@example.com").await;
     let sms = sspr_aws::SnsSms::from_config(&sdk);
-    let mailer =
-        sspr_aws::SesMailer::from_config(&sdk, Email::parse("noreply@example.com").expect("from"));
+    let mailer = sspr_aws::SesMailer::from_config(&sdk, Email::parse("noreply@example.com").expect("from"));
     sender_conformance(&sms, &mailer, |to| async move {
-        support::moto_messages()
-            .await
-            .into_iter()
-            .filter(|(t, _)| *t == to)
-            .map(|(_, b)| b)
-            .collect()
+        support::moto_messages().await.into_iter().filter(|(t, _)| *t == to).map(|(_, b)| b).collect()
     })
     .await;
 }
@@ -380,19 +229,9 @@ async fn sender_conformance_sns_and_ses() {
 #[tokio::test]
 async fn ses_refuses_an_unverified_sender() {
     let sdk = support::sdk().await;
-    let mailer = sspr_aws::SesMailer::from_config(
-        &sdk,
-        Email::parse("unverified@example.org").expect("from"),
-    );
-    let message = EmailMessage {
-        subject: "s".into(),
-        text: "t".into(),
-        html: "h".into(),
-    };
-    assert!(mailer
-        .send_email(&Email::parse("alice@example.com").expect("to"), &message)
-        .await
-        .is_err());
+    let mailer = sspr_aws::SesMailer::from_config(&sdk, Email::parse("unverified@example.org").expect("from"));
+    let message = EmailMessage { subject: "s".into(), text: "t".into(), html: "h".into() };
+    assert!(mailer.send_email(&Email::parse("alice@example.com").expect("to"), &message).await.is_err());
 }
 
 #[tokio::test]
@@ -403,9 +242,7 @@ async fn secrets_manager_gives_the_pepper() {
     let created = client
         .create_secret()
         .name(&name)
-        .secret_string(
-            r#"{"pepper":"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZab"}"#,
-        )
+        .secret_string(r#"{"pepper":"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZab"}"#)
         .send()
         .await
         .expect("secret");
@@ -418,15 +255,8 @@ async fn secrets_manager_gives_the_pepper() {
         .send()
         .await
         .expect("secret");
-    assert!(
-        sspr_aws::secrets::load_pepper(&sdk, short.arn().expect("arn"))
-            .await
-            .is_err()
-    );
-    assert!(sspr_aws::secrets::load_pepper(
-        &sdk,
-        "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing"
-    )
-    .await
-    .is_err());
+    assert!(sspr_aws::secrets::load_pepper(&sdk, short.arn().expect("arn")).await.is_err());
+    assert!(sspr_aws::secrets::load_pepper(&sdk, "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing")
+        .await
+        .is_err());
 }

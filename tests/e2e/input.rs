@@ -6,127 +6,49 @@ use serde_json::{json, Value};
 use crate::support::{start_embedded, TestServer};
 
 /// Sends raw bytes with a content type; returns (status, body as JSON or Null).
-async fn raw(
-    server: &TestServer,
-    method: &str,
-    path: &str,
-    content_type: Option<&str>,
-    body: Vec<u8>,
-) -> (u16, Value) {
+async fn raw(server: &TestServer, method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>) -> (u16, Value) {
     let mut request = server
         .http
-        .request(
-            reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
-            format!("{}{path}", server.url),
-        )
+        .request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), format!("{}{path}", server.url))
         .body(body);
     if let Some(ct) = content_type {
         request = request.header("content-type", ct);
     }
     let response = request.send().await.expect("request");
     let status = response.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or(Value::Null),
-    )
+    (status, serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or(Value::Null))
 }
 
 fn assert_client_error(case: &str, status: u16, body: &Value) {
-    assert!(
-        (400..500).contains(&status),
-        "{case}: status {status} {body}"
-    );
-    let code = body["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{case}: no error code in {body}"));
-    assert!(
-        !code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-        "{case}: {code}"
-    );
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{case}: no message in {body}"
-    );
+    assert!((400..500).contains(&status), "{case}: status {status} {body}");
+    let code = body["error"].as_str().unwrap_or_else(|| panic!("{case}: no error code in {body}"));
+    assert!(!code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{case}: {code}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{case}: no message in {body}");
 }
 
-const POST_ROUTES: [&str; 4] = [
-    "/v1/reset/start",
-    "/v1/reset/send-code",
-    "/v1/reset/verify",
-    "/v1/reset/complete",
-];
+const POST_ROUTES: [&str; 4] = ["/v1/reset/start", "/v1/reset/send-code", "/v1/reset/verify", "/v1/reset/complete"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_stable_4xx_errors() {
     let server = start_embedded().await;
     let deep = format!("{}{}", "[".repeat(4_000), "]".repeat(4_000));
     let cases: Vec<(&str, Option<&str>, Vec<u8>, &str)> = vec![
-        (
-            "empty body",
-            Some("application/json"),
-            vec![],
-            "invalid_json",
-        ),
-        (
-            "not json",
-            Some("application/json"),
-            b"username=alice".to_vec(),
-            "invalid_json",
-        ),
-        (
-            "truncated",
-            Some("application/json"),
-            br#"{"username": "al"#.to_vec(),
-            "invalid_json",
-        ),
-        (
-            "array",
-            Some("application/json"),
-            b"[]".to_vec(),
-            "invalid_request",
-        ),
-        (
-            "null",
-            Some("application/json"),
-            b"null".to_vec(),
-            "invalid_request",
-        ),
-        (
-            "wrong type",
-            Some("application/json"),
-            br#"{"username": 42}"#.to_vec(),
-            "invalid_request",
-        ),
+        ("empty body", Some("application/json"), vec![], "invalid_json"),
+        ("not json", Some("application/json"), b"username=alice".to_vec(), "invalid_json"),
+        ("truncated", Some("application/json"), br#"{"username": "al"#.to_vec(), "invalid_json"),
+        ("array", Some("application/json"), b"[]".to_vec(), "invalid_request"),
+        ("null", Some("application/json"), b"null".to_vec(), "invalid_request"),
+        ("wrong type", Some("application/json"), br#"{"username": 42}"#.to_vec(), "invalid_request"),
         (
             "unknown field",
             Some("application/json"),
             br#"{"username": "alice", "admin": true}"#.to_vec(),
             "invalid_request",
         ),
-        (
-            "lone surrogate",
-            Some("application/json"),
-            br#"{"username": "\ud800"}"#.to_vec(),
-            "invalid_json",
-        ),
-        (
-            "invalid utf-8",
-            Some("application/json"),
-            b"{\"username\": \"\xff\xfe\"}".to_vec(),
-            "invalid_json",
-        ),
-        (
-            "deep nesting",
-            Some("application/json"),
-            deep.into_bytes(),
-            "invalid_json",
-        ),
-        (
-            "no content type",
-            None,
-            br#"{"username": "alice"}"#.to_vec(),
-            "unsupported_media_type",
-        ),
+        ("lone surrogate", Some("application/json"), br#"{"username": "\ud800"}"#.to_vec(), "invalid_json"),
+        ("invalid utf-8", Some("application/json"), b"{\"username\": \"\xff\xfe\"}".to_vec(), "invalid_json"),
+        ("deep nesting", Some("application/json"), deep.into_bytes(), "invalid_json"),
+        ("no content type", None, br#"{"username": "alice"}"#.to_vec(), "unsupported_media_type"),
         (
             "form content type",
             Some("application/x-www-form-urlencoded"),
@@ -160,23 +82,14 @@ async fn odd_unicode_and_bad_values_are_refused_cleanly() {
         json!("é\u{301}\u{301}\u{301}"),
     ];
     for username in usernames {
-        let r = server
-            .post("/v1/reset/start", json!({ "username": username }))
-            .await;
+        let r = server.post("/v1/reset/start", json!({ "username": username })).await;
         // Either a clean refusal or an ordinary session: never a 5xx.
-        assert!(
-            r.status == 200 || (400..500).contains(&r.status),
-            "{username}: {r:?}"
-        );
+        assert!(r.status == 200 || (400..500).contains(&r.status), "{username}: {r:?}");
         if r.status != 200 {
             assert_client_error("username", r.status, &r.body);
         }
     }
-    let session = server
-        .post("/v1/reset/start", json!({"username": "alice"}))
-        .await
-        .body["session"]
-        .clone();
+    let session = server.post("/v1/reset/start", json!({"username": "alice"})).await.body["session"].clone();
     let bad = [
         (
             "/v1/reset/send-code",
@@ -203,31 +116,15 @@ async fn odd_unicode_and_bad_values_are_refused_cleanly() {
             json!({"session": "🙂", "method": "email", "destination": "a@example.com"}),
             "invalid_session",
         ),
-        (
-            "/v1/reset/verify",
-            json!({"session": session, "method": "email", "code": "١٢٣٤٥٦٧٨"}),
-            "invalid_input",
-        ),
-        (
-            "/v1/reset/verify",
-            json!({"session": session, "method": "email", "code": "1234"}),
-            "invalid_input",
-        ),
+        ("/v1/reset/verify", json!({"session": session, "method": "email", "code": "١٢٣٤٥٦٧٨"}), "invalid_input"),
+        ("/v1/reset/verify", json!({"session": session, "method": "email", "code": "1234"}), "invalid_input"),
         (
             "/v1/reset/verify",
             json!({"session": "AAAAAAAAAAAAAAAAAAAAAA", "method": "email", "code": "12345678"}),
             "invalid_session",
         ),
-        (
-            "/v1/reset/complete",
-            json!({"session": session, "reset_token": "x", "new_password": "p"}),
-            "invalid_token",
-        ),
-        (
-            "/v1/reset/complete",
-            json!({"session": session, "reset_token": "AAAAAAAAAAAAAAAAAAAAAA"}),
-            "invalid_request",
-        ),
+        ("/v1/reset/complete", json!({"session": session, "reset_token": "x", "new_password": "p"}), "invalid_token"),
+        ("/v1/reset/complete", json!({"session": session, "reset_token": "AAAAAAAAAAAAAAAAAAAAAA"}), "invalid_request"),
         (
             "/v1/reset/complete",
             json!({"session": session, "reset_token": "AAAAAAAAAAAAAAAAAAAAAA", "new_password": "p", "unlock_only": true}),
@@ -254,64 +151,20 @@ async fn routes_methods_and_sign_in_are_checked() {
     let r = server.call("GET", "/v1/reset/start", None, None).await;
     assert_eq!((r.status, r.error()), (405, "method_not_allowed"));
     for token in ["", "garbage", "a.b", "eyJzdWIiOiJhZG1pbiJ9.AAAA"] {
-        let r = server
-            .call("GET", "/v1/me/registration", Some(token), None)
-            .await;
+        let r = server.call("GET", "/v1/me/registration", Some(token), None).await;
         assert_eq!((r.status, r.error()), (401, "unauthenticated"), "{token}");
     }
-    let r = server
-        .post(
-            "/v1/local/signin",
-            json!({"username": "alice", "password": "wrong"}),
-        )
-        .await;
+    let r = server.post("/v1/local/signin", json!({"username": "alice", "password": "wrong"})).await;
     assert_eq!((r.status, r.error()), (401, "signin_failed"));
-    let r = server
-        .post(
-            "/v1/local/signin",
-            json!({"username": "nobody", "password": "wrong"}),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.error()),
-        (401, "signin_failed"),
-        "unknown users look like wrong passwords"
-    );
-    let token = server
-        .sign_in("alice", "alice-demo-Passw0rd")
-        .await
-        .expect("sign in");
+    let r = server.post("/v1/local/signin", json!({"username": "nobody", "password": "wrong"})).await;
+    assert_eq!((r.status, r.error()), (401, "signin_failed"), "unknown users look like wrong passwords");
+    let token = server.sign_in("alice", "alice-demo-Passw0rd").await.expect("sign in");
     for (method, path, body, expected) in [
-        (
-            "DELETE",
-            "/v1/me/methods/..%2F..%2Fetc",
-            None,
-            "invalid_input",
-        ),
-        (
-            "DELETE",
-            "/v1/me/methods/0123456789abcdef",
-            None,
-            "method_not_found",
-        ),
-        (
-            "POST",
-            "/v1/me/methods/totp",
-            Some(json!({"destination": "x"})),
-            "method_not_available",
-        ),
-        (
-            "POST",
-            "/v1/me/methods/email",
-            Some(json!({"destination": "nope"})),
-            "invalid_input",
-        ),
-        (
-            "POST",
-            "/v1/me/methods/email/confirm",
-            Some(json!({"code": 12345678})),
-            "invalid_request",
-        ),
+        ("DELETE", "/v1/me/methods/..%2F..%2Fetc", None, "invalid_input"),
+        ("DELETE", "/v1/me/methods/0123456789abcdef", None, "method_not_found"),
+        ("POST", "/v1/me/methods/totp", Some(json!({"destination": "x"})), "method_not_available"),
+        ("POST", "/v1/me/methods/email", Some(json!({"destination": "nope"})), "invalid_input"),
+        ("POST", "/v1/me/methods/email/confirm", Some(json!({"code": 12345678})), "invalid_request"),
     ] {
         let r = server.call(method, path, Some(&token), body).await;
         assert_client_error(path, r.status, &r.body);
@@ -338,27 +191,15 @@ impl XorShift {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuzzed_bodies_never_get_a_5xx() {
     let server = start_embedded().await;
-    let session = server
-        .post("/v1/reset/start", json!({"username": "alice"}))
-        .await
-        .body["session"]
-        .clone();
+    let session = server.post("/v1/reset/start", json!({"username": "alice"})).await.body["session"].clone();
     let seeds = [
         json!({"username": "alice"}),
         json!({"session": session, "method": "email", "destination": "alice@example.com"}),
         json!({"session": session, "method": "sms", "code": "12345678"}),
         json!({"session": session, "reset_token": "AAAAAAAAAAAAAAAAAAAAAA", "new_password": "Passw0rd-Passw0rd"}),
     ];
-    let odd_values = [
-        json!(null),
-        json!(-1),
-        json!(1e308),
-        json!([]),
-        json!({}),
-        json!(true),
-        json!("\u{0}"),
-        json!("𝔘𝔫𝔦𝔠𝔬𝔡𝔢"),
-    ];
+    let odd_values =
+        [json!(null), json!(-1), json!(1e308), json!([]), json!({}), json!(true), json!("\u{0}"), json!("𝔘𝔫𝔦𝔠𝔬𝔡𝔢")];
     let mut rng = XorShift(0x5eed_1234_abcd_ef01);
     let mut cases = 0;
     for (route, seed) in POST_ROUTES.iter().zip(seeds.iter()) {
@@ -371,16 +212,13 @@ async fn fuzzed_bodies_never_get_a_5xx() {
                 }
                 1 => {
                     let i = rng.below(body.len());
-                    let junk: Vec<u8> = (0..rng.below(8) + 1)
-                        .map(|_| (rng.next() & 0xff) as u8)
-                        .collect();
+                    let junk: Vec<u8> = (0..rng.below(8) + 1).map(|_| (rng.next() & 0xff) as u8).collect();
                     body.splice(i..i, junk);
                 }
                 2 => body.truncate(rng.below(body.len())),
                 _ => {
                     let mut value = seed.clone();
-                    let keys: Vec<String> =
-                        value.as_object().expect("object").keys().cloned().collect();
+                    let keys: Vec<String> = value.as_object().expect("object").keys().cloned().collect();
                     let key = &keys[rng.below(keys.len())];
                     value[key] = odd_values[rng.below(odd_values.len())].clone();
                     body = value.to_string().into_bytes();
@@ -401,33 +239,19 @@ async fn fuzzed_bodies_never_get_a_5xx() {
 async fn pages_and_api_send_protective_headers() {
     let server = start_embedded().await;
     for page in ["/reset", "/register"] {
-        let response = server
-            .http
-            .get(format!("{}{page}", server.url))
-            .send()
-            .await
-            .expect("page");
+        let response = server.http.get(format!("{}{page}", server.url)).send().await.expect("page");
         assert_eq!(response.status(), 200, "{page}");
         let headers = response.headers();
-        let csp = headers
-            .get("content-security-policy")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+        let csp = headers.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
         assert!(
             csp.contains("default-src 'self'")
                 && csp.contains("frame-ancestors 'none'")
                 && !csp.contains("unsafe-inline"),
             "{csp}"
         );
-        assert_eq!(
-            headers.get("referrer-policy").and_then(|v| v.to_str().ok()),
-            Some("no-referrer")
-        );
+        assert_eq!(headers.get("referrer-policy").and_then(|v| v.to_str().ok()), Some("no-referrer"));
         let html = response.text().await.expect("html");
-        assert!(
-            !html.contains("<script>") && !html.contains(" onclick="),
-            "{page}: inline script"
-        );
+        assert!(!html.contains("<script>") && !html.contains(" onclick="), "{page}: inline script");
     }
     let response = server
         .http
@@ -436,23 +260,14 @@ async fn pages_and_api_send_protective_headers() {
         .send()
         .await
         .expect("api");
-    assert_eq!(
-        response
-            .headers()
-            .get("cache-control")
-            .and_then(|v| v.to_str().ok()),
-        Some("no-store")
-    );
+    assert_eq!(response.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
 }
 
 /// S12: links in messages come from configuration, whatever Host the request names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_in_messages_ignore_the_host_header() {
     let server = start_embedded().await;
-    let token = server
-        .sign_in("alice", "alice-demo-Passw0rd")
-        .await
-        .expect("sign in");
+    let token = server.sign_in("alice", "alice-demo-Passw0rd").await.expect("sign in");
     let add = |email: &'static str| {
         server
             .http
@@ -463,21 +278,11 @@ async fn links_in_messages_ignore_the_host_header() {
             .send()
     };
     let before = server.messages_to("host.test@example.com").await.len();
-    assert_eq!(
-        add("host.test@example.com").await.expect("send").status(),
-        202
-    );
+    assert_eq!(add("host.test@example.com").await.expect("send").status(), 202);
     let messages = server.messages_to("host.test@example.com").await;
     assert_eq!(messages.len(), before + 1);
     let code = crate::support::extract_code(messages.last().expect("message")).expect("code");
-    let r = server
-        .call(
-            "POST",
-            "/v1/me/methods/email/confirm",
-            Some(&token),
-            Some(json!({"code": code})),
-        )
-        .await;
+    let r = server.call("POST", "/v1/me/methods/email/confirm", Some(&token), Some(json!({"code": code}))).await;
     assert_eq!(r.status, 200);
     // Removing it sends a notice with a link.
     let id = r.body["methods"][0]["id"].as_str().expect("id").to_owned();
@@ -490,15 +295,7 @@ async fn links_in_messages_ignore_the_host_header() {
         .await
         .expect("delete");
     assert_eq!(response.status(), 200);
-    let notice = server
-        .messages_to("host.test@example.com")
-        .await
-        .last()
-        .cloned()
-        .expect("notice");
-    assert!(
-        notice.contains(&format!("{}/register", server.url)),
-        "{notice}"
-    );
+    let notice = server.messages_to("host.test@example.com").await.last().cloned().expect("notice");
+    assert!(notice.contains(&format!("{}/register", server.url)), "{notice}");
     assert!(!notice.contains("evil.example"), "{notice}");
 }

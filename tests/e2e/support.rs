@@ -24,10 +24,7 @@ struct LogSink(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for LogSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
+        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
         std::io::stderr().write_all(buf)?;
         Ok(buf.len())
     }
@@ -53,22 +50,13 @@ pub fn capture_logs() {
 }
 
 pub fn captured_logs() -> String {
-    LOGS.get()
-        .and_then(|b| {
-            b.lock()
-                .ok()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-        })
-        .unwrap_or_default()
+    LOGS.get().and_then(|b| b.lock().ok().map(|b| String::from_utf8_lossy(&b).into_owned())).unwrap_or_default()
 }
 
 /// Fails if any of `secrets` appears in any captured log line.
 pub fn assert_not_logged(secrets: &[&str]) {
     let logs = captured_logs();
-    assert!(
-        !logs.is_empty() || LOGS.get().is_some(),
-        "log capture is not set up"
-    );
+    assert!(!logs.is_empty() || LOGS.get().is_some(), "log capture is not set up");
     for secret in secrets {
         assert!(!secret.is_empty());
         assert!(!logs.contains(secret), "a secret appeared in the logs");
@@ -89,9 +77,7 @@ pub async fn sdk() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(url)
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "test"))
         .load()
         .await
 }
@@ -101,10 +87,8 @@ static UNIQUE: AtomicU32 = AtomicU32::new(0);
 /// A name no other test in this run (or an earlier run on the same moto server) uses.
 pub fn unique(prefix: &str) -> String {
     let n = UNIQUE.fetch_add(1, Ordering::SeqCst);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{n}-{nanos}", std::process::id())
 }
 
@@ -112,24 +96,19 @@ pub fn unique(prefix: &str) -> String {
 pub fn destinations() -> (String, String) {
     let n = UNIQUE.fetch_add(1, Ordering::SeqCst);
     let salt = std::process::id() % 1000;
-    (
-        format!("+1555555{:04}", 100 + (n + salt) % 100),
-        format!("alice.{salt}.{n}@example.com"),
-    )
+    (format!("+1555555{:04}", 100 + (n + salt) % 100), format!("alice.{salt}.{n}@example.com"))
 }
 
 /// Creates the table exactly as `infra/template.yaml` declares it.
 pub async fn create_table_from_template(sdk: &aws_config::SdkConfig, name: &str) {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+        ScalarAttributeType, TimeToLiveSpecification,
     };
     let template = crate::template();
     let props = &template["Resources"]["Table"]["Properties"];
     let s = |v: &serde_yaml::Value| {
-        v.as_str()
-            .unwrap_or_else(|| panic!("template: expected a string, got {v:?}"))
-            .to_owned()
+        v.as_str().unwrap_or_else(|| panic!("template: expected a string, got {v:?}")).to_owned()
     };
     let key_schema = |v: &serde_yaml::Value| -> Vec<KeySchemaElement> {
         v.as_sequence()
@@ -150,10 +129,7 @@ pub async fn create_table_from_template(sdk: &aws_config::SdkConfig, name: &str)
         .table_name(name)
         .billing_mode(BillingMode::from(s(&props["BillingMode"]).as_str()))
         .set_key_schema(Some(key_schema(&props["KeySchema"])));
-    for a in props["AttributeDefinitions"]
-        .as_sequence()
-        .expect("AttributeDefinitions")
-    {
+    for a in props["AttributeDefinitions"].as_sequence().expect("AttributeDefinitions") {
         request = request.attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name(s(&a["AttributeName"]))
@@ -162,20 +138,14 @@ pub async fn create_table_from_template(sdk: &aws_config::SdkConfig, name: &str)
                 .expect("attribute"),
         );
     }
-    for g in props["GlobalSecondaryIndexes"]
-        .as_sequence()
-        .into_iter()
-        .flatten()
-    {
+    for g in props["GlobalSecondaryIndexes"].as_sequence().into_iter().flatten() {
         request = request.global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name(s(&g["IndexName"]))
                 .set_key_schema(Some(key_schema(&g["KeySchema"])))
                 .projection(
                     Projection::builder()
-                        .projection_type(ProjectionType::from(
-                            s(&g["Projection"]["ProjectionType"]).as_str(),
-                        ))
+                        .projection_type(ProjectionType::from(s(&g["Projection"]["ProjectionType"]).as_str()))
                         .build(),
                 )
                 .build()
@@ -206,9 +176,7 @@ pub struct CognitoPool {
 }
 
 pub async fn create_cognito_pool(sdk: &aws_config::SdkConfig) -> CognitoPool {
-    use aws_sdk_cognitoidentityprovider::types::{
-        ExplicitAuthFlowsType, PasswordPolicyType, UserPoolPolicyType,
-    };
+    use aws_sdk_cognitoidentityprovider::types::{ExplicitAuthFlowsType, PasswordPolicyType, UserPoolPolicyType};
     let c = aws_sdk_cognitoidentityprovider::Client::new(sdk);
     let pool = c
         .create_user_pool()
@@ -239,10 +207,7 @@ pub async fn create_cognito_pool(sdk: &aws_config::SdkConfig) -> CognitoPool {
         .send()
         .await
         .expect("client");
-    let client_id = client
-        .user_pool_client
-        .and_then(|c| c.client_id)
-        .expect("client id");
+    let client_id = client.user_pool_client.and_then(|c| c.client_id).expect("client id");
     c.admin_create_user()
         .user_pool_id(&pool_id)
         .username(ALICE)
@@ -258,12 +223,7 @@ pub async fn create_cognito_pool(sdk: &aws_config::SdkConfig) -> CognitoPool {
         .send()
         .await
         .expect("alice's password");
-    c.create_group()
-        .user_pool_id(&pool_id)
-        .group_name("SSPR-Users")
-        .send()
-        .await
-        .expect("group");
+    c.create_group().user_pool_id(&pool_id).group_name("SSPR-Users").send().await.expect("group");
     c.admin_add_user_to_group()
         .user_pool_id(&pool_id)
         .username(ALICE)
@@ -295,12 +255,7 @@ pub async fn cognito_password_works(
 }
 
 pub async fn verify_sender(sdk: &aws_config::SdkConfig, from: &str) {
-    aws_sdk_sesv2::Client::new(sdk)
-        .create_email_identity()
-        .email_identity(from)
-        .send()
-        .await
-        .expect("email identity");
+    aws_sdk_sesv2::Client::new(sdk).create_email_identity().email_identity(from).send().await.expect("email identity");
 }
 
 /// Everything moto says was sent, as a phone or mailbox would show it: `(to, body)`.
@@ -319,16 +274,9 @@ pub async fn moto_messages() -> Vec<(String, String)> {
         ));
     }
     for mail in data["ses"]["Message"].as_array().into_iter().flatten() {
-        let body = format!(
-            "{}\n{}",
-            mail["subject"].as_str().unwrap_or_default(),
-            mail["body"].as_str().unwrap_or_default()
-        );
-        for to in mail["destinations"]["ToAddresses"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
+        let body =
+            format!("{}\n{}", mail["subject"].as_str().unwrap_or_default(), mail["body"].as_str().unwrap_or_default());
+        for to in mail["destinations"]["ToAddresses"].as_array().into_iter().flatten() {
             out.push((to.as_str().unwrap_or_default().to_owned(), body.clone()));
         }
     }
@@ -339,11 +287,7 @@ pub async fn moto_messages() -> Vec<(String, String)> {
 
 pub enum Backend {
     Embedded,
-    Moto {
-        sdk: aws_config::SdkConfig,
-        pool: CognitoPool,
-        table: String,
-    },
+    Moto { sdk: Box<aws_config::SdkConfig>, pool: CognitoPool, table: String },
 }
 
 /// A local server on a loopback port, stopped when dropped.
@@ -380,14 +324,11 @@ pub async fn start(backend: Backend) -> TestServer {
             ("SSPR_EMAIL_FROM".into(), "noreply@example.com".into()),
         ],
     };
-    let config = Config::from_lookup(Deployment::Local, |name| {
-        vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    })
-    .expect("test configuration");
+    let config =
+        Config::from_lookup(Deployment::Local, |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .expect("test configuration");
     let data = tempfile::tempdir().expect("data dir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let clock = ManualClock::new(sspr_core::ports::Clock::now(&SystemClock));
     let server = build(LocalOptions {
@@ -415,10 +356,7 @@ pub async fn start(backend: Backend) -> TestServer {
         backend,
         outbox: server.outbox.clone(),
         embedded_store: server.embedded_store.clone(),
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client"),
+        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
         _data: data,
         shutdown: Some(tx),
     }
@@ -434,7 +372,7 @@ pub async fn start_moto() -> TestServer {
     create_table_from_template(&sdk, &table).await;
     let pool = create_cognito_pool(&sdk).await;
     verify_sender(&sdk, "noreply@example.com").await;
-    start(Backend::Moto { sdk, pool, table }).await
+    start(Backend::Moto { sdk: Box::new(sdk), pool, table }).await
 }
 
 /// A response: status and JSON body (`Value::Null` when the body is not JSON).
@@ -451,17 +389,10 @@ impl Reply {
 }
 
 impl TestServer {
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut request = self.http.request(
-            reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
-            format!("{}{path}", self.url),
-        );
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut request = self
+            .http
+            .request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), format!("{}{path}", self.url));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -471,10 +402,7 @@ impl TestServer {
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        Reply {
-            status,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        }
+        Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
@@ -482,12 +410,7 @@ impl TestServer {
     }
 
     pub async fn sign_in(&self, username: &str, password: &str) -> Result<String, Reply> {
-        let r = self
-            .post(
-                "/v1/local/signin",
-                json!({"username": username, "password": password}),
-            )
-            .await;
+        let r = self.post("/v1/local/signin", json!({"username": username, "password": password})).await;
         match r.body["token"].as_str() {
             Some(t) if r.status == 200 => Ok(t.to_owned()),
             _ => Err(r),
@@ -506,21 +429,14 @@ impl TestServer {
                 .filter(|e| e.to == to)
                 .map(|e| format!("{}\n{}", e.subject.unwrap_or_default(), e.body))
                 .collect(),
-            Backend::Moto { .. } => moto_messages()
-                .await
-                .into_iter()
-                .filter(|(t, _)| t == to)
-                .map(|(_, b)| b)
-                .collect(),
+            Backend::Moto { .. } => {
+                moto_messages().await.into_iter().filter(|(t, _)| t == to).map(|(_, b)| b).collect()
+            }
         }
     }
 
     /// Runs `send`, then reads the code from the message it caused at `to`.
-    pub async fn code_sent_by<F: std::future::Future<Output = Reply>>(
-        &self,
-        to: &str,
-        send: F,
-    ) -> String {
+    pub async fn code_sent_by<F: std::future::Future<Output = Reply>>(&self, to: &str, send: F) -> String {
         let before = self.messages_to(to).await.len();
         let reply = send.await;
         assert_eq!(reply.status, 202, "sending a code: {reply:?}");
@@ -528,8 +444,7 @@ impl TestServer {
             let messages = self.messages_to(to).await;
             if messages.len() > before {
                 let last = messages.last().expect("a message");
-                return extract_code(last)
-                    .unwrap_or_else(|| panic!("no code in the message to {to}"));
+                return extract_code(last).unwrap_or_else(|| panic!("no code in the message to {to}"));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -550,24 +465,11 @@ impl TestServer {
     pub async fn raw_store(&self) -> String {
         match &self.backend {
             Backend::Embedded => {
-                let rows = self
-                    .embedded_store
-                    .as_ref()
-                    .expect("store")
-                    .dump()
-                    .await
-                    .expect("dump");
-                rows.into_iter()
-                    .map(|(pk, sk, body)| format!("{pk} {sk} {body}\n"))
-                    .collect()
+                let rows = self.embedded_store.as_ref().expect("store").dump().await.expect("dump");
+                rows.into_iter().map(|(pk, sk, body)| format!("{pk} {sk} {body}\n")).collect()
             }
             Backend::Moto { sdk, table, .. } => {
-                let out = aws_sdk_dynamodb::Client::new(sdk)
-                    .scan()
-                    .table_name(table)
-                    .send()
-                    .await
-                    .expect("scan");
+                let out = aws_sdk_dynamodb::Client::new(sdk).scan().table_name(table).send().await.expect("scan");
                 format!("{:?}", out.items())
             }
         }
@@ -576,8 +478,5 @@ impl TestServer {
 
 /// The 8-digit code in a message.
 pub fn extract_code(message: &str) -> Option<String> {
-    message
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 8)
-        .map(str::to_owned)
+    message.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 8).map(str::to_owned)
 }

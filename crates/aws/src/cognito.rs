@@ -24,11 +24,7 @@ fn unavailable(e: impl std::fmt::Display) -> DirectoryError {
 
 impl CognitoDirectory {
     pub fn new(client: Client, user_pool_id: impl Into<String>, client_id: Option<String>) -> Self {
-        Self {
-            client,
-            user_pool_id: user_pool_id.into(),
-            client_id,
-        }
+        Self { client, user_pool_id: user_pool_id.into(), client_id }
     }
 
     pub fn from_config(
@@ -52,11 +48,7 @@ impl CognitoDirectory {
                 .send()
                 .await
                 .map_err(|e| unavailable(describe(e)))?;
-            groups.extend(
-                out.groups()
-                    .iter()
-                    .filter_map(|g| g.group_name().map(str::to_owned)),
-            );
+            groups.extend(out.groups().iter().filter_map(|g| g.group_name().map(str::to_owned)));
             match out.next_token {
                 Some(token) if !token.is_empty() => next = Some(token),
                 _ => return Ok(groups),
@@ -67,10 +59,7 @@ impl CognitoDirectory {
 
 #[async_trait]
 impl Directory for CognitoDirectory {
-    async fn find_user(
-        &self,
-        username: &Username,
-    ) -> Result<Option<DirectoryUser>, DirectoryError> {
+    async fn find_user(&self, username: &Username) -> Result<Option<DirectoryUser>, DirectoryError> {
         let out = match self
             .client
             .admin_get_user()
@@ -89,11 +78,7 @@ impl Directory for CognitoDirectory {
         };
         let canonical = Username::parse(out.username()).map_err(unavailable)?;
         let groups = self.groups(canonical.as_str()).await?;
-        Ok(Some(DirectoryUser {
-            username: canonical,
-            groups,
-            enabled: out.enabled,
-        }))
+        Ok(Some(DirectoryUser { username: canonical, groups, enabled: out.enabled }))
     }
 
     async fn authenticate(
@@ -101,10 +86,8 @@ impl Directory for CognitoDirectory {
         username: &Username,
         password: &SecretString,
     ) -> Result<Option<DirectoryUser>, DirectoryError> {
-        let client_id = self
-            .client_id
-            .as_deref()
-            .ok_or_else(|| unavailable("SSPR_COGNITO_CLIENT_ID is needed for sign-in"))?;
+        let client_id =
+            self.client_id.as_deref().ok_or_else(|| unavailable("SSPR_COGNITO_CLIENT_ID is needed for sign-in"))?;
         let result = self
             .client
             .admin_initiate_auth()
@@ -126,11 +109,7 @@ impl Directory for CognitoDirectory {
         }
     }
 
-    async fn set_password(
-        &self,
-        username: &Username,
-        password: &NewPassword,
-    ) -> Result<(), DirectoryError> {
+    async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError> {
         let result = self
             .client
             .admin_set_user_password()
@@ -147,13 +126,8 @@ impl Directory for CognitoDirectory {
                     let reason = e
                         .meta()
                         .message()
-                        .map(|m| {
-                            m.trim_start_matches("Password does not conform to policy: ")
-                                .to_owned()
-                        })
-                        .unwrap_or_else(|| {
-                            "The directory's password policy refused this password.".to_owned()
-                        });
+                        .map(|m| m.trim_start_matches("Password does not conform to policy: ").to_owned())
+                        .unwrap_or_else(|| "The directory's password policy refused this password.".to_owned());
                     Err(DirectoryError::PasswordRejected(vec![reason]))
                 }
                 e if e.is_user_not_found_exception() => Err(DirectoryError::UnknownUser),

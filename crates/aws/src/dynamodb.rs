@@ -20,18 +20,12 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn key_attributes(key: &RecordKey) -> [(String, AttributeValue); 2] {
-    [
-        ("pk".to_owned(), AttributeValue::S(key.pk.clone())),
-        ("sk".to_owned(), AttributeValue::S(key.sk.clone())),
-    ]
+    [("pk".to_owned(), AttributeValue::S(key.pk.clone())), ("sk".to_owned(), AttributeValue::S(key.sk.clone()))]
 }
 
 impl DynamoDbStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        Self { client, table: table.into() }
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
@@ -67,26 +61,17 @@ impl RecordStore for DynamoDbStore {
         };
         let version = number("version")?.ok_or_else(|| unavailable("a record has no version"))?;
         let expires_at = number("expires_at")?.map(Timestamp);
-        let body = item
-            .get("body")
-            .cloned()
-            .ok_or_else(|| unavailable("a record has no body"))?;
-        let body: serde_json::Value =
-            serde_dynamo::from_attribute_value(body).map_err(unavailable)?;
+        let body = item.get("body").cloned().ok_or_else(|| unavailable("a record has no body"))?;
+        let body: serde_json::Value = serde_dynamo::from_attribute_value(body).map_err(unavailable)?;
         let serde_json::Value::Object(body) = body else {
             return Err(unavailable("a record body is not a map"));
         };
-        Ok(Some(StoredRecord {
-            version: u64::try_from(version).map_err(unavailable)?,
-            expires_at,
-            body,
-        }))
+        Ok(Some(StoredRecord { version: u64::try_from(version).map_err(unavailable)?, expires_at, body }))
     }
 
     async fn put(&self, key: &RecordKey, record: &StoredRecord) -> Result<(), StoreError> {
         let body: AttributeValue =
-            serde_dynamo::to_attribute_value(serde_json::Value::Object(record.body.clone()))
-                .map_err(unavailable)?;
+            serde_dynamo::to_attribute_value(serde_json::Value::Object(record.body.clone())).map_err(unavailable)?;
         let mut request = self
             .client
             .put_item()
@@ -102,10 +87,7 @@ impl RecordStore for DynamoDbStore {
         } else {
             request
                 .condition_expression("version = :expected")
-                .expression_attribute_values(
-                    ":expected",
-                    AttributeValue::N((record.version - 1).to_string()),
-                )
+                .expression_attribute_values(":expected", AttributeValue::N((record.version - 1).to_string()))
         };
         match request.send().await {
             Ok(_) => Ok(()),

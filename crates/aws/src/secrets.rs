@@ -14,11 +14,9 @@ pub async fn load_pepper(config: &aws_config::SdkConfig, arn: &str) -> Result<Pe
         .send()
         .await
         .map_err(|e| Unavailable::new(format!("secrets manager: {}", describe(e))))?;
-    let text = out
-        .secret_string()
-        .ok_or_else(|| Unavailable::new("the secret has no string value"))?;
-    let json: serde_json::Value = serde_json::from_str(text)
-        .map_err(|_| Unavailable::new("the secret is not a JSON object"))?;
+    let text = out.secret_string().ok_or_else(|| Unavailable::new("the secret has no string value"))?;
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|_| Unavailable::new("the secret is not a JSON object"))?;
     let pepper = json
         .get("pepper")
         .and_then(|p| p.as_str())

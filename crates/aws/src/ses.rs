@@ -15,11 +15,7 @@ pub struct SesMailer {
 }
 
 fn content(data: &str) -> Result<Content, Unavailable> {
-    Content::builder()
-        .data(data)
-        .charset("UTF-8")
-        .build()
-        .map_err(|e| Unavailable::new(format!("ses: {e}")))
+    Content::builder().data(data).charset("UTF-8").build().map_err(|e| Unavailable::new(format!("ses: {e}")))
 }
 
 impl SesMailer {
@@ -35,14 +31,8 @@ impl SesMailer {
 #[async_trait]
 impl Mailer for SesMailer {
     async fn send_email(&self, to: &Email, message: &EmailMessage) -> Result<(), Unavailable> {
-        let body = Body::builder()
-            .text(content(&message.text)?)
-            .html(content(&message.html)?)
-            .build();
-        let simple = Message::builder()
-            .subject(content(&message.subject)?)
-            .body(body)
-            .build();
+        let body = Body::builder().text(content(&message.text)?).html(content(&message.html)?).build();
+        let simple = Message::builder().subject(content(&message.subject)?).body(body).build();
         self.client
             .send_email()
             .from_email_address(self.from.as_str())

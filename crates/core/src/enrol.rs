@@ -5,8 +5,7 @@ use serde::Serialize;
 
 use crate::ports::StoreError;
 use crate::records::{
-    load, pending_key, registration_key, save, PendingMethod, RegisteredMethod, Registration,
-    Versioned,
+    load, pending_key, registration_key, save, PendingMethod, RegisteredMethod, Registration, Versioned,
 };
 use crate::secret::Digest;
 use crate::types::{Code, Destination, MethodId, MethodKind, Timestamp, Username};
@@ -42,13 +41,7 @@ pub struct ConfirmationSent {
 }
 
 impl Sspr {
-    fn confirmation_hash(
-        &self,
-        user: &Username,
-        kind: MethodKind,
-        destination: &Destination,
-        code: &Code,
-    ) -> Digest {
+    fn confirmation_hash(&self, user: &Username, kind: MethodKind, destination: &Destination, code: &Code) -> Digest {
         self.hasher.digest(
             "confirm-code",
             &[
@@ -60,10 +53,7 @@ impl Sspr {
         )
     }
 
-    async fn load_registration(
-        &self,
-        user: &Username,
-    ) -> Result<Versioned<Registration>, FlowError> {
+    async fn load_registration(&self, user: &Username) -> Result<Versioned<Registration>, FlowError> {
         Ok(load::<Registration>(&*self.store, &registration_key(user))
             .await?
             .unwrap_or_else(|| Versioned::new(Registration::default())))
@@ -88,9 +78,9 @@ impl Sspr {
         let registered = !registration.methods.is_empty();
         let reconfirm_due = registered
             && reconfirm_days > 0
-            && registration.confirmed_at.is_none_or(|at| {
-                at.plus_secs(i64::from(reconfirm_days) * 86_400) <= self.clock.now()
-            });
+            && registration
+                .confirmed_at
+                .is_none_or(|at| at.plus_secs(i64::from(reconfirm_days) * 86_400) <= self.clock.now());
         RegistrationStatus {
             registered,
             must_register: in_scope && require && (!registered || reconfirm_due),
@@ -98,29 +88,17 @@ impl Sspr {
             methods: registration
                 .methods
                 .iter()
-                .map(|m| MethodSummary {
-                    id: m.id.as_str().to_owned(),
-                    kind: m.kind,
-                    hint: m.destination.hint(),
-                })
+                .map(|m| MethodSummary { id: m.id.as_str().to_owned(), kind: m.kind, hint: m.destination.hint() })
                 .collect(),
         }
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn registration_status(
-        &self,
-        who: &SignedIn,
-    ) -> Result<RegistrationStatus, FlowError> {
+    pub async fn registration_status(&self, who: &SignedIn) -> Result<RegistrationStatus, FlowError> {
         let policy = self.policy().await?;
         let in_scope = self.in_scope(who).await?;
         let registration = self.load_registration(&who.username).await?;
-        Ok(self.status_of(
-            &registration.value,
-            in_scope,
-            policy.require_registration,
-            policy.reconfirm_days,
-        ))
+        Ok(self.status_of(&registration.value, in_scope, policy.require_registration, policy.reconfirm_days))
     }
 
     /// Sends a confirmation code to a destination the person wants to register.
@@ -150,9 +128,7 @@ impl Sspr {
             let pending = Versioned {
                 value: PendingMethod {
                     kind,
-                    code_hash: self
-                        .confirmation_hash(&who.username, kind, &destination, &code)
-                        .to_hex(),
+                    code_hash: self.confirmation_hash(&who.username, kind, &destination, &code).to_hex(),
                     destination: destination.clone(),
                     issued_at: now,
                     expires_at: now.plus_secs(self.settings.code_ttl_secs),
@@ -162,11 +138,8 @@ impl Sspr {
             };
             match save(&*self.store, &key, &pending).await {
                 Ok(_) => {
-                    self.deliver_code(&destination, &code, CodePurpose::Confirm)
-                        .await?;
-                    return Ok(ConfirmationSent {
-                        expires_in: self.settings.code_ttl_secs,
-                    });
+                    self.deliver_code(&destination, &code, CodePurpose::Confirm).await?;
+                    return Ok(ConfirmationSent { expires_in: self.settings.code_ttl_secs });
                 }
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
@@ -185,22 +158,17 @@ impl Sspr {
     ) -> Result<RegistrationStatus, FlowError> {
         let key = pending_key(&who.username, kind);
         for _ in 0..CONFLICT_RETRIES {
-            let mut pending = load::<PendingMethod>(&*self.store, &key)
-                .await?
-                .ok_or(FlowError::NoPendingCode)?;
+            let mut pending = load::<PendingMethod>(&*self.store, &key).await?.ok_or(FlowError::NoPendingCode)?;
             let now = self.clock.now();
             let max = self.settings.max_code_failures;
             if pending.value.failures >= max {
                 return Err(FlowError::TooManyAttempts);
             }
-            let expected =
-                self.confirmation_hash(&who.username, kind, &pending.value.destination, code);
+            let expected = self.confirmation_hash(&who.username, kind, &pending.value.destination, code);
             if !expected.matches_hex(&pending.value.code_hash) {
                 pending.value.failures += 1;
                 match save(&*self.store, &key, &pending).await {
-                    Ok(_) if pending.value.failures >= max => {
-                        return Err(FlowError::TooManyAttempts)
-                    }
+                    Ok(_) if pending.value.failures >= max => return Err(FlowError::TooManyAttempts),
                     Ok(_) => return Err(FlowError::InvalidCode),
                     Err(StoreError::Conflict) => continue,
                     Err(e) => return Err(e.into()),
@@ -230,14 +198,9 @@ impl Sspr {
                     Ok(())
                 })
                 .await?;
-            let others: Vec<_> = status
-                .1
-                .emails()
-                .filter(|e| Destination::Email((*e).clone()) != destination)
-                .cloned()
-                .collect();
-            self.notify_all(&others, &self.settings.branding.methods_changed("added"))
-                .await;
+            let others: Vec<_> =
+                status.1.emails().filter(|e| Destination::Email((*e).clone()) != destination).cloned().collect();
+            self.notify_all(&others, &self.settings.branding.methods_changed("added")).await;
             return Ok(status.0);
         }
         Err(FlowError::Conflict)
@@ -245,15 +208,9 @@ impl Sspr {
 
     /// Removes a registered method; needs a recent sign-in.
     #[tracing::instrument(skip_all)]
-    pub async fn remove_method(
-        &self,
-        who: &SignedIn,
-        id: &MethodId,
-    ) -> Result<RegistrationStatus, FlowError> {
+    pub async fn remove_method(&self, who: &SignedIn, id: &MethodId) -> Result<RegistrationStatus, FlowError> {
         let now = self.clock.now();
-        let recent = who
-            .signed_in_at
-            .is_some_and(|at| now.0.saturating_sub(at.0) <= self.settings.recent_signin_secs);
+        let recent = who.signed_in_at.is_some_and(|at| now.0.saturating_sub(at.0) <= self.settings.recent_signin_secs);
         if !recent {
             return Err(FlowError::RecentSignInRequired);
         }
@@ -269,11 +226,7 @@ impl Sspr {
             })
             .await?;
         // Every address that was registered hears of it, the removed one included.
-        self.notify_all(
-            before.emails(),
-            &self.settings.branding.methods_changed("removed"),
-        )
-        .await;
+        self.notify_all(before.emails(), &self.settings.branding.methods_changed("removed")).await;
         Ok(status)
     }
 
@@ -287,13 +240,7 @@ impl Sspr {
         for _ in 0..CONFLICT_RETRIES {
             let mut registration = self.load_registration(&who.username).await?;
             change(&mut registration.value, &*self.rng)?;
-            match save(
-                &*self.store,
-                &registration_key(&who.username),
-                &registration,
-            )
-            .await
-            {
+            match save(&*self.store, &registration_key(&who.username), &registration).await {
                 Ok(_) => {
                     let status = self.status_of(
                         &registration.value,

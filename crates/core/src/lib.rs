@@ -89,33 +89,21 @@ impl Sspr {
         let b = &self.settings.branding;
         let minutes = self.code_minutes();
         match (destination, purpose) {
-            (Destination::Phone(p), CodePurpose::Reset) => {
-                self.sms.send_sms(p, &b.reset_code_sms(code, minutes)).await
-            }
+            (Destination::Phone(p), CodePurpose::Reset) => self.sms.send_sms(p, &b.reset_code_sms(code, minutes)).await,
             (Destination::Phone(p), CodePurpose::Confirm) => {
-                self.sms
-                    .send_sms(p, &b.confirmation_code_sms(code, minutes))
-                    .await
+                self.sms.send_sms(p, &b.confirmation_code_sms(code, minutes)).await
             }
             (Destination::Email(e), CodePurpose::Reset) => {
-                self.mailer
-                    .send_email(e, &b.reset_code_email(code, minutes))
-                    .await
+                self.mailer.send_email(e, &b.reset_code_email(code, minutes)).await
             }
             (Destination::Email(e), CodePurpose::Confirm) => {
-                self.mailer
-                    .send_email(e, &b.confirmation_code_email(code, minutes))
-                    .await
+                self.mailer.send_email(e, &b.confirmation_code_email(code, minutes)).await
             }
         }
     }
 
     /// Sends a notice to each address; a failed notice is logged, not fatal to the flow it follows.
-    async fn notify_all<'a>(
-        &self,
-        to: impl IntoIterator<Item = &'a Email>,
-        message: &EmailMessage,
-    ) {
+    async fn notify_all<'a>(&self, to: impl IntoIterator<Item = &'a Email>, message: &EmailMessage) {
         for email in to {
             if let Err(e) = self.mailer.send_email(email, message).await {
                 tracing::warn!(error = %e, "a notification could not be sent");

@@ -19,19 +19,13 @@ impl Branding {
 
     fn email(&self, subject: String, paragraphs: &[String]) -> EmailMessage {
         let text = format!("{}\n\n-- {}\n", paragraphs.join("\n\n"), self.organisation);
-        let html_paragraphs: String = paragraphs
-            .iter()
-            .map(|p| format!("<p>{}</p>", html_escape::encode_text(p)))
-            .collect();
+        let html_paragraphs: String =
+            paragraphs.iter().map(|p| format!("<p>{}</p>", html_escape::encode_text(p))).collect();
         let html = format!(
             "<!doctype html><html><body>{html_paragraphs}<p>&mdash; {}</p></body></html>",
             html_escape::encode_text(&self.organisation)
         );
-        EmailMessage {
-            subject,
-            text,
-            html,
-        }
+        EmailMessage { subject, text, html }
     }
 
     pub fn reset_code_sms(&self, code: &Code, minutes: i64) -> String {
@@ -46,12 +40,8 @@ impl Branding {
         self.email(
             format!("Your {} password reset code", self.organisation),
             &[
-                format!(
-                    "Your password reset code is {}. It expires in {minutes} minutes.",
-                    code.expose()
-                ),
-                "If you did not ask to reset your password, ignore this message; nothing changes."
-                    .into(),
+                format!("Your password reset code is {}. It expires in {minutes} minutes.", code.expose()),
+                "If you did not ask to reset your password, ignore this message; nothing changes.".into(),
                 "Never share this code: nobody from the helpdesk will ask for it.".into(),
             ],
         )
@@ -80,15 +70,9 @@ impl Branding {
 
     pub fn password_changed(&self, unlock_only: bool) -> EmailMessage {
         let (subject, what) = if unlock_only {
-            (
-                "Your account was unlocked",
-                "Your account was unlocked with self-service password reset.",
-            )
+            ("Your account was unlocked", "Your account was unlocked with self-service password reset.")
         } else {
-            (
-                "Your password was changed",
-                "Your password was changed with self-service password reset.",
-            )
+            ("Your password was changed", "Your password was changed with self-service password reset.")
         };
         self.email(
             format!("{} — {subject}", self.organisation),
@@ -107,10 +91,7 @@ impl Branding {
             format!("{} — your recovery methods changed", self.organisation),
             &[
                 format!("A recovery method was {change} on your account."),
-                format!(
-                    "If this was not you, review your methods at {}.",
-                    self.link("/register")
-                ),
+                format!("If this was not you, review your methods at {}.", self.link("/register")),
             ],
         )
     }
@@ -122,10 +103,7 @@ mod tests {
 
     #[test]
     fn links_come_from_configuration_and_html_is_escaped() {
-        let b = Branding {
-            organisation: "A&B <Corp>".into(),
-            public_url: "https://reset.example.com/".into(),
-        };
+        let b = Branding { organisation: "A&B <Corp>".into(), public_url: "https://reset.example.com/".into() };
         let m = b.password_changed(false);
         assert!(m.text.contains("https://reset.example.com/reset"));
         assert!(m.html.contains("A&amp;B &lt;Corp&gt;"));

@@ -18,10 +18,7 @@ pub struct PasswordRules {
 
 impl Default for PasswordRules {
     fn default() -> Self {
-        Self {
-            min_length: 8,
-            max_length: 256,
-        }
+        Self { min_length: 8, max_length: 256 }
     }
 }
 
@@ -30,11 +27,7 @@ pub struct NewPassword(Zeroizing<String>);
 
 impl NewPassword {
     /// Checks `raw` against `rules`; every failed rule yields one reason a person can act on.
-    pub fn parse(
-        raw: &str,
-        rules: &PasswordRules,
-        username: &Username,
-    ) -> Result<Self, Vec<String>> {
+    pub fn parse(raw: &str, rules: &PasswordRules, username: &Username) -> Result<Self, Vec<String>> {
         let normalised = Zeroizing::new(raw.nfkc().collect::<String>());
         let length = normalised.chars().count();
         let mut reasons = Vec::new();
@@ -73,11 +66,7 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Result<NewPassword, Vec<String>> {
-        NewPassword::parse(
-            s,
-            &PasswordRules::default(),
-            &Username::parse("alice").expect("name"),
-        )
+        NewPassword::parse(s, &PasswordRules::default(), &Username::parse("alice").expect("name"))
     }
 
     #[test]
@@ -88,17 +77,14 @@ mod tests {
         assert!(parse("ééééééé").is_err());
         assert!(parse("éééééééé").is_ok());
         // The ligature "ﬃ" is three characters under NFKC.
-        assert_eq!(
-            parse("ﬃﬃﬃ").map(|p| p.expose().to_owned()).ok(),
-            Some("ffiffiffi".to_owned())
-        );
+        assert_eq!(parse("ﬃﬃﬃ").map(|p| p.expose().to_owned()).ok(), Some("ffiffiffi".to_owned()));
     }
 
     #[test]
     fn long_passwords_are_kept_whole_or_refused() {
         let p = "x".repeat(256);
         assert_eq!(parse(&p).map(|p| p.expose().len()).ok(), Some(256));
-        let reasons = parse(&"x".repeat(257)).err().expect("too long");
+        let reasons = parse(&"x".repeat(257)).expect_err("too long");
         assert_eq!(reasons, vec!["Use at most 256 characters.".to_owned()]);
     }
 

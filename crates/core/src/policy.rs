@@ -44,12 +44,8 @@ impl Default for Policy {
 impl Policy {
     /// Methods this release can prove at reset that the policy also enables.
     pub fn reset_methods(&self) -> Vec<MethodKind> {
-        let mut kinds: Vec<MethodKind> = self
-            .methods_enabled
-            .iter()
-            .copied()
-            .filter(|k| k.is_delivered_code())
-            .collect();
+        let mut kinds: Vec<MethodKind> =
+            self.methods_enabled.iter().copied().filter(|k| k.is_delivered_code()).collect();
         kinds.sort();
         kinds.dedup();
         kinds

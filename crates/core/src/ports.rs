@@ -32,10 +32,8 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+        let secs =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         Timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
     }
 }
@@ -159,8 +157,7 @@ pub enum DirectoryError {
 /// The organisation's directory: where accounts and passwords live.
 #[async_trait]
 pub trait Directory: Send + Sync {
-    async fn find_user(&self, username: &Username)
-        -> Result<Option<DirectoryUser>, DirectoryError>;
+    async fn find_user(&self, username: &Username) -> Result<Option<DirectoryUser>, DirectoryError>;
 
     /// Checks a password (for local sign-in); `None` when the name or password is wrong.
     async fn authenticate(
@@ -170,11 +167,7 @@ pub trait Directory: Send + Sync {
     ) -> Result<Option<DirectoryUser>, DirectoryError>;
 
     /// Sets a permanent password as an administrator would.
-    async fn set_password(
-        &self,
-        username: &Username,
-        password: &NewPassword,
-    ) -> Result<(), DirectoryError>;
+    async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError>;
 
     /// Ends the user's sessions elsewhere where the directory can; a no-op where it cannot.
     async fn sign_out_everywhere(&self, username: &Username) -> Result<(), DirectoryError>;

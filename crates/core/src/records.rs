@@ -30,10 +30,7 @@ pub trait Record: Serialize + DeserializeOwned {
     }
 }
 
-pub async fn load<T: Record>(
-    store: &dyn RecordStore,
-    key: &RecordKey,
-) -> Result<Option<Versioned<T>>, Unavailable> {
+pub async fn load<T: Record>(store: &dyn RecordStore, key: &RecordKey) -> Result<Option<Versioned<T>>, Unavailable> {
     let stored = match store.get(key).await {
         Ok(stored) => stored,
         Err(StoreError::Unavailable(e)) => return Err(e),
@@ -44,10 +41,7 @@ pub async fn load<T: Record>(
     };
     let value = serde_json::from_value(serde_json::Value::Object(stored.body))
         .map_err(|e| Unavailable::new(format!("unreadable record {}/{}: {e}", key.pk, key.sk)))?;
-    Ok(Some(Versioned {
-        value,
-        version: stored.version,
-    }))
+    Ok(Some(Versioned { value, version: stored.version }))
 }
 
 /// Writes the record as the next version of what was read; [`StoreError::Conflict`] if it changed.
@@ -62,45 +56,24 @@ pub async fn save<T: Record>(
         Err(e) => return Err(Unavailable::new(format!("unserialisable record: {e}")).into()),
     };
     let version = record.version + 1;
-    store
-        .put(
-            key,
-            &StoredRecord {
-                version,
-                expires_at: record.value.expires_at(),
-                body,
-            },
-        )
-        .await?;
+    store.put(key, &StoredRecord { version, expires_at: record.value.expires_at(), body }).await?;
     Ok(version)
 }
 
 pub fn session_key(id_hash: &Digest) -> RecordKey {
-    RecordKey {
-        pk: format!("SESSION#{}", id_hash.to_hex()),
-        sk: "SESSION".into(),
-    }
+    RecordKey { pk: format!("SESSION#{}", id_hash.to_hex()), sk: "SESSION".into() }
 }
 
 pub fn registration_key(username: &Username) -> RecordKey {
-    RecordKey {
-        pk: format!("USER#{username}"),
-        sk: "REGISTRATION".into(),
-    }
+    RecordKey { pk: format!("USER#{username}"), sk: "REGISTRATION".into() }
 }
 
 pub fn pending_key(username: &Username, kind: MethodKind) -> RecordKey {
-    RecordKey {
-        pk: format!("USER#{username}"),
-        sk: format!("PENDING#{kind}"),
-    }
+    RecordKey { pk: format!("USER#{username}"), sk: format!("PENDING#{kind}") }
 }
 
 pub fn policy_key() -> RecordKey {
-    RecordKey {
-        pk: "POLICY".into(),
-        sk: "POLICY".into(),
-    }
+    RecordKey { pk: "POLICY".into(), sk: "POLICY".into() }
 }
 
 impl Record for ResetSession {
@@ -132,9 +105,7 @@ impl Record for Registration {}
 
 impl Registration {
     pub fn find(&self, kind: MethodKind, destination: &Destination) -> Option<&RegisteredMethod> {
-        self.methods
-            .iter()
-            .find(|m| m.kind == kind && &m.destination == destination)
+        self.methods.iter().find(|m| m.kind == kind && &m.destination == destination)
     }
 
     pub fn emails(&self) -> impl Iterator<Item = &crate::types::Email> {

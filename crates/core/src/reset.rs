@@ -35,10 +35,7 @@ pub struct CodeSent {
 pub struct MethodVerified {
     pub verified: Vec<MethodKind>,
     pub remaining: usize,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "expose_token"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_token")]
     pub reset_token: Option<ResetToken>,
 }
 
@@ -64,9 +61,7 @@ pub struct ResetCompleted {
 impl From<TransitionError> for FlowError {
     fn from(e: TransitionError) -> Self {
         match e {
-            TransitionError::AlreadyVerified | TransitionError::AlreadyComplete => {
-                FlowError::AlreadyVerified
-            }
+            TransitionError::AlreadyVerified | TransitionError::AlreadyComplete => FlowError::AlreadyVerified,
             TransitionError::NotVerified => FlowError::NotVerified,
             TransitionError::WrongToken => FlowError::InvalidToken,
             TransitionError::TokenUsed => FlowError::TokenUsed,
@@ -80,19 +75,10 @@ impl Sspr {
     }
 
     fn token_hash(&self, id: &SessionId, token: &ResetToken) -> Digest {
-        self.hasher.digest(
-            "reset-token",
-            &[id.expose().as_bytes(), token.expose().as_bytes()],
-        )
+        self.hasher.digest("reset-token", &[id.expose().as_bytes(), token.expose().as_bytes()])
     }
 
-    fn reset_code_hash(
-        &self,
-        id: &SessionId,
-        method: MethodKind,
-        destination: &Destination,
-        code: &Code,
-    ) -> Digest {
+    fn reset_code_hash(&self, id: &SessionId, method: MethodKind, destination: &Destination, code: &Code) -> Digest {
         self.hasher.digest(
             "reset-code",
             &[
@@ -104,10 +90,7 @@ impl Sspr {
         )
     }
 
-    async fn load_live_session(
-        &self,
-        id: &SessionId,
-    ) -> Result<Versioned<ResetSession>, FlowError> {
+    async fn load_live_session(&self, id: &SessionId) -> Result<Versioned<ResetSession>, FlowError> {
         let session = load::<ResetSession>(&*self.store, &session_key(&self.session_hash(id)))
             .await?
             .ok_or(FlowError::InvalidSession)?;
@@ -119,10 +102,9 @@ impl Sspr {
 
     async fn registration_of(&self, subject: Option<&Username>) -> Result<Registration, FlowError> {
         Ok(match subject {
-            Some(user) => load::<Registration>(&*self.store, &registration_key(user))
-                .await?
-                .map(|v| v.value)
-                .unwrap_or_default(),
+            Some(user) => {
+                load::<Registration>(&*self.store, &registration_key(user)).await?.map(|v| v.value).unwrap_or_default()
+            }
             None => Registration::default(),
         })
     }
@@ -145,17 +127,8 @@ impl Sspr {
             state: ResetState::Started,
             codes: Vec::new(),
         };
-        save(
-            &*self.store,
-            &session_key(&self.session_hash(&id)),
-            &Versioned::new(session),
-        )
-        .await?;
-        Ok(ResetStarted {
-            session: id,
-            methods: policy.reset_methods(),
-            required: policy.methods_required(),
-        })
+        save(&*self.store, &session_key(&self.session_hash(&id)), &Versioned::new(session)).await?;
+        Ok(ResetStarted { session: id, methods: policy.reset_methods(), required: policy.methods_required() })
     }
 
     /// Sends a code if `destination` is one the person registered for `method`; answers the
@@ -178,10 +151,7 @@ impl Sspr {
                 return Err(FlowError::TooManyAttempts);
             }
             if session.value.state.verified().contains(&method)
-                || !matches!(
-                    session.value.state,
-                    ResetState::Started | ResetState::MethodVerified { .. }
-                )
+                || !matches!(session.value.state, ResetState::Started | ResetState::MethodVerified { .. })
             {
                 return Err(FlowError::AlreadyVerified);
             }
@@ -189,9 +159,7 @@ impl Sspr {
             let sent_to = registration.find(method, &destination).map(|m| SentTo {
                 method_id: m.id.clone(),
                 destination: destination.clone(),
-                code_hash: self
-                    .reset_code_hash(id, method, &destination, &code)
-                    .to_hex(),
+                code_hash: self.reset_code_hash(id, method, &destination, &code).to_hex(),
             });
             let now = self.clock.now();
             let deliver = sent_to.is_some();
@@ -206,12 +174,9 @@ impl Sspr {
             match save(&*self.store, &session_key(&self.session_hash(id)), &session).await {
                 Ok(_) => {
                     if deliver {
-                        self.deliver_code(&destination, &code, CodePurpose::Reset)
-                            .await?;
+                        self.deliver_code(&destination, &code, CodePurpose::Reset).await?;
                     }
-                    return Ok(CodeSent {
-                        expires_in: self.settings.code_ttl_secs,
-                    });
+                    return Ok(CodeSent { expires_in: self.settings.code_ttl_secs });
                 }
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
@@ -253,18 +218,15 @@ impl Sspr {
             let registration = self.registration_of(session.value.subject.as_ref()).await?;
             let max = self.settings.max_code_failures;
             let required = session.value.required;
-            let issued = session
-                .value
-                .code_mut(method)
-                .ok_or(FlowError::InvalidCode)?;
+            let issued = session.value.code_mut(method).ok_or(FlowError::InvalidCode)?;
             if issued.failures >= max {
                 return Err(FlowError::TooManyAttempts);
             }
             let matches = !issued.used
-                && issued.sent_to.as_ref().is_some_and(|s| {
-                    self.reset_code_hash(id, method, &s.destination, code)
-                        .matches_hex(&s.code_hash)
-                });
+                && issued
+                    .sent_to
+                    .as_ref()
+                    .is_some_and(|s| self.reset_code_hash(id, method, &s.destination, code).matches_hex(&s.code_hash));
             let outcome = if !matches {
                 issued.failures += 1;
                 if issued.failures >= max {
@@ -278,15 +240,11 @@ impl Sspr {
                 issued.used = true;
                 // The method may have been removed since the code was sent.
                 let still_registered = issued.sent_to.as_ref().is_some_and(|s| {
-                    registration
-                        .methods
-                        .iter()
-                        .any(|m| m.id == s.method_id && m.destination == s.destination)
+                    registration.methods.iter().any(|m| m.id == s.method_id && m.destination == s.destination)
                 });
                 if still_registered {
                     let state = std::mem::replace(&mut session.value.state, ResetState::Started);
-                    session.value.state =
-                        state.prove(method, required, || self.token_hash(id, &token))?;
+                    session.value.state = state.prove(method, required, || self.token_hash(id, &token))?;
                     Ok(())
                 } else {
                     Err(FlowError::InvalidCode)
@@ -303,13 +261,8 @@ impl Sspr {
             outcome?;
             let verified = session.value.state.verified().to_vec();
             let remaining = session.value.required.saturating_sub(verified.len());
-            let reset_token = matches!(session.value.state, ResetState::TokenIssued { .. })
-                .then(|| token.clone());
-            return Ok(MethodVerified {
-                verified,
-                remaining,
-                reset_token,
-            });
+            let reset_token = matches!(session.value.state, ResetState::TokenIssued { .. }).then(|| token.clone());
+            return Ok(MethodVerified { verified, remaining, reset_token });
         }
         Err(FlowError::Conflict)
     }
@@ -326,8 +279,7 @@ impl Sspr {
         let policy = self.policy().await?;
         let key = session_key(&self.session_hash(id));
         // Claim the token with a conditional write: of concurrent completions one wins.
-        let (mut session, password, username) =
-            claim_token(self, id, &key, &presented, &completion, &policy).await?;
+        let (mut session, password, username) = claim_token(self, id, &key, &presented, &completion, &policy).await?;
 
         let unlock_only = matches!(completion, Completion::UnlockOnly);
         let applied = match &password {
@@ -353,11 +305,7 @@ impl Sspr {
             }
         }
         let registration = self.registration_of(Some(&username)).await?;
-        self.notify_all(
-            registration.emails(),
-            &self.settings.branding.password_changed(unlock_only),
-        )
-        .await;
+        self.notify_all(registration.emails(), &self.settings.branding.password_changed(unlock_only)).await;
         tracing::info!(unlock_only, "reset completed");
         Ok(ResetCompleted { done: true })
     }
@@ -377,19 +325,11 @@ async fn claim_token(
     for _ in 0..CONFLICT_RETRIES {
         let mut session = sspr.load_live_session(id).await?;
         let claimed = session.value.state.clone().claim_token(presented)?;
-        let username = session
-            .value
-            .subject
-            .clone()
-            .ok_or(FlowError::InvalidToken)?;
+        let username = session.value.subject.clone().ok_or(FlowError::InvalidToken)?;
         let password = match completion {
             Completion::NewPassword(raw) => Some(
-                NewPassword::parse(
-                    secrecy::ExposeSecret::expose_secret(raw),
-                    &policy.password,
-                    &username,
-                )
-                .map_err(FlowError::PasswordRejected)?,
+                NewPassword::parse(secrecy::ExposeSecret::expose_secret(raw), &policy.password, &username)
+                    .map_err(FlowError::PasswordRejected)?,
             ),
             Completion::UnlockOnly => None,
         };

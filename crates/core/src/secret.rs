@@ -73,8 +73,7 @@ impl KeyedHasher {
     }
 
     pub fn digest(&self, purpose: &str, parts: &[&[u8]]) -> Digest {
-        let mut mac =
-            HmacSha256::new_from_slice(&self.pepper.0).expect("HMAC accepts any key length");
+        let mut mac = HmacSha256::new_from_slice(&self.pepper.0).expect("HMAC accepts any key length");
         for part in std::iter::once(purpose.as_bytes()).chain(parts.iter().copied()) {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
@@ -98,9 +97,7 @@ mod tests {
         assert!(d.matches_hex(&d.to_hex()));
         assert!(!h.digest("code", &[b"a", b"bc"]).matches_hex(&d.to_hex()));
         assert!(!h.digest("token", &[b"ab", b"c"]).matches_hex(&d.to_hex()));
-        assert!(!hasher(2)
-            .digest("code", &[b"ab", b"c"])
-            .matches_hex(&d.to_hex()));
+        assert!(!hasher(2).digest("code", &[b"ab", b"c"]).matches_hex(&d.to_hex()));
         assert!(!d.matches_hex("not hex"));
         assert!(!d.matches_hex(""));
     }

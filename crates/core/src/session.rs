@@ -14,20 +14,10 @@ use crate::types::{Destination, MethodId, MethodKind, Timestamp, Username};
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ResetState {
     Started,
-    MethodVerified {
-        verified: Vec<MethodKind>,
-    },
-    TokenIssued {
-        verified: Vec<MethodKind>,
-        token_hash: String,
-    },
-    Completing {
-        verified: Vec<MethodKind>,
-        token_hash: String,
-    },
-    Completed {
-        at: Timestamp,
-    },
+    MethodVerified { verified: Vec<MethodKind> },
+    TokenIssued { verified: Vec<MethodKind>, token_hash: String },
+    Completing { verified: Vec<MethodKind>, token_hash: String },
+    Completed { at: Timestamp },
 }
 
 /// Why a transition is refused.
@@ -67,19 +57,14 @@ impl ResetState {
             ResetState::Started => Vec::new(),
             ResetState::MethodVerified { verified } => verified,
             ResetState::TokenIssued { .. } => return Err(TransitionError::AlreadyComplete),
-            ResetState::Completing { .. } | ResetState::Completed { .. } => {
-                return Err(TransitionError::TokenUsed)
-            }
+            ResetState::Completing { .. } | ResetState::Completed { .. } => return Err(TransitionError::TokenUsed),
         };
         if verified.contains(&kind) {
             return Err(TransitionError::AlreadyVerified);
         }
         verified.push(kind);
         if verified.len() >= required {
-            Ok(ResetState::TokenIssued {
-                verified,
-                token_hash: token_hash().to_hex(),
-            })
+            Ok(ResetState::TokenIssued { verified, token_hash: token_hash().to_hex() })
         } else {
             Ok(ResetState::MethodVerified { verified })
         }
@@ -88,38 +73,22 @@ impl ResetState {
     /// A completion takes the token: from here on no other request can use it.
     pub fn claim_token(self, presented: &Digest) -> Result<ResetState, TransitionError> {
         match self {
-            ResetState::TokenIssued {
-                verified,
-                token_hash,
-            } => {
+            ResetState::TokenIssued { verified, token_hash } => {
                 if presented.matches_hex(&token_hash) {
-                    Ok(ResetState::Completing {
-                        verified,
-                        token_hash,
-                    })
+                    Ok(ResetState::Completing { verified, token_hash })
                 } else {
                     Err(TransitionError::WrongToken)
                 }
             }
-            ResetState::Started | ResetState::MethodVerified { .. } => {
-                Err(TransitionError::NotVerified)
-            }
-            ResetState::Completing { .. } | ResetState::Completed { .. } => {
-                Err(TransitionError::TokenUsed)
-            }
+            ResetState::Started | ResetState::MethodVerified { .. } => Err(TransitionError::NotVerified),
+            ResetState::Completing { .. } | ResetState::Completed { .. } => Err(TransitionError::TokenUsed),
         }
     }
 
     /// The directory refused the new password: the token may be used again.
     pub fn release_token(self) -> ResetState {
         match self {
-            ResetState::Completing {
-                verified,
-                token_hash,
-            } => ResetState::TokenIssued {
-                verified,
-                token_hash,
-            },
+            ResetState::Completing { verified, token_hash } => ResetState::TokenIssued { verified, token_hash },
             other => other,
         }
     }
@@ -202,64 +171,37 @@ mod tests {
 
     #[test]
     fn one_method_issues_the_token_directly() {
-        let s = ResetState::Started
-            .prove(MethodKind::Email, 1, || digest("t"))
-            .expect("proved");
+        let s = ResetState::Started.prove(MethodKind::Email, 1, || digest("t")).expect("proved");
         assert!(matches!(s, ResetState::TokenIssued { .. }));
         assert_eq!(s.verified(), &[MethodKind::Email]);
     }
 
     #[test]
     fn two_methods_pass_through_method_verified() {
-        let s = ResetState::Started
-            .prove(MethodKind::Email, 2, || digest("t"))
-            .expect("first");
+        let s = ResetState::Started.prove(MethodKind::Email, 2, || digest("t")).expect("first");
         assert!(matches!(s, ResetState::MethodVerified { .. }));
-        assert_eq!(
-            s.clone().prove(MethodKind::Email, 2, || digest("t")),
-            Err(TransitionError::AlreadyVerified)
-        );
+        assert_eq!(s.clone().prove(MethodKind::Email, 2, || digest("t")), Err(TransitionError::AlreadyVerified));
         let s = s.prove(MethodKind::Sms, 2, || digest("t")).expect("second");
         assert!(matches!(s, ResetState::TokenIssued { .. }));
-        assert_eq!(
-            s.prove(MethodKind::Voice, 2, || digest("t")),
-            Err(TransitionError::AlreadyComplete)
-        );
+        assert_eq!(s.prove(MethodKind::Voice, 2, || digest("t")), Err(TransitionError::AlreadyComplete));
     }
 
     #[test]
     fn the_token_is_claimed_once_and_released_on_refusal() {
-        let issued = ResetState::Started
-            .prove(MethodKind::Sms, 1, || digest("t"))
-            .expect("issued");
-        assert_eq!(
-            issued.clone().claim_token(&digest("other")),
-            Err(TransitionError::WrongToken)
-        );
+        let issued = ResetState::Started.prove(MethodKind::Sms, 1, || digest("t")).expect("issued");
+        assert_eq!(issued.clone().claim_token(&digest("other")), Err(TransitionError::WrongToken));
         let claimed = issued.claim_token(&digest("t")).expect("claimed");
-        assert_eq!(
-            claimed.clone().claim_token(&digest("t")),
-            Err(TransitionError::TokenUsed)
-        );
+        assert_eq!(claimed.clone().claim_token(&digest("t")), Err(TransitionError::TokenUsed));
         let released = claimed.clone().release_token();
         assert!(released.claim_token(&digest("t")).is_ok());
         let done = claimed.complete(Timestamp(5)).expect("completed");
-        assert_eq!(
-            done.clone().claim_token(&digest("t")),
-            Err(TransitionError::TokenUsed)
-        );
+        assert_eq!(done.clone().claim_token(&digest("t")), Err(TransitionError::TokenUsed));
         assert_eq!(done.complete(Timestamp(6)), Err(TransitionError::TokenUsed));
     }
 
     #[test]
     fn nothing_is_claimed_before_verification() {
-        assert_eq!(
-            ResetState::Started.claim_token(&digest("t")),
-            Err(TransitionError::NotVerified)
-        );
-        assert_eq!(
-            ResetState::Started.complete(Timestamp(1)),
-            Err(TransitionError::NotVerified)
-        );
+        assert_eq!(ResetState::Started.claim_token(&digest("t")), Err(TransitionError::NotVerified));
+        assert_eq!(ResetState::Started.complete(Timestamp(1)), Err(TransitionError::NotVerified));
     }
 }

@@ -36,10 +36,7 @@ impl Timestamp {
     pub fn to_rfc3339(self) -> String {
         time::OffsetDateTime::from_unix_timestamp(self.0)
             .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_else(|| self.0.to_string())
     }
 }
@@ -102,25 +99,16 @@ impl PhoneNumber {
     /// Accepts international form only (a leading `+`); spaces, dashes and brackets are allowed.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         if s.len() > 32 {
-            return Err(ParseError::new(
-                "destination",
-                "is too long for a phone number",
-            ));
+            return Err(ParseError::new("destination", "is too long for a phone number"));
         }
         if !s.trim_start().starts_with('+') {
-            return Err(ParseError::new(
-                "destination",
-                "must be an international phone number starting with +",
-            ));
+            return Err(ParseError::new("destination", "must be an international phone number starting with +"));
         }
-        let number = phonenumber::parse(None, s)
-            .map_err(|_| ParseError::new("destination", "is not a phone number"))?;
+        let number =
+            phonenumber::parse(None, s).map_err(|_| ParseError::new("destination", "is not a phone number"))?;
         let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
         if !phonenumber::is_valid(&number) && !Self::is_fictional(&e164) {
-            return Err(ParseError::new(
-                "destination",
-                "is not a valid phone number",
-            ));
+            return Err(ParseError::new("destination", "is not a valid phone number"));
         }
         Ok(Self(e164))
     }
@@ -174,10 +162,7 @@ pub struct Email(String);
 impl Email {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         if s.len() > 254 {
-            return Err(ParseError::new(
-                "destination",
-                "is too long for an email address",
-            ));
+            return Err(ParseError::new("destination", "is too long for an email address"));
         }
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ParseError::new("destination", "is not an email address"));
@@ -236,19 +221,11 @@ pub enum MethodKind {
 }
 
 impl MethodKind {
-    pub const ALL: [MethodKind; 5] = [
-        MethodKind::Email,
-        MethodKind::Sms,
-        MethodKind::Voice,
-        MethodKind::Totp,
-        MethodKind::Questions,
-    ];
+    pub const ALL: [MethodKind; 5] =
+        [MethodKind::Email, MethodKind::Sms, MethodKind::Voice, MethodKind::Totp, MethodKind::Questions];
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or(ParseError::new("method", "is not a known method"))
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or(ParseError::new("method", "is not a known method"))
     }
 
     pub fn as_str(self) -> &'static str {
@@ -287,10 +264,9 @@ impl Destination {
         match kind {
             MethodKind::Email => Email::parse(s).map(Destination::Email),
             MethodKind::Sms | MethodKind::Voice => PhoneNumber::parse(s).map(Destination::Phone),
-            MethodKind::Totp | MethodKind::Questions => Err(ParseError::new(
-                "method",
-                "has no destination to send a code to",
-            )),
+            MethodKind::Totp | MethodKind::Questions => {
+                Err(ParseError::new("method", "has no destination to send a code to"))
+            }
         }
     }
 
@@ -322,10 +298,7 @@ impl MethodId {
     }
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        if s.len() == 16
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             Ok(Self(s.to_owned()))
         } else {
             Err(ParseError::new("id", "is not a method id"))
@@ -476,14 +449,8 @@ mod tests {
         assert!(PhoneNumber::parse("+1").is_err());
         assert!(PhoneNumber::parse("+44 20 7946 0958").is_ok());
         assert!(PhoneNumber::parse("+99999").is_err());
-        assert!(
-            PhoneNumber::parse("+1 555 555 0199").is_ok(),
-            "fictional numbers are for demos"
-        );
-        assert!(
-            PhoneNumber::parse("+1 555 555 0200").is_err(),
-            "area code 555 is not real"
-        );
+        assert!(PhoneNumber::parse("+1 555 555 0199").is_ok(), "fictional numbers are for demos");
+        assert!(PhoneNumber::parse("+1 555 555 0200").is_err(), "area code 555 is not real");
         assert!(PhoneNumber::parse(&format!("+1{}", "5".repeat(40))).is_err());
     }
 
@@ -492,14 +459,7 @@ mod tests {
         let e = Email::parse("Alice@Example.COM").expect("valid");
         assert_eq!(e.as_str(), "Alice@example.com");
         assert_eq!(e.hint(), "A***@example.com");
-        for bad in [
-            "",
-            "alice",
-            "alice@",
-            "@example.com",
-            "a b@example.com",
-            "alice@localhost",
-        ] {
+        for bad in ["", "alice", "alice@", "@example.com", "a b@example.com", "alice@localhost"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
@@ -518,10 +478,7 @@ mod tests {
         assert!(Code::parse("12345").is_err());
         assert!(Code::parse("12345678901").is_err());
         assert!(Code::parse("1234567a").is_err());
-        assert!(
-            Code::parse("١٢٣٤٥٦٧٨").is_err(),
-            "non-ASCII digits are refused"
-        );
+        assert!(Code::parse("١٢٣٤٥٦٧٨").is_err(), "non-ASCII digits are refused");
     }
 
     #[test]

@@ -104,19 +104,15 @@ impl EmbeddedDirectory {
     /// saves every change to it.
     pub fn open(seed: &DirectorySeed, file: Option<&Path>) -> Result<Self, Unavailable> {
         if let Some(path) = file.filter(|p| p.exists()) {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Unavailable::new(format!("{}: {e}", path.display())))?;
-            let accounts = serde_json::from_str(&text)
-                .map_err(|e| Unavailable::new(format!("{}: {e}", path.display())))?;
-            return Ok(Self {
-                accounts: Arc::new(Mutex::new(accounts)),
-                file: Some(path.to_owned()),
-            });
+            let text =
+                std::fs::read_to_string(path).map_err(|e| Unavailable::new(format!("{}: {e}", path.display())))?;
+            let accounts =
+                serde_json::from_str(&text).map_err(|e| Unavailable::new(format!("{}: {e}", path.display())))?;
+            return Ok(Self { accounts: Arc::new(Mutex::new(accounts)), file: Some(path.to_owned()) });
         }
         let mut accounts = BTreeMap::new();
         for user in &seed.users {
-            let name = Username::parse(&user.username)
-                .map_err(|e| Unavailable::new(format!("seed user: {e}")))?;
+            let name = Username::parse(&user.username).map_err(|e| Unavailable::new(format!("seed user: {e}")))?;
             accounts.insert(
                 name.to_string(),
                 Account {
@@ -128,10 +124,7 @@ impl EmbeddedDirectory {
                 },
             );
         }
-        let dir = Self {
-            accounts: Arc::new(Mutex::new(accounts)),
-            file: file.map(Path::to_owned),
-        };
+        let dir = Self { accounts: Arc::new(Mutex::new(accounts)), file: file.map(Path::to_owned) };
         dir.persist()?;
         Ok(dir)
     }
@@ -141,10 +134,7 @@ impl EmbeddedDirectory {
             return Ok(());
         };
         let text = {
-            let accounts = self
-                .accounts
-                .lock()
-                .map_err(|_| Unavailable::new("directory poisoned"))?;
+            let accounts = self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))?;
             serde_json::to_string_pretty(&*accounts).map_err(Unavailable::new)?
         };
         let tmp = path.with_extension("tmp");
@@ -154,10 +144,7 @@ impl EmbeddedDirectory {
     }
 
     fn account(&self, username: &Username) -> Result<Option<Account>, Unavailable> {
-        let accounts = self
-            .accounts
-            .lock()
-            .map_err(|_| Unavailable::new("directory poisoned"))?;
+        let accounts = self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))?;
         Ok(accounts.get(username.as_str()).cloned())
     }
 
@@ -166,20 +153,13 @@ impl EmbeddedDirectory {
         if account.admin && !groups.iter().any(|g| g == "SSPR-Admins") {
             groups.push("SSPR-Admins".into());
         }
-        DirectoryUser {
-            username: username.clone(),
-            groups,
-            enabled: true,
-        }
+        DirectoryUser { username: username.clone(), groups, enabled: true }
     }
 }
 
 #[async_trait]
 impl Directory for EmbeddedDirectory {
-    async fn find_user(
-        &self,
-        username: &Username,
-    ) -> Result<Option<DirectoryUser>, DirectoryError> {
+    async fn find_user(&self, username: &Username) -> Result<Option<DirectoryUser>, DirectoryError> {
         Ok(self.account(username)?.map(|a| Self::user(username, &a)))
     }
 
@@ -196,11 +176,7 @@ impl Directory for EmbeddedDirectory {
         };
         let password = password.expose_secret().to_owned();
         let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash).is_ok_and(|parsed| {
-                argon2()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
+            PasswordHash::new(&hash).is_ok_and(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
         })
         .await
         .map_err(|e| Unavailable::new(e.to_string()))?;
@@ -210,11 +186,7 @@ impl Directory for EmbeddedDirectory {
         })
     }
 
-    async fn set_password(
-        &self,
-        username: &Username,
-        password: &NewPassword,
-    ) -> Result<(), DirectoryError> {
+    async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError> {
         let hash = {
             let password = password.expose().to_owned();
             tokio::task::spawn_blocking(move || hash_password(&password))
@@ -222,13 +194,8 @@ impl Directory for EmbeddedDirectory {
                 .map_err(|e| Unavailable::new(e.to_string()))??
         };
         {
-            let mut accounts = self
-                .accounts
-                .lock()
-                .map_err(|_| Unavailable::new("directory poisoned"))?;
-            let account = accounts
-                .get_mut(username.as_str())
-                .ok_or(DirectoryError::UnknownUser)?;
+            let mut accounts = self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))?;
+            let account = accounts.get_mut(username.as_str()).ok_or(DirectoryError::UnknownUser)?;
             account.password_hash = hash;
         }
         self.persist()?;

@@ -28,11 +28,7 @@ pub struct Outbox {
 impl Outbox {
     /// `echo` prints each message to standard output as well.
     pub fn new(clock: Arc<dyn Clock>, echo: bool) -> Self {
-        Self {
-            entries: Arc::default(),
-            clock,
-            echo,
-        }
+        Self { entries: Arc::default(), clock, echo }
     }
 
     /// Everything sent so far, oldest first.
@@ -42,20 +38,10 @@ impl Outbox {
 
     fn push(&self, entry: OutboxEntry) -> Result<(), Unavailable> {
         if self.echo {
-            let subject = entry
-                .subject
-                .as_deref()
-                .map(|s| format!(" [{s}]"))
-                .unwrap_or_default();
-            println!(
-                "outbox: {} to {}{subject}: {}",
-                entry.channel, entry.to, entry.body
-            );
+            let subject = entry.subject.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
+            println!("outbox: {} to {}{subject}: {}", entry.channel, entry.to, entry.body);
         }
-        self.entries
-            .lock()
-            .map_err(|_| Unavailable::new("outbox poisoned"))?
-            .push(entry);
+        self.entries.lock().map_err(|_| Unavailable::new("outbox poisoned"))?.push(entry);
         Ok(())
     }
 }

@@ -21,8 +21,7 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the store file.
     pub fn open(path: &Path) -> Result<Self, Unavailable> {
-        let conn = Connection::open(path)
-            .map_err(|e| Unavailable::new(format!("{}: {e}", path.display())))?;
+        let conn = Connection::open(path).map_err(|e| Unavailable::new(format!("{}: {e}", path.display())))?;
         Self::init(conn)
     }
 
@@ -45,9 +44,7 @@ impl SqliteStore {
              ) WITHOUT ROWID;",
         )
         .map_err(Unavailable::new)?;
-        Ok(Self {
-            db: Arc::new(Mutex::new(conn)),
-        })
+        Ok(Self { db: Arc::new(Mutex::new(conn)) })
     }
 
     async fn with_db<T: Send + 'static>(
@@ -66,9 +63,7 @@ impl SqliteStore {
     /// Every stored row as `(pk, sk, body)`, for tests that check nothing secret is kept in clear.
     pub async fn dump(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         self.with_db(|conn| {
-            let mut stmt = conn
-                .prepare("SELECT pk, sk, body FROM records")
-                .map_err(unavailable)?;
+            let mut stmt = conn.prepare("SELECT pk, sk, body FROM records").map_err(unavailable)?;
             let rows = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .map_err(unavailable)?
@@ -144,21 +139,16 @@ impl RecordStore for SqliteStore {
         self.with_db(move |conn| {
             let tx = conn.transaction().map_err(unavailable)?;
             let current: Option<i64> = tx
-                .query_row(
-                    "SELECT version FROM records WHERE pk = ?1 AND sk = ?2",
-                    params![key.pk, key.sk],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT version FROM records WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(unavailable)?;
             match current {
                 None => Ok(()),
                 Some(v) if v == version => {
-                    tx.execute(
-                        "DELETE FROM records WHERE pk = ?1 AND sk = ?2",
-                        params![key.pk, key.sk],
-                    )
-                    .map_err(unavailable)?;
+                    tx.execute("DELETE FROM records WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk])
+                        .map_err(unavailable)?;
                     tx.commit().map_err(unavailable)
                 }
                 Some(_) => Err(StoreError::Conflict),

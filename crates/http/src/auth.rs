@@ -21,10 +21,7 @@ pub struct JwtClaims {
 
 impl Default for JwtClaims {
     fn default() -> Self {
-        Self {
-            username_claim: "cognito:username".into(),
-            groups_claim: "cognito:groups".into(),
-        }
+        Self { username_claim: "cognito:username".into(), groups_claim: "cognito:groups".into() }
     }
 }
 
@@ -43,8 +40,7 @@ fn parse_groups(raw: &str) -> Vec<String> {
 
 impl Authenticator for JwtClaims {
     fn signed_in(&self, parts: &Parts) -> Result<SignedIn, ApiError> {
-        let Some(RequestContext::ApiGatewayV2(context)) = parts.extensions.get::<RequestContext>()
-        else {
+        let Some(RequestContext::ApiGatewayV2(context)) = parts.extensions.get::<RequestContext>() else {
             return Err(ApiError::unauthenticated());
         };
         let claims = context
@@ -57,20 +53,10 @@ impl Authenticator for JwtClaims {
             .get(&self.username_claim)
             .and_then(|u| Username::parse(u).ok())
             .ok_or_else(ApiError::unauthenticated)?;
-        let groups = claims
-            .get(&self.groups_claim)
-            .map(|g| parse_groups(g))
-            .unwrap_or_default();
-        let signed_in_at = claims
-            .get("auth_time")
-            .or_else(|| claims.get("iat"))
-            .and_then(|t| t.parse::<i64>().ok())
-            .map(Timestamp);
-        Ok(SignedIn {
-            username,
-            groups,
-            signed_in_at,
-        })
+        let groups = claims.get(&self.groups_claim).map(|g| parse_groups(g)).unwrap_or_default();
+        let signed_in_at =
+            claims.get("auth_time").or_else(|| claims.get("iat")).and_then(|t| t.parse::<i64>().ok()).map(Timestamp);
+        Ok(SignedIn { username, groups, signed_in_at })
     }
 }
 
@@ -80,10 +66,7 @@ mod tests {
 
     #[test]
     fn group_claims_in_both_shapes() {
-        assert_eq!(
-            parse_groups("[SSPR-Users SSPR-Admins]"),
-            vec!["SSPR-Users", "SSPR-Admins"]
-        );
+        assert_eq!(parse_groups("[SSPR-Users SSPR-Admins]"), vec!["SSPR-Users", "SSPR-Admins"]);
         assert_eq!(parse_groups("[\"a\",\"b\"]"), vec!["a", "b"]);
         assert_eq!(parse_groups("[]"), Vec::<String>::new());
     }

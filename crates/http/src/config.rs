@@ -19,10 +19,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(var: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            var,
-            reason: reason.into(),
-        }
+        Self { var, reason: reason.into() }
     }
 }
 
@@ -76,21 +73,11 @@ impl Config {
     }
 
     /// Parses the settings that `lookup` gives (empty values count as unset).
-    pub fn from_lookup(
-        deployment: Deployment,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+    pub fn from_lookup(deployment: Deployment, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let local = deployment == Deployment::Local;
         let lambda_only = |var: &'static str, value: &str| {
-            ConfigError::new(
-                var,
-                format!("'{value}' is available only in the local server"),
-            )
+            ConfigError::new(var, format!("'{value}' is available only in the local server"))
         };
 
         let store = match get("SSPR_STORE").as_deref() {
@@ -99,18 +86,12 @@ impl Config {
             Some("embedded") if local => StoreKind::Embedded,
             Some("embedded") => return Err(lambda_only("SSPR_STORE", "embedded")),
             Some(other) => {
-                return Err(ConfigError::new(
-                    "SSPR_STORE",
-                    format!("'{other}' is not one of embedded, dynamodb"),
-                ))
+                return Err(ConfigError::new("SSPR_STORE", format!("'{other}' is not one of embedded, dynamodb")))
             }
         };
         let table = get("SSPR_TABLE");
         if store == StoreKind::DynamoDb && table.is_none() {
-            return Err(ConfigError::new(
-                "SSPR_TABLE",
-                "is required with SSPR_STORE=dynamodb",
-            ));
+            return Err(ConfigError::new("SSPR_TABLE", "is required with SSPR_STORE=dynamodb"));
         }
 
         let directory = match get("SSPR_DIRECTORY").as_deref() {
@@ -118,25 +99,14 @@ impl Config {
             None | Some("cognito") => DirectoryKind::Cognito,
             Some("embedded") if local => DirectoryKind::Embedded,
             Some("embedded") => return Err(lambda_only("SSPR_DIRECTORY", "embedded")),
-            Some("ldap") => {
-                return Err(ConfigError::new(
-                    "SSPR_DIRECTORY",
-                    "'ldap' is not available in this release",
-                ))
-            }
+            Some("ldap") => return Err(ConfigError::new("SSPR_DIRECTORY", "'ldap' is not available in this release")),
             Some(other) => {
-                return Err(ConfigError::new(
-                    "SSPR_DIRECTORY",
-                    format!("'{other}' is not one of embedded, cognito"),
-                ))
+                return Err(ConfigError::new("SSPR_DIRECTORY", format!("'{other}' is not one of embedded, cognito")))
             }
         };
         let cognito_user_pool_id = get("SSPR_COGNITO_USER_POOL_ID");
         if directory == DirectoryKind::Cognito && cognito_user_pool_id.is_none() {
-            return Err(ConfigError::new(
-                "SSPR_COGNITO_USER_POOL_ID",
-                "is required with SSPR_DIRECTORY=cognito",
-            ));
+            return Err(ConfigError::new("SSPR_COGNITO_USER_POOL_ID", "is required with SSPR_DIRECTORY=cognito"));
         }
         let directory_file = get("SSPR_DIRECTORY_FILE").map(PathBuf::from);
         if directory_file.is_some() && !local {
@@ -148,45 +118,26 @@ impl Config {
             None | Some("aws") => SenderKind::Aws,
             Some("outbox") if local => SenderKind::Outbox,
             Some("outbox") => return Err(lambda_only("SSPR_SENDER", "outbox")),
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "SSPR_SENDER",
-                    format!("'{other}' is not one of outbox, aws"),
-                ))
-            }
+            Some(other) => return Err(ConfigError::new("SSPR_SENDER", format!("'{other}' is not one of outbox, aws"))),
         };
         let email_from = get("SSPR_EMAIL_FROM")
-            .map(|v| {
-                Email::parse(&v)
-                    .map_err(|_| ConfigError::new("SSPR_EMAIL_FROM", "is not an email address"))
-            })
+            .map(|v| Email::parse(&v).map_err(|_| ConfigError::new("SSPR_EMAIL_FROM", "is not an email address")))
             .transpose()?;
         if sender == SenderKind::Aws && email_from.is_none() {
-            return Err(ConfigError::new(
-                "SSPR_EMAIL_FROM",
-                "is required with SSPR_SENDER=aws",
-            ));
+            return Err(ConfigError::new("SSPR_EMAIL_FROM", "is required with SSPR_SENDER=aws"));
         }
 
         let public_url = get("SSPR_PUBLIC_URL");
         match &public_url {
-            Some(url)
-                if !(url.starts_with("https://") || (local && url.starts_with("http://"))) =>
-            {
-                return Err(ConfigError::new(
-                    "SSPR_PUBLIC_URL",
-                    "must be an https:// URL",
-                ))
+            Some(url) if !(url.starts_with("https://") || (local && url.starts_with("http://"))) => {
+                return Err(ConfigError::new("SSPR_PUBLIC_URL", "must be an https:// URL"))
             }
             None if !local => return Err(ConfigError::new("SSPR_PUBLIC_URL", "is required")),
             _ => {}
         }
         let secrets_arn = get("SSPR_SECRETS_ARN");
         if !local && secrets_arn.is_none() {
-            return Err(ConfigError::new(
-                "SSPR_SECRETS_ARN",
-                "is required: secrets come from Secrets Manager",
-            ));
+            return Err(ConfigError::new("SSPR_SECRETS_ARN", "is required: secrets come from Secrets Manager"));
         }
 
         Ok(Self {
@@ -202,8 +153,7 @@ impl Config {
             secrets_arn,
             organisation: get("SSPR_ORGANISATION").unwrap_or_else(|| "sspr".to_owned()),
             claims: JwtClaims {
-                username_claim: get("SSPR_CLAIM_USERNAME")
-                    .unwrap_or_else(|| "cognito:username".into()),
+                username_claim: get("SSPR_CLAIM_USERNAME").unwrap_or_else(|| "cognito:username".into()),
                 groups_claim: get("SSPR_CLAIM_GROUPS").unwrap_or_else(|| "cognito:groups".into()),
             },
             target_group: get("SSPR_TARGET_GROUP"),
@@ -225,9 +175,7 @@ impl Config {
     /// The AWS store, when configured.
     pub fn aws_store(&self, sdk: &aws_config::SdkConfig) -> Option<Arc<dyn RecordStore>> {
         match (self.store, &self.table) {
-            (StoreKind::DynamoDb, Some(table)) => {
-                Some(Arc::new(sspr_aws::DynamoDbStore::from_config(sdk, table)))
-            }
+            (StoreKind::DynamoDb, Some(table)) => Some(Arc::new(sspr_aws::DynamoDbStore::from_config(sdk, table))),
             _ => None,
         }
     }
@@ -235,18 +183,15 @@ impl Config {
     /// The Cognito directory, when configured.
     pub fn aws_directory(&self, sdk: &aws_config::SdkConfig) -> Option<Arc<dyn Directory>> {
         match (self.directory, &self.cognito_user_pool_id) {
-            (DirectoryKind::Cognito, Some(pool)) => Some(Arc::new(
-                sspr_aws::CognitoDirectory::from_config(sdk, pool, self.cognito_client_id.clone()),
-            )),
+            (DirectoryKind::Cognito, Some(pool)) => {
+                Some(Arc::new(sspr_aws::CognitoDirectory::from_config(sdk, pool, self.cognito_client_id.clone())))
+            }
             _ => None,
         }
     }
 
     /// SNS and SES, when configured.
-    pub fn aws_senders(
-        &self,
-        sdk: &aws_config::SdkConfig,
-    ) -> Option<(Arc<dyn Sms>, Arc<dyn Mailer>)> {
+    pub fn aws_senders(&self, sdk: &aws_config::SdkConfig) -> Option<(Arc<dyn Sms>, Arc<dyn Mailer>)> {
         match (self.sender, &self.email_from) {
             (SenderKind::Aws, Some(from)) => Some((
                 Arc::new(sspr_aws::SnsSms::from_config(sdk)),
@@ -262,11 +207,7 @@ mod tests {
     use super::*;
 
     fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
+        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
     }
 
     #[test]
@@ -274,11 +215,7 @@ mod tests {
         let c = Config::from_lookup(Deployment::Local, lookup(&[])).expect("defaults");
         assert_eq!(
             (c.store, c.directory, c.sender),
-            (
-                StoreKind::Embedded,
-                DirectoryKind::Embedded,
-                SenderKind::Outbox
-            )
+            (StoreKind::Embedded, DirectoryKind::Embedded, SenderKind::Outbox)
         );
         assert_eq!(c.default_policy().enablement, Enablement::Everyone);
     }
@@ -287,19 +224,11 @@ mod tests {
     fn lambda_needs_its_settings_and_refuses_dev_adapters() {
         let err = Config::from_lookup(Deployment::Lambda, lookup(&[])).expect_err("nothing set");
         assert_eq!(err.var, "SSPR_TABLE");
-        let err = Config::from_lookup(Deployment::Lambda, lookup(&[("SSPR_STORE", "embedded")]))
-            .expect_err("embedded");
-        assert_eq!(
-            err.to_string(),
-            "SSPR_STORE: 'embedded' is available only in the local server"
-        );
+        let err = Config::from_lookup(Deployment::Lambda, lookup(&[("SSPR_STORE", "embedded")])).expect_err("embedded");
+        assert_eq!(err.to_string(), "SSPR_STORE: 'embedded' is available only in the local server");
         let err = Config::from_lookup(
             Deployment::Lambda,
-            lookup(&[
-                ("SSPR_TABLE", "t"),
-                ("SSPR_COGNITO_USER_POOL_ID", "p"),
-                ("SSPR_SENDER", "outbox"),
-            ]),
+            lookup(&[("SSPR_TABLE", "t"), ("SSPR_COGNITO_USER_POOL_ID", "p"), ("SSPR_SENDER", "outbox")]),
         )
         .expect_err("outbox");
         assert_eq!(err.var, "SSPR_SENDER");
@@ -308,32 +237,22 @@ mod tests {
             ("SSPR_COGNITO_USER_POOL_ID", "us-east-1_x"),
             ("SSPR_EMAIL_FROM", "noreply@example.com"),
             ("SSPR_PUBLIC_URL", "https://reset.example.com"),
-            (
-                "SSPR_SECRETS_ARN",
-                "arn:aws:secretsmanager:us-east-1:1:secret:s",
-            ),
+            ("SSPR_SECRETS_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:s"),
             ("SSPR_TARGET_GROUP", "SSPR-Users"),
         ];
         let c = Config::from_lookup(Deployment::Lambda, lookup(&full)).expect("complete");
-        assert_eq!(
-            c.default_policy().enablement,
-            Enablement::Selected("SSPR-Users".into())
-        );
+        assert_eq!(c.default_policy().enablement, Enablement::Selected("SSPR-Users".into()));
     }
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_STORE", "postgres")]))
-            .expect_err("bad");
+        let err = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_STORE", "postgres")])).expect_err("bad");
         assert_eq!(err.var, "SSPR_STORE");
-        let err = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_PUBLIC_URL", "ftp://x")]))
-            .expect_err("bad");
+        let err = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_PUBLIC_URL", "ftp://x")])).expect_err("bad");
         assert_eq!(err.var, "SSPR_PUBLIC_URL");
-        let err = Config::from_lookup(
-            Deployment::Local,
-            lookup(&[("SSPR_SENDER", "aws"), ("SSPR_EMAIL_FROM", "nope")]),
-        )
-        .expect_err("bad");
+        let err =
+            Config::from_lookup(Deployment::Local, lookup(&[("SSPR_SENDER", "aws"), ("SSPR_EMAIL_FROM", "nope")]))
+                .expect_err("bad");
         assert_eq!(err.var, "SSPR_EMAIL_FROM");
     }
 }

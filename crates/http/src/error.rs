@@ -19,12 +19,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            error,
-            message: message.into(),
-            reasons: None,
-        }
+        Self { status, error, message: message.into(), reasons: None }
     }
 
     pub fn not_found() -> Self {
@@ -32,27 +27,15 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "This method is not allowed here.",
-        )
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed here.")
     }
 
     pub fn unauthenticated() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "Sign in first.",
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Sign in first.")
     }
 
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Something went wrong on our side. Try again later.",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side. Try again later.")
     }
 }
 
@@ -68,9 +51,7 @@ impl From<FlowError> for ApiError {
             | FlowError::InvalidSession => StatusCode::BAD_REQUEST,
             FlowError::SessionExpired => StatusCode::GONE,
             FlowError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
-            FlowError::AlreadyVerified | FlowError::TokenUsed | FlowError::Conflict => {
-                StatusCode::CONFLICT
-            }
+            FlowError::AlreadyVerified | FlowError::TokenUsed | FlowError::Conflict => StatusCode::CONFLICT,
             FlowError::NotVerified
             | FlowError::InvalidToken
             | FlowError::NotEnabled
@@ -90,12 +71,7 @@ impl From<FlowError> for ApiError {
             FlowError::InvalidInput(p) => format!("The {} {}.", p.field, p.reason),
             other => other.to_string(),
         };
-        Self {
-            status,
-            error: e.code(),
-            message,
-            reasons,
-        }
+        Self { status, error: e.code(), message, reasons }
     }
 }
 

@@ -32,17 +32,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "The request body is too large.",
-                )
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "The request body is too large.")
             } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
-                    "The request body could not be read.",
-                )
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "The request body could not be read.")
             }
         })?;
         parse(&bytes).map(ApiJson)
@@ -54,11 +46,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                "The request body is not valid JSON.",
-            ),
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "The request body is not valid JSON.")
+            }
             Category::Data => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_request",

@@ -66,9 +66,7 @@ impl Routes {
 pub fn api(state: ApiState, routes: Routes) -> Router {
     let mut router = Router::new();
     if matches!(routes, Routes::Reset | Routes::All) {
-        router = router
-            .route("/v1/reset/start", post(start_reset))
-            .route("/v1/reset/complete", post(complete_reset));
+        router = router.route("/v1/reset/start", post(start_reset)).route("/v1/reset/complete", post(complete_reset));
     }
     if matches!(routes, Routes::SendCode | Routes::All) {
         router = router.route("/v1/reset/send-code", post(send_code));
@@ -80,10 +78,7 @@ pub fn api(state: ApiState, routes: Routes) -> Router {
         // One parameter name per segment: `{method}` is a kind for POST and an id for DELETE.
         router = router
             .route("/v1/me/registration", get(registration_status))
-            .route(
-                "/v1/me/methods/{method}",
-                post(begin_method).delete(remove_method),
-            )
+            .route("/v1/me/methods/{method}", post(begin_method).delete(remove_method))
             .route("/v1/me/methods/{method}/confirm", post(confirm_method));
     }
     router
@@ -91,14 +86,8 @@ pub fn api(state: ApiState, routes: Routes) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a handler panicked");
             ApiError::internal().into_response()
@@ -192,8 +181,7 @@ async fn complete_reset(
     ApiJson(req): ApiJson<CompleteRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let session = parse_session(&req.session)?;
-    let token = ResetToken::parse(&req.reset_token)
-        .map_err(|_| ApiError::from(sspr_core::FlowError::InvalidToken))?;
+    let token = ResetToken::parse(&req.reset_token).map_err(|_| ApiError::from(sspr_core::FlowError::InvalidToken))?;
     let completion = match (req.new_password, req.unlock_only) {
         (Some(password), false) => Completion::NewPassword(SecretString::from(password)),
         (None, true) => Completion::UnlockOnly,
@@ -205,9 +193,7 @@ async fn complete_reset(
             ))
         }
     };
-    Ok(Json(
-        s.sspr.complete_reset(&session, &token, completion).await?,
-    ))
+    Ok(Json(s.sspr.complete_reset(&session, &token, completion).await?))
 }
 
 /// The signed-in person, or 401.
@@ -221,10 +207,7 @@ impl axum::extract::FromRequestParts<ApiState> for Me {
     }
 }
 
-async fn registration_status(
-    State(s): State<ApiState>,
-    Me(me): Me,
-) -> Result<impl IntoResponse, ApiError> {
+async fn registration_status(State(s): State<ApiState>, Me(me): Me) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(s.sspr.registration_status(&me).await?))
 }
 
@@ -267,7 +250,6 @@ async fn remove_method(
     Me(me): Me,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let id =
-        MethodId::parse(&id).map_err(|e| ApiError::from(sspr_core::FlowError::InvalidInput(e)))?;
+    let id = MethodId::parse(&id).map_err(|e| ApiError::from(sspr_core::FlowError::InvalidInput(e)))?;
     Ok(Json(s.sspr.remove_method(&me, &id).await?))
 }

@@ -80,25 +80,14 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Builds the server: adapters, the core, the API and the local extras.
 pub async fn build(options: LocalOptions) -> anyhow::Result<LocalServer> {
-    let LocalOptions {
-        config,
-        data_dir,
-        public_url,
-        clock,
-        rng,
-        echo_outbox,
-    } = options;
+    let LocalOptions { config, data_dir, public_url, clock, rng, echo_outbox } = options;
     std::fs::create_dir_all(&data_dir).with_context(|| format!("--data {}", data_dir.display()))?;
     let pepper = local_pepper(&data_dir, &*rng)?;
     let wants_aws = config.store == StoreKind::DynamoDb
         || config.directory == DirectoryKind::Cognito
         || config.sender == SenderKind::Aws;
     // Only load the AWS configuration (which may probe the network) when an AWS adapter is used.
-    let sdk = if wants_aws {
-        sspr_aws::sdk_config().await
-    } else {
-        aws_config_empty()
-    };
+    let sdk = if wants_aws { sspr_aws::sdk_config().await } else { aws_config_empty() };
 
     let mut embedded_store = None;
     let store: Arc<dyn RecordStore> = match config.store {
@@ -117,28 +106,21 @@ pub async fn build(options: LocalOptions) -> anyhow::Result<LocalServer> {
                 Some(file) => {
                     let text = std::fs::read_to_string(file)
                         .with_context(|| format!("SSPR_DIRECTORY_FILE: {}", file.display()))?;
-                    DirectorySeed::from_toml(&text).map_err(|e| {
-                        anyhow::anyhow!("SSPR_DIRECTORY_FILE: {}: {e}", file.display())
-                    })?
+                    DirectorySeed::from_toml(&text)
+                        .map_err(|e| anyhow::anyhow!("SSPR_DIRECTORY_FILE: {}: {e}", file.display()))?
                 }
                 None => {
                     let demo = DirectorySeed::demo();
-                    demo_users = demo
-                        .users
-                        .iter()
-                        .map(|u| format!("{} (password {})", u.username, u.password))
-                        .collect();
+                    demo_users =
+                        demo.users.iter().map(|u| format!("{} (password {})", u.username, u.password)).collect();
                     demo
                 }
             };
             Arc::new(
-                EmbeddedDirectory::open(&seed, Some(&data_dir.join("directory.json")))
-                    .context("embedded directory")?,
+                EmbeddedDirectory::open(&seed, Some(&data_dir.join("directory.json"))).context("embedded directory")?,
             )
         }
-        DirectoryKind::Cognito => config
-            .aws_directory(&sdk)
-            .context("SSPR_COGNITO_USER_POOL_ID: is required")?,
+        DirectoryKind::Cognito => config.aws_directory(&sdk).context("SSPR_COGNITO_USER_POOL_ID: is required")?,
     };
 
     let mut outbox = None;
@@ -148,9 +130,7 @@ pub async fn build(options: LocalOptions) -> anyhow::Result<LocalServer> {
             outbox = Some(o.clone());
             (Arc::new(o.clone()), Arc::new(o))
         }
-        SenderKind::Aws => config
-            .aws_senders(&sdk)
-            .context("SSPR_EMAIL_FROM: is required")?,
+        SenderKind::Aws => config.aws_senders(&sdk).context("SSPR_EMAIL_FROM: is required")?,
     };
 
     let branding = Branding {
@@ -168,35 +148,15 @@ pub async fn build(options: LocalOptions) -> anyhow::Result<LocalServer> {
         settings: Settings::new(branding, config.default_policy()),
     });
     let signin = LocalSignIn::new(&*rng, clock, directory);
-    let api_router = api(
-        ApiState {
-            sspr: Arc::clone(&sspr),
-            auth: Arc::new(signin.clone()),
-        },
-        Routes::All,
-    );
-    let local = Router::new()
-        .route("/v1/local/signin", post(signin::sign_in))
-        .with_state(signin);
-    let dev = Router::new()
-        .route("/dev/outbox", get(list_outbox))
-        .with_state(outbox.clone());
+    let api_router = api(ApiState { sspr: Arc::clone(&sspr), auth: Arc::new(signin.clone()) }, Routes::All);
+    let local = Router::new().route("/v1/local/signin", post(signin::sign_in)).with_state(signin);
+    let dev = Router::new().route("/dev/outbox", get(list_outbox)).with_state(outbox.clone());
     let router = pages::router().merge(local).merge(dev).merge(api_router);
-    Ok(LocalServer {
-        router,
-        sspr,
-        outbox,
-        embedded_store,
-        demo_users,
-    })
+    Ok(LocalServer { router, sspr, outbox, embedded_store, demo_users })
 }
 
-async fn list_outbox(
-    State(outbox): State<Option<Outbox>>,
-) -> Result<Json<Vec<sspr_embedded::OutboxEntry>>, ApiError> {
-    outbox
-        .map(|o| Json(o.entries()))
-        .ok_or_else(ApiError::not_found)
+async fn list_outbox(State(outbox): State<Option<Outbox>>) -> Result<Json<Vec<sspr_embedded::OutboxEntry>>, ApiError> {
+    outbox.map(|o| Json(o.entries())).ok_or_else(ApiError::not_found)
 }
 
 fn aws_config_empty() -> aws_config::SdkConfig {

@@ -10,11 +10,7 @@ use sspr_http::config::{Config, Deployment};
 use sspr_local::{build, LocalOptions};
 
 #[derive(Parser)]
-#[command(
-    name = "sspr",
-    version,
-    about = "Self-service password reset, run locally"
-)]
+#[command(name = "sspr", version, about = "Self-service password reset, run locally")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,10 +33,7 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let Command::Serve { addr, data } = Cli::parse().command;
     match serve(addr, data).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

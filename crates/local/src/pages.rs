@@ -13,8 +13,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 struct Web;
 
 /// The Content-Security-Policy of every page and asset: nothing inline, nothing from elsewhere.
-pub const CSP: &str =
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 
 fn asset(name: &str) -> Response {
@@ -38,24 +37,9 @@ pub fn router() -> Router {
         .route("/", get(|| async { Redirect::to("/reset") }))
         .route("/reset", get(|| async { asset("reset.html") }))
         .route("/register", get(|| async { asset("register.html") }))
-        .route(
-            "/web/{file}",
-            get(|Path(file): Path<String>| async move { asset(&file) }),
-        )
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
+        .route("/web/{file}", get(|Path(file): Path<String>| async move { asset(&file) }))
+        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
 }

@@ -42,11 +42,7 @@ impl LocalSignIn {
     pub fn new(rng: &dyn Rng, clock: Arc<dyn Clock>, directory: Arc<dyn Directory>) -> Self {
         let mut key = [0u8; 32];
         rng.fill(&mut key);
-        Self {
-            key: Arc::new(key),
-            clock,
-            directory,
-        }
+        Self { key: Arc::new(key), clock, directory }
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -54,26 +50,18 @@ impl LocalSignIn {
     }
 
     fn issue(&self, username: &Username, groups: Vec<String>) -> String {
-        let claims = Claims {
-            sub: username.to_string(),
-            groups,
-            iat: self.clock.now().0,
-        };
+        let claims = Claims { sub: username.to_string(), groups, iat: self.clock.now().0 };
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
         let mut mac = self.mac();
         mac.update(payload.as_bytes());
-        format!(
-            "{payload}.{}",
-            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-        )
+        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
     }
 
     fn check(&self, token: &str) -> Option<SignedIn> {
         let (payload, signature) = token.split_once('.')?;
         let mut mac = self.mac();
         mac.update(payload.as_bytes());
-        mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).ok()?)
-            .ok()?;
+        mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).ok()?).ok()?;
         let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
         let now = self.clock.now().0;
         if now.saturating_sub(claims.iat) > TOKEN_TTL_SECS {
@@ -115,19 +103,12 @@ pub async fn sign_in(
     State(auth): State<LocalSignIn>,
     ApiJson(req): ApiJson<SignInRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let failed = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "signin_failed",
-            "The username or password is not correct.",
-        )
-    };
+    let failed =
+        || ApiError::new(StatusCode::UNAUTHORIZED, "signin_failed", "The username or password is not correct.");
     let username = Username::parse(&req.username).map_err(|_| failed())?;
     let password = SecretString::from(req.password);
     match auth.directory.authenticate(&username, &password).await {
-        Ok(Some(user)) => Ok(Json(SignInResponse {
-            token: auth.issue(&user.username, user.groups),
-        })),
+        Ok(Some(user)) => Ok(Json(SignInResponse { token: auth.issue(&user.username, user.groups) })),
         Ok(None) => Err(failed()),
         Err(e) => {
             tracing::error!(error = %e, "sign-in could not reach the directory");
@@ -149,24 +130,14 @@ mod tests {
     #[test]
     fn tokens_are_signed_and_expire() {
         let clock = ManualClock::new(Timestamp(1_000_000));
-        let directory =
-            Arc::new(EmbeddedDirectory::open(&DirectorySeed { users: vec![] }, None).expect("dir"));
+        let directory = Arc::new(EmbeddedDirectory::open(&DirectorySeed { users: vec![] }, None).expect("dir"));
         let auth = LocalSignIn::new(&SystemRng, Arc::new(clock.clone()), directory.clone());
         let token = auth.issue(&Username::parse("alice").expect("name"), vec!["g".into()]);
-        assert_eq!(
-            auth.check(&token).map(|s| s.username.to_string()),
-            Some("alice".into())
-        );
+        assert_eq!(auth.check(&token).map(|s| s.username.to_string()), Some("alice".into()));
         let other = LocalSignIn::new(&SystemRng, Arc::new(clock.clone()), directory);
-        assert!(
-            other.check(&token).is_none(),
-            "another key does not accept it"
-        );
+        assert!(other.check(&token).is_none(), "another key does not accept it");
         let (payload, sig) = token.split_once('.').expect("two parts");
-        let forged = format!(
-            "{}.{sig}",
-            URL_SAFE_NO_PAD.encode(br#"{"sub":"admin","groups":[],"iat":1000000}"#)
-        );
+        let forged = format!("{}.{sig}", URL_SAFE_NO_PAD.encode(br#"{"sub":"admin","groups":[],"iat":1000000}"#));
         assert!(auth.check(&forged).is_none());
         assert!(auth.check(payload).is_none());
         clock.advance(TOKEN_TTL_SECS + 1);
