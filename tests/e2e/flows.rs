@@ -59,7 +59,7 @@ async fn register(server: &TestServer, token: &str, kind: &str, destination: &st
 }
 
 async fn start_reset(server: &TestServer, username: &str) -> String {
-    let r = server.post("/v1/reset/start", json!({ "username": username })).await;
+    let r = server.start_reset(username).await;
     assert_eq!(r.status, 200, "{r:?}");
     r.body["session"].as_str().expect("session").to_owned()
 }
@@ -243,8 +243,8 @@ async fn of_twenty_parallel_completions_exactly_one_succeeds(server: TestServer)
 
 async fn callers_cannot_tell_unknown_users_from_registered_ones(server: TestServer) {
     let (_, email, _) = alice_with_email(&server).await;
-    let known = server.post("/v1/reset/start", json!({"username": ALICE})).await;
-    let unknown = server.post("/v1/reset/start", json!({"username": "nobody-by-this-name"})).await;
+    let known = server.start_reset(ALICE).await;
+    let unknown = server.start_reset("nobody-by-this-name").await;
     assert_eq!(known.status, unknown.status);
     let shape = |v: &Value| {
         let mut v = v.clone();

@@ -47,7 +47,7 @@ async fn malformed_requests_get_stable_4xx_errors() {
         ),
         ("lone surrogate", Some("application/json"), br#"{"username": "\ud800"}"#.to_vec(), "invalid_json"),
         ("invalid utf-8", Some("application/json"), b"{\"username\": \"\xff\xfe\"}".to_vec(), "invalid_json"),
-        ("deep nesting", Some("application/json"), deep.into_bytes(), "invalid_json"),
+        ("deep nesting", Some("application/json"), deep.into_bytes(), "invalid_request"),
         ("no content type", None, br#"{"username": "alice"}"#.to_vec(), "unsupported_media_type"),
         (
             "form content type",
@@ -82,14 +82,15 @@ async fn odd_unicode_and_bad_values_are_refused_cleanly() {
         json!("é\u{301}\u{301}\u{301}"),
     ];
     for username in usernames {
-        let r = server.post("/v1/reset/start", json!({ "username": username })).await;
+        let challenge = server.challenge().await;
+        let r = server.post("/v1/reset/start", json!({ "username": username, "challenge": challenge })).await;
         // Either a clean refusal or an ordinary session: never a 5xx.
         assert!(r.status == 200 || (400..500).contains(&r.status), "{username}: {r:?}");
         if r.status != 200 {
             assert_client_error("username", r.status, &r.body);
         }
     }
-    let session = server.post("/v1/reset/start", json!({"username": "alice"})).await.body["session"].clone();
+    let session = server.start_reset("alice").await.body["session"].clone();
     let bad = [
         (
             "/v1/reset/send-code",
@@ -191,9 +192,10 @@ impl XorShift {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuzzed_bodies_never_get_a_5xx() {
     let server = start_embedded().await;
-    let session = server.post("/v1/reset/start", json!({"username": "alice"})).await.body["session"].clone();
+    let session = server.start_reset("alice").await.body["session"].clone();
+    let challenge = server.challenge().await;
     let seeds = [
-        json!({"username": "alice"}),
+        json!({"username": "alice", "challenge": challenge}),
         json!({"session": session, "method": "email", "destination": "alice@example.com"}),
         json!({"session": session, "method": "sms", "code": "12345678"}),
         json!({"session": session, "reset_token": "AAAAAAAAAAAAAAAAAAAAAA", "new_password": "Passw0rd-Passw0rd"}),
@@ -298,4 +300,38 @@ async fn links_in_messages_ignore_the_host_header() {
     let notice = server.messages_to("host.test@example.com").await.last().cloned().expect("notice");
     assert!(notice.contains(&format!("{}/register", server.url)), "{notice}");
     assert!(!notice.contains("evil.example"), "{notice}");
+}
+
+/// The proof of work: each solution once, before it expires, only as signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_start_needs_a_fresh_solved_challenge() {
+    use base64::Engine as _;
+    let server = start_embedded().await;
+    let start =
+        |challenge: String| server.post("/v1/reset/start", json!({"username": "alice", "challenge": challenge}));
+    let solved = server.challenge().await;
+    assert_eq!(start(solved.clone()).await.status, 200);
+    let replay = start(solved).await;
+    assert_eq!((replay.status, replay.error()), (400, "challenge_failed"), "a solution is used once");
+
+    let solved = server.challenge().await;
+    server.clock.advance(601);
+    assert_eq!(start(solved).await.error(), "challenge_failed", "an old solution has expired");
+
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut solution: Value =
+        serde_json::from_slice(&engine.decode(server.challenge().await).expect("b64")).expect("json");
+    solution["number"] = json!(solution["number"].as_u64().expect("n") + 1);
+    assert_eq!(start(engine.encode(solution.to_string())).await.error(), "challenge_failed", "a wrong number");
+
+    // A challenge the server did not sign, however correctly solved, is refused.
+    let salt = format!("00?expires={}", sspr_core::ports::Clock::now(&server.clock).0 + 300);
+    let forged = json!({"algorithm": "SHA-256", "challenge": sspr_core::challenge::sha256_hex(&salt, 1), "number": 1,
+        "salt": salt, "signature": "00".repeat(32)});
+    assert_eq!(start(engine.encode(forged.to_string())).await.error(), "challenge_failed", "not signed by us");
+    for junk in ["", "not base64!", "e30="] {
+        assert_eq!(start(junk.to_owned()).await.error(), "challenge_failed", "{junk}");
+    }
+    let r = server.post("/v1/reset/start", json!({"username": "alice"})).await;
+    assert_eq!((r.status, r.error()), (422, "invalid_request"), "the challenge is required");
 }

@@ -4,6 +4,7 @@
 
 mod conformance;
 mod flows;
+mod handlers;
 mod input;
 mod support;
 

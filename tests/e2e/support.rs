@@ -409,6 +409,20 @@ impl TestServer {
         self.call("POST", path, None, Some(body)).await
     }
 
+    /// A solved proof-of-work challenge, as the reset page would send it.
+    pub async fn challenge(&self) -> String {
+        let r = self.call("GET", "/v1/reset/challenge", None, None).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let challenge: sspr_core::challenge::Challenge = serde_json::from_value(r.body).expect("challenge");
+        sspr_core::challenge::solve(&challenge).expect("solvable")
+    }
+
+    /// `POST /v1/reset/start` for `username`, with a solved challenge.
+    pub async fn start_reset(&self, username: &str) -> Reply {
+        let challenge = self.challenge().await;
+        self.post("/v1/reset/start", json!({ "username": username, "challenge": challenge })).await
+    }
+
     pub async fn sign_in(&self, username: &str, password: &str) -> Result<String, Reply> {
         let r = self.post("/v1/local/signin", json!({"username": username, "password": password})).await;
         match r.body["token"].as_str() {

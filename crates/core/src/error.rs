@@ -7,6 +7,8 @@ use crate::types::ParseError;
 pub enum FlowError {
     #[error("{0}")]
     InvalidInput(#[from] ParseError),
+    #[error("The anti-automation check failed. Reload the page and try again.")]
+    ChallengeFailed,
     #[error("This reset session is not valid. Start again.")]
     InvalidSession,
     #[error("This reset session has expired. Start again.")]
@@ -50,6 +52,7 @@ impl FlowError {
     pub fn code(&self) -> &'static str {
         match self {
             FlowError::InvalidInput(_) => "invalid_input",
+            FlowError::ChallengeFailed => "challenge_failed",
             FlowError::InvalidSession => "invalid_session",
             FlowError::SessionExpired => "session_expired",
             FlowError::MethodNotAvailable => "method_not_available",

@@ -1,6 +1,7 @@
 //! The domain core of sspr: recovery-method registration and self-service password reset,
 //! written against ports so it runs the same on AWS, on-premises and embedded.
 
+pub mod challenge;
 pub mod enrol;
 pub mod error;
 pub mod notify;
@@ -39,6 +40,8 @@ pub struct Settings {
     pub recent_signin_secs: i64,
     /// The policy in force until an administrator stores one.
     pub default_policy: Policy,
+    /// Proof-of-work difficulty at reset start: the largest number a page may have to try.
+    pub challenge_max_number: u64,
 }
 
 impl Settings {
@@ -51,6 +54,7 @@ impl Settings {
             max_code_failures: 5,
             recent_signin_secs: 900,
             default_policy,
+            challenge_max_number: 50_000,
         }
     }
 }

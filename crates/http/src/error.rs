@@ -48,6 +48,7 @@ impl From<FlowError> for ApiError {
             | FlowError::CodeExpired
             | FlowError::UnlockNotAvailable
             | FlowError::NoPendingCode
+            | FlowError::ChallengeFailed
             | FlowError::InvalidSession => StatusCode::BAD_REQUEST,
             FlowError::SessionExpired => StatusCode::GONE,
             FlowError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,

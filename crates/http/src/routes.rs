@@ -31,7 +31,7 @@ pub struct ApiState {
 /// Which routes a binary serves: each Lambda function its own slice, the local server all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Routes {
-    /// `reset`: start and complete.
+    /// `reset`: challenge, start and complete.
     Reset,
     SendCode,
     Verify,
@@ -43,7 +43,7 @@ pub enum Routes {
 impl Routes {
     /// The method and path of each route in the slice, as in the SAM template.
     pub fn table(self) -> Vec<(&'static str, &'static str)> {
-        let reset = [("POST", "/v1/reset/start"), ("POST", "/v1/reset/complete")];
+        let reset = [("GET", "/v1/reset/challenge"), ("POST", "/v1/reset/start"), ("POST", "/v1/reset/complete")];
         let send = [("POST", "/v1/reset/send-code")];
         let verify = [("POST", "/v1/reset/verify")];
         let register = [
@@ -66,7 +66,10 @@ impl Routes {
 pub fn api(state: ApiState, routes: Routes) -> Router {
     let mut router = Router::new();
     if matches!(routes, Routes::Reset | Routes::All) {
-        router = router.route("/v1/reset/start", post(start_reset)).route("/v1/reset/complete", post(complete_reset));
+        router = router
+            .route("/v1/reset/challenge", get(new_challenge))
+            .route("/v1/reset/start", post(start_reset))
+            .route("/v1/reset/complete", post(complete_reset));
     }
     if matches!(routes, Routes::SendCode | Routes::All) {
         router = router.route("/v1/reset/send-code", post(send_code));
@@ -115,10 +118,12 @@ fn parse_code(s: &str) -> Result<Code, ApiError> {
 #[serde(deny_unknown_fields)]
 struct StartRequest {
     username: String,
-    /// The proof-of-work solution; accepted and not yet checked.
-    #[serde(default)]
-    #[allow(dead_code)]
-    challenge: Option<serde_json::Value>,
+    /// The solved proof-of-work challenge of `GET /v1/reset/challenge`.
+    challenge: String,
+}
+
+async fn new_challenge(State(s): State<ApiState>) -> impl IntoResponse {
+    Json(s.sspr.new_challenge())
 }
 
 async fn start_reset(
@@ -126,6 +131,7 @@ async fn start_reset(
     ApiJson(req): ApiJson<StartRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let username = parse_username(&req.username)?;
+    s.sspr.redeem_challenge(&req.challenge).await?;
     Ok(Json(s.sspr.start_reset(&username).await?))
 }
 
