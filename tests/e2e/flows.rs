@@ -35,7 +35,7 @@ on_both_backends!(
     a_reset_token_is_used_once,
     of_twenty_parallel_completions_exactly_one_succeeds,
     callers_cannot_tell_unknown_users_from_registered_ones,
-    removing_a_method_needs_a_recent_sign_in,
+    changing_methods_needs_a_recent_sign_in,
 );
 
 /// Registers `destination` for `kind` as the signed-in person; returns the code used.
@@ -275,13 +275,16 @@ async fn callers_cannot_tell_unknown_users_from_registered_ones(server: TestServ
     assert_eq!(server.messages_to("someone.else@example.com").await.len(), before);
 }
 
-async fn removing_a_method_needs_a_recent_sign_in(server: TestServer) {
+async fn changing_methods_needs_a_recent_sign_in(server: TestServer) {
     let (token, email, _) = alice_with_email(&server).await;
     let (phone, _) = destinations();
     let (_, reply) = register(&server, &token, "sms", &phone).await;
     let id = reply.body["methods"][0]["id"].as_str().expect("id").to_owned();
     server.clock.advance(16 * 60);
     let r = server.call("DELETE", &format!("/v1/me/methods/{id}"), Some(&token), None).await;
+    assert_eq!((r.status, r.error()), (403, "recent_signin_required"), "{r:?}");
+    // Adding one needs it too: an old session cannot slip in another destination.
+    let r = server.call("POST", "/v1/me/methods/email", Some(&token), Some(json!({"destination": email}))).await;
     assert_eq!((r.status, r.error()), (403, "recent_signin_required"), "{r:?}");
     let fresh = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("sign in again");
     let r = server.call("DELETE", &format!("/v1/me/methods/{id}"), Some(&fresh), None).await;

@@ -50,6 +50,14 @@ fn event(name: &str, body: Option<Value>) -> lambda_http::Request {
     lambda_http::request::from_str(&raw.to_string()).unwrap_or_else(|e| panic!("events/{name}.json: {e}"))
 }
 
+/// A sample event whose JWT says the person signed in just now.
+fn signed_in_now(name: &str) -> lambda_http::Request {
+    let mut raw: Value = serde_json::from_str(&event_text(name)).expect("event json");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    raw["requestContext"]["authorizer"]["jwt"]["claims"]["auth_time"] = json!(now.to_string());
+    lambda_http::request::from_str(&raw.to_string()).expect("event")
+}
+
 async fn invoke(router: &Router, request: lambda_http::Request) -> (u16, Value) {
     let response = router.clone().oneshot(request).await.expect("infallible");
     let status = response.status().as_u16();
@@ -129,21 +137,25 @@ async fn register_function_reads_the_jwt_claims() {
     let (status, body) = invoke(&register, lambda_http::request::from_str(&raw.to_string()).expect("event")).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("unauthenticated")));
 
-    let (status, _) = invoke(&register, event("me-methods-email", None)).await;
-    assert_eq!(status, 202);
+    // The sample's sign-in (auth_time) is long past: adding a method asks for a fresh sign-in.
+    let (status, body) = invoke(&register, event("me-methods-email", None)).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("recent_signin_required")), "{body}");
+    assert!(outbox.entries().is_empty(), "nothing is sent without a fresh sign-in");
+    let (status, body) = invoke(&register, signed_in_now("me-methods-email")).await;
+    assert_eq!(status, 202, "{body}");
     let sent = outbox.entries().last().cloned().expect("a confirmation code");
     assert_eq!(sent.to, "alice@example.com");
     let code = crate::support::extract_code(&sent.body).expect("code");
-    let (status, body) = invoke(&register, event("me-methods-email-confirm", Some(json!({ "code": code })))).await;
+    let mut confirm: Value = serde_json::from_str(&event_text("me-methods-email-confirm")).expect("json");
+    confirm["body"] = Value::String(json!({ "code": code }).to_string());
+    let (status, body) = invoke(&register, lambda_http::request::from_str(&confirm.to_string()).expect("event")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["methods"][0]["hint"], "a***@example.com");
 
     // The sample's sign-in (auth_time) is long past: removal asks for a fresh sign-in.
     let id = body["methods"][0]["id"].as_str().expect("id");
     let mut raw: Value = serde_json::from_str(&event_text("me-methods-delete")).expect("json");
-    for field in ["rawPath"] {
-        raw[field] = json!(format!("/v1/me/methods/{id}"));
-    }
+    raw["rawPath"] = json!(format!("/v1/me/methods/{id}"));
     raw["requestContext"]["http"]["path"] = json!(format!("/v1/me/methods/{id}"));
     raw["pathParameters"] = json!({ "id": id });
     let (status, body) = invoke(&register, lambda_http::request::from_str(&raw.to_string()).expect("event")).await;
@@ -239,7 +251,11 @@ fn the_template_environment_is_a_valid_lambda_configuration() {
         assert!(known.contains(&key), "{key} is not a setting the code reads");
         assert!(!key.contains("PEPPER") && !key.contains("PASSWORD"), "{key}: secrets never go in env");
         // Intrinsic functions stand for deploy-time values; give them plausible ones.
-        let literal = value.as_str().map(str::to_owned).unwrap_or_else(|| match key {
+        let literal = match value {
+            serde_yaml::Value::Tagged(_) => None,
+            plain => plain.as_str().map(str::to_owned),
+        };
+        let literal = literal.unwrap_or_else(|| match key {
             "SSPR_EMAIL_FROM" => "noreply@example.com".into(),
             "SSPR_PUBLIC_URL" => "https://reset.example.com".into(),
             _ => "deploy-time-value".into(),

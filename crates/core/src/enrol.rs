@@ -101,7 +101,22 @@ impl Sspr {
         Ok(self.status_of(&registration.value, in_scope, policy.require_registration, policy.reconfirm_days))
     }
 
-    /// Sends a confirmation code to a destination the person wants to register.
+    /// Changing recovery methods needs a sign-in of the last few minutes: a stolen, long-lived
+    /// session must not be enough to add an attacker's phone or remove the owner's.
+    fn require_recent_sign_in(&self, who: &SignedIn) -> Result<(), FlowError> {
+        let now = self.clock.now();
+        let recent = who.signed_in_at.is_some_and(|at| {
+            at.0 <= now.0.saturating_add(60) && now.0.saturating_sub(at.0) <= self.settings.recent_signin_secs
+        });
+        if recent {
+            Ok(())
+        } else {
+            Err(FlowError::RecentSignInRequired)
+        }
+    }
+
+    /// Sends a confirmation code to a destination the person wants to register; needs a recent
+    /// sign-in.
     #[tracing::instrument(skip_all, fields(kind = %kind))]
     pub async fn begin_method(
         &self,
@@ -113,6 +128,7 @@ impl Sspr {
             return Err(FlowError::MethodNotAvailable);
         }
         let destination = Destination::parse(kind, destination)?;
+        self.require_recent_sign_in(who)?;
         if !self.in_scope(who).await? {
             return Err(FlowError::NotEnabled);
         }
@@ -209,11 +225,7 @@ impl Sspr {
     /// Removes a registered method; needs a recent sign-in.
     #[tracing::instrument(skip_all)]
     pub async fn remove_method(&self, who: &SignedIn, id: &MethodId) -> Result<RegistrationStatus, FlowError> {
-        let now = self.clock.now();
-        let recent = who.signed_in_at.is_some_and(|at| now.0.saturating_sub(at.0) <= self.settings.recent_signin_secs);
-        if !recent {
-            return Err(FlowError::RecentSignInRequired);
-        }
+        self.require_recent_sign_in(who)?;
         let before = self.load_registration(&who.username).await?.value;
         let (status, _) = self
             .change_registration(who, |registration, _| {

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Lints the SAM template offline: cfn-lint, then `sam validate --lint`. Both tools are pinned
+# and installed into a virtual environment of their own on first use.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+venv=${SSPR_VENV:-$root/.venv}/infra
+cfn_lint_version=1.58.0
+sam_version=1.170.0
+
+if ! "$venv/bin/python" - "$cfn_lint_version" "$sam_version" 2>/dev/null <<'PY'
+import sys
+from importlib.metadata import version
+sys.exit(version("cfn-lint") != sys.argv[1] or version("aws-sam-cli") != sys.argv[2])
+PY
+then
+  echo "installing cfn-lint==$cfn_lint_version and aws-sam-cli==$sam_version into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "cfn-lint==$cfn_lint_version" "aws-sam-cli==$sam_version"
+fi
+
+# Offline: no account, no telemetry, no update checks. The region only names the rule set.
+export AWS_ACCESS_KEY_ID=lint AWS_SECRET_ACCESS_KEY=lint AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+export SAM_CLI_TELEMETRY=0 SAM_CLI_DISABLE_UPDATE_CHECK=1
+unset AWS_ENDPOINT_URL
+
+echo "cfn-lint $cfn_lint_version"
+"$venv/bin/cfn-lint" --regions us-east-1 eu-west-1 -- infra/template.yaml
+echo "sam validate --lint ($sam_version)"
+(cd infra && "$venv/bin/sam" validate --lint --template template.yaml --region us-east-1)
+echo "template lint passed"
