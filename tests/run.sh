@@ -74,7 +74,14 @@ web_port=$(free_port)
 (cd "$tmp" && exec env -u AWS_ENDPOINT_URL "$target_dir/debug/sspr" serve --addr "127.0.0.1:$web_port" --data "$tmp/data" >"$tmp/sspr.log" 2>&1) &
 pids+=($!)
 wait_for "http://127.0.0.1:$web_port/reset" "sspr serve"
-SSPR_URL="http://127.0.0.1:$web_port" node --test tests/browser/
+# The demo accounts and their passwords are printed at start (and listed in the README).
+alice_password=$(sed -n 's/^  demo user: alice (password \(.*\))$/\1/p' "$tmp/sspr.log")
+if [ -z "$alice_password" ]; then
+  echo "sspr serve did not list the demo user alice; its log:" >&2
+  cat "$tmp/sspr.log" >&2
+  exit 1
+fi
+SSPR_URL="http://127.0.0.1:$web_port" SSPR_ALICE_PASSWORD="$alice_password" node --test tests/browser/*.test.mjs
 
 # S9: the server's own log lines (not the outbox, which exists to show codes) carry no secret.
 if grep -F 'Brand-new-Passw0rd-42' "$tmp/sspr.log" >/dev/null; then

@@ -6,6 +6,7 @@ mod conformance;
 mod flows;
 mod handlers;
 mod input;
+mod openapi;
 mod support;
 
 use std::path::PathBuf;

@@ -1,0 +1,122 @@
+//! `openapi.yaml` is the API's contract: its operations are exactly the routes the code serves,
+//! and every request example it documents is one the server accepts as well-formed.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use sspr_http::Routes;
+
+use crate::repo_root;
+use crate::support::start_embedded;
+
+fn openapi() -> Value {
+    let path = repo_root().join("openapi.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
+
+/// `(METHOD, path, operation)` of every documented operation.
+fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in METHODS {
+            if let Some(op) = item.get(method) {
+                out.push((method.to_uppercase(), path.clone(), op.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_documented_operations_are_the_served_routes() {
+    let doc = openapi();
+    let documented: BTreeSet<String> = operations(&doc)
+        .into_iter()
+        .filter(|(_, _, op)| op["x-local-only"] != Value::Bool(true))
+        .map(|(m, p, _)| format!("{m} {p}"))
+        .collect();
+    let served: BTreeSet<String> = Routes::All.table().into_iter().map(|(m, p)| format!("{m} {p}")).collect();
+    assert_eq!(documented, served);
+    // Registration needs the JWT; reset does not.
+    for (method, path, op) in operations(&doc) {
+        let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+        assert_eq!(secured, path.starts_with("/v1/me/"), "{method} {path}: security");
+    }
+}
+
+/// Every `$ref` points at something that exists.
+#[test]
+fn every_reference_resolves() {
+    fn walk(doc: &Value, v: &Value, seen: &mut usize) {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    let pointer = target.strip_prefix('#').unwrap_or_else(|| panic!("external $ref {target}"));
+                    assert!(doc.pointer(pointer).is_some(), "{target} does not resolve");
+                    *seen += 1;
+                }
+                map.values().for_each(|v| walk(doc, v, seen));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(doc, v, seen)),
+            _ => {}
+        }
+    }
+    let doc = openapi();
+    let mut seen = 0;
+    walk(&doc, &doc, &mut seen);
+    assert!(seen > 20, "only {seen} references");
+}
+
+/// The documented request examples, sent to the server, are parsed (whatever the flow then
+/// says about their made-up values), and the documented response fields are present.
+#[tokio::test]
+async fn documented_examples_are_accepted_and_answers_have_the_documented_fields() {
+    let doc = openapi();
+    let server = start_embedded().await;
+    let token = server.sign_in("alice", "alice-demo-Passw0rd").await.expect("sign in");
+    let malformed = ["invalid_json", "invalid_body", "invalid_request", "unsupported_media_type", "not_found"];
+    let mut sent = 0;
+    for (method, path, op) in operations(&doc) {
+        let Some(example) = op.pointer("/requestBody/content/application~1json/example") else { continue };
+        let path = path.replace("{kind}", "email");
+        let reply = server.call(&method, &path, Some(&token), Some(example.clone())).await;
+        assert!(!malformed.contains(&reply.error()), "{method} {path}: the documented example is refused: {reply:?}");
+        assert!(reply.status < 500, "{method} {path}: {reply:?}");
+        let documented = op["responses"].as_object().expect("responses");
+        assert!(
+            documented.contains_key(&reply.status.to_string()),
+            "{method} {path}: {} is undocumented",
+            reply.status
+        );
+        if reply.status >= 400 {
+            let codes = doc.pointer("/components/schemas/Error/properties/error/enum").expect("error codes");
+            assert!(
+                codes.as_array().expect("enum").iter().any(|c| c.as_str() == Some(reply.error())),
+                "{method} {path}: error code {} is undocumented",
+                reply.error()
+            );
+        }
+        sent += 1;
+    }
+    assert!(sent >= 7, "only {sent} examples");
+
+    // Answers carry the documented required fields.
+    let schema = |name: &str| doc.pointer(&format!("/components/schemas/{name}/required")).cloned().expect(name);
+    let check = |name: &str, body: &Value| {
+        for field in schema(name).as_array().expect("required") {
+            let field = field.as_str().expect("name");
+            assert!(body.get(field).is_some(), "{name}: {field} missing in {body}");
+        }
+    };
+    let r = server.call("GET", "/v1/reset/challenge", None, None).await;
+    check("Challenge", &r.body);
+    let r = server.start_reset("alice").await;
+    check("ResetStarted", &r.body);
+    let r = server.call("GET", "/v1/me/registration", Some(&token), None).await;
+    check("RegistrationStatus", &r.body);
+    let r = server.call("GET", "/dev/outbox", None, None).await;
+    assert_eq!(r.status, 200, "the local-only outbox is served locally");
+}
