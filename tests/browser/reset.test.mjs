@@ -1,0 +1,297 @@
+// Browser end-to-end test of the hosted pages, in Debian's Chromium driven by playwright-core:
+// alice registers an email address and a phone number, resets her password with the emailed
+// code, and signs in with the new password; the pages raise no console error and no CSP
+// violation.
+//
+// Needs a running local server (`sspr serve`) with the demo users:
+//   SSPR_URL             its base URL, e.g. http://127.0.0.1:8080
+//   SSPR_ALICE_PASSWORD  alice's password, as the server printed it at start
+// Codes are read from the server's outbox at /dev/outbox.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+function requiredEnv(name, example) {
+  const value = process.env[name];
+  if (!value) {
+    throw new Error(`${name} is not set: the browser test needs it (e.g. ${name}=${example}).`);
+  }
+  return value;
+}
+
+const BASE = requiredEnv('SSPR_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
+const ALICE_PASSWORD = requiredEnv('SSPR_ALICE_PASSWORD', "the password printed after 'demo user: alice'");
+const CHROMIUM = process.env.SSPR_CHROMIUM || '/usr/bin/chromium';
+
+const EMAIL = 'alice@example.com';
+const PHONE = '+12025550123';
+const NEW_PASSWORD = 'Brand-new-Passw0rd-42';
+const STEP_TIMEOUT = 60_000;
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+});
+
+after(async () => {
+  if (browser) {
+    await browser.close();
+  }
+});
+
+async function newPage() {
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  return { context, page };
+}
+
+/** Everything the outbox holds, oldest first. */
+async function outbox() {
+  const response = await fetch(`${BASE}/dev/outbox`, { headers: { Accept: 'application/json' } });
+  assert.equal(response.status, 200, 'GET /dev/outbox answers 200 (is this the local server with its outbox?)');
+  const entries = await response.json();
+  assert.ok(Array.isArray(entries), 'the outbox is a JSON array');
+  return entries;
+}
+
+/** The 8-digit code of the newest message to `to` that arrived after the first `seen` entries. */
+async function codeSentTo(to, seen) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const entries = await outbox();
+    const mine = entries.slice(seen).filter((e) => e.to === to);
+    if (mine.length > 0) {
+      const match = /\b(\d{8})\b/.exec(mine[mine.length - 1].body);
+      assert.ok(match, `the message to ${to} holds an 8-digit code`);
+      return match[1];
+    }
+    if (Date.now() > deadline) {
+      assert.fail(`no message reached ${to} within 20 s`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** The visible error and status texts of a page, to explain a failure. */
+async function pageState(page) {
+  return page
+    .evaluate(() =>
+      ['reset-error', 'reset-status', 'register-error', 'register-status', 'signin-error']
+        .map((id) => document.getElementById(id))
+        .filter((el) => el && !el.hidden && el.textContent.trim())
+        .map((el) => `#${el.id}: ${el.textContent.trim()}`)
+        .join('; '),
+    )
+    .catch(() => '');
+}
+
+/** Runs `fn`, adding what the page shows to any failure. */
+async function explained(page, fn) {
+  try {
+    await fn();
+  } catch (err) {
+    const shown = await pageState(page);
+    if (shown && err && typeof err.message === 'string') {
+      err.message += `\n  page shows: ${shown} (at ${page.url()})`;
+    }
+    throw err;
+  }
+}
+
+async function signIn(page, password) {
+  await page.goto(`${BASE}/register`);
+  await page.locator('#signin-username').fill('alice');
+  await page.locator('#signin-password').fill(password);
+  await page.locator('#signin-submit').click();
+}
+
+/** Registers one method on the registration page: send, read the code, confirm. */
+async function registerMethod(page, kind, destination, label) {
+  const seen = (await outbox()).length;
+  await page.locator(`#${kind}-destination`).fill(destination);
+  await page.locator(`#${kind}-send`).click();
+  const code = await codeSentTo(destination, seen);
+  await page.locator(`#${kind}-code`).fill(code);
+  await page.locator(`#${kind}-confirm`).click();
+  const item = page.locator('#methods li', { hasText: label });
+  await item.waitFor({ state: 'visible' });
+  assert.equal(await item.count(), 1, `one ${label} method is listed`);
+  assert.equal(await item.locator('button.method-remove').count(), 1, `the ${label} method has a remove button`);
+}
+
+test('alice registers email and SMS, resets her password by email, and signs in with it', { timeout: 240_000 }, async () => {
+  const { context, page } = await newPage();
+  try {
+    // --- registration ---------------------------------------------------------------------
+    await explained(page, async () => {
+      await signIn(page, ALICE_PASSWORD);
+      await page.locator('#email-destination').waitFor({ state: 'visible' });
+
+      await registerMethod(page, 'email', EMAIL, 'Email');
+      const emailHint = await page.locator('#methods li', { hasText: 'Email' }).innerText();
+      assert.match(emailHint, /example\.com/, 'the email method shows its masked address');
+
+      await registerMethod(page, 'sms', PHONE, 'Text message');
+      assert.equal(await page.locator('#methods li').count(), 2, 'two methods are listed');
+
+      await page.locator('#signout').click();
+      await page.locator('#signin-username').waitFor({ state: 'visible' });
+    });
+
+    // --- reset ----------------------------------------------------------------------------
+    const seenSecrets = { token: '', session: '' };
+    page.on('response', async (response) => {
+      const path = new URL(response.url()).pathname;
+      if (path === '/v1/reset/verify' || path === '/v1/reset/start') {
+        const body = await response.json().catch(() => ({}));
+        if (body.reset_token) seenSecrets.token = body.reset_token;
+        if (body.session) seenSecrets.session = body.session;
+      }
+    });
+    let code = '';
+    await explained(page, async () => {
+      await page.goto(`${BASE}/reset`);
+      await page.locator('#reset-username').fill('alice');
+      await page.locator('#reset-start').click();
+      await page.locator('#reset-destination').waitFor({ state: 'visible', timeout: 90_000 });
+
+      await page.locator('#method-email').check();
+      await page.locator('#reset-destination').fill(EMAIL);
+      const seen = (await outbox()).length;
+      await page.locator('#reset-send').click();
+      await page.locator('#reset-code').waitFor({ state: 'visible' });
+      assert.match(await page.locator('#reset-status').innerText(), /code is on its way/);
+      code = await codeSentTo(EMAIL, seen);
+      await page.locator('#reset-code').fill(code);
+      await page.locator('#reset-verify').click();
+      await page.locator('#new-password').waitFor({ state: 'visible' });
+      assert.ok(seenSecrets.token, 'the verify answer carried a reset token');
+
+      // A weak password is refused, with a reason, and the reset is not done.
+      await page.locator('#new-password').fill('short');
+      await page.locator('#new-password-confirm').fill('short');
+      await page.locator('#reset-complete').click();
+      await page.waitForFunction(() => {
+        const reasons = document.getElementById('password-reasons');
+        const error = document.getElementById('reset-error');
+        return (
+          (!reasons.hidden && reasons.querySelector('li') && reasons.innerText.trim() !== '') ||
+          (!error.hidden && error.innerText.trim() !== '')
+        );
+      });
+      assert.equal(await page.locator('#reset-done').isHidden(), true, 'a weak password does not finish the reset');
+
+      // A good one does.
+      await page.locator('#new-password').fill(NEW_PASSWORD);
+      await page.locator('#new-password-confirm').fill(NEW_PASSWORD);
+      await page.locator('#reset-complete').click();
+      await page.locator('#reset-done').waitFor({ state: 'visible' });
+    });
+
+    // No secret stays on the page or in its address or storage.
+    const left = await page.evaluate(() => ({
+      url: location.href,
+      text: document.body.innerText,
+      inputs: [...document.querySelectorAll('input')].map((i) => i.value).join('\n'),
+      storage: JSON.stringify({ ...sessionStorage }) + JSON.stringify({ ...localStorage }),
+    }));
+    for (const [name, secret] of [
+      ['code', code],
+      ['reset token', seenSecrets.token],
+      ['session', seenSecrets.session],
+      ['new password', NEW_PASSWORD],
+    ]) {
+      assert.ok(secret, `${name} was seen`);
+      assert.ok(!left.url.includes(secret), `the address holds no ${name}`);
+      assert.ok(!left.text.includes(secret), `the page text holds no ${name}`);
+      assert.ok(!left.inputs.includes(secret), `no input holds the ${name}`);
+      assert.ok(!left.storage.includes(secret), `browser storage holds no ${name}`);
+    }
+    assert.equal(await page.locator('#new-password').inputValue(), '');
+    assert.equal(await page.locator('#new-password-confirm').inputValue(), '');
+
+    // --- the old password no longer works, the new one does ---------------------------------
+    await explained(page, async () => {
+      await signIn(page, ALICE_PASSWORD);
+      await page.locator('#signin-error').waitFor({ state: 'visible' });
+      assert.notEqual((await page.locator('#signin-error').innerText()).trim(), '');
+      assert.equal(await page.locator('#account-section').isHidden(), true);
+
+      await signIn(page, NEW_PASSWORD);
+      await page.locator('#signout').waitFor({ state: 'visible' });
+      assert.equal(await page.locator('#methods li').count(), 2, 'both methods are still registered');
+    });
+  } finally {
+    await context.close();
+  }
+});
+
+test('the pages raise no console error and no CSP violation during a reset start', { timeout: 180_000 }, async () => {
+  const { context, page } = await newPage();
+  const problems = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()}`));
+  page.on('response', (response) => {
+    if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
+  });
+  // Not the page's own code: added by the browser driver, outside the page's CSP.
+  await context.addInitScript(() => {
+    window.__cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`);
+    });
+  });
+  // Hold the challenge back a little, so the "checking" state can be seen.
+  await page.route('**/v1/reset/challenge', async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await route.continue();
+  });
+  try {
+    await explained(page, async () => {
+      const response = await page.goto(`${BASE}/reset`);
+      const csp = response.headers()['content-security-policy'] || '';
+      assert.match(csp, /script-src 'self'/, 'the page is served with its CSP');
+      assert.match(csp, /style-src 'self'/, 'the page is served with its CSP');
+
+      // Someone unknown gets the same answer as anyone else.
+      await page.locator('#reset-username').fill(`nobody-${Date.now()}`);
+      await page.locator('#reset-start').click();
+      await page.waitForFunction(
+        () => document.getElementById('reset-status').textContent.includes('Checking your browser'),
+      );
+      assert.equal(await page.locator('#reset-start').isDisabled(), true, 'start waits for the check');
+      await page.locator('#reset-destination').waitFor({ state: 'visible', timeout: 90_000 });
+      await page.locator('#method-sms').check();
+      assert.equal(await page.locator('#reset-destination').getAttribute('type'), 'tel');
+      assert.equal(await page.locator('#reset-code').isHidden(), true);
+      const resetViolations = await page.evaluate(() => window.__cspViolations);
+
+      await page.goto(`${BASE}/register`);
+      await page.locator('#signin-username').waitFor({ state: 'visible' });
+      const registerViolations = await page.evaluate(() => window.__cspViolations);
+
+      assert.deepEqual([...resetViolations, ...registerViolations], [], 'no CSP violation');
+      assert.deepEqual(problems, [], 'no console error, page error or failed request');
+    });
+  } finally {
+    await context.close();
+  }
+});
