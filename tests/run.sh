@@ -10,6 +10,7 @@ root=$PWD
 venv=${SSPR_VENV:-$root/.venv}
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 moto_version=5.2.5
+cargo_lambda_version=1.9.2
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -24,6 +25,11 @@ if ! "$venv/moto/bin/python" -c "import sys, moto; sys.exit(moto.__version__ != 
   step "installing moto[server]==$moto_version into $venv/moto"
   python3 -m venv "$venv/moto"
   "$venv/moto/bin/pip" install -q --disable-pip-version-check "moto[server]==$moto_version"
+fi
+if ! "$venv/lambda/bin/python" -c "import sys; from importlib.metadata import version; sys.exit(version('cargo-lambda') != '$cargo_lambda_version')" 2>/dev/null; then
+  step "installing cargo-lambda==$cargo_lambda_version into $venv/lambda"
+  python3 -m venv "$venv/lambda"
+  "$venv/lambda/bin/pip" install -q --disable-pip-version-check "cargo-lambda==$cargo_lambda_version"
 fi
 step "installing the browser test's npm packages"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
@@ -49,14 +55,35 @@ wait_for() { # url, what
   return 1
 }
 
+wait_for_port() { # port, what
+  for _ in $(seq 1 150); do
+    if python3 -c "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$1" 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  echo "$2 did not start; its log:" >&2
+  cat "$tmp"/*.log >&2 || true
+  return 1
+}
+
 moto_port=$(free_port)
 step "starting moto server on 127.0.0.1:$moto_port"
 "$venv/moto/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$tmp/moto.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$moto_port/moto-api/data.json" "moto server"
 
+# cargo-lambda's Lambda runtime emulator; the end-to-end suite runs the function binaries
+# against it, each as its own process.
+lambda_port=$(free_port)
+step "starting cargo-lambda's runtime emulator on 127.0.0.1:$lambda_port"
+"$venv/lambda/bin/cargo-lambda" lambda watch --only-lambda-apis -A 127.0.0.1 -P "$lambda_port" >"$tmp/cargo-lambda.log" 2>&1 &
+pids+=($!)
+wait_for_port "$lambda_port" "cargo-lambda's runtime emulator"
+
 # --- Rust: unit, conformance and end-to-end --------------------------------------------------
-step "cargo test (unit, conformance, end-to-end on embedded and on moto)"
+step "cargo build (the Lambda function binaries and the local server)"
+cargo build --workspace --bins
+step "cargo test (unit, conformance, end-to-end on embedded, on moto and under the Lambda runtime)"
+SSPR_TEST_LAMBDA_EMULATOR="http://127.0.0.1:$lambda_port" \
 SSPR_TEST_MOTO_URL="http://127.0.0.1:$moto_port" \
 AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" \
 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
@@ -69,7 +96,6 @@ bash tests/infra/lint.sh
 
 # --- browser ---------------------------------------------------------------------------------
 step "browser test against the local server (embedded default)"
-cargo build -q -p sspr-local
 web_port=$(free_port)
 (cd "$tmp" && exec env -u AWS_ENDPOINT_URL "$target_dir/debug/sspr" serve --addr "127.0.0.1:$web_port" --data "$tmp/data" >"$tmp/sspr.log" 2>&1) &
 pids+=($!)

@@ -6,6 +6,7 @@ mod conformance;
 mod flows;
 mod handlers;
 mod input;
+mod lambda;
 mod openapi;
 mod support;
 

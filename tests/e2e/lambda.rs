@@ -1,0 +1,213 @@
+//! The four Lambda binaries as built for deployment, each run as its own process against
+//! cargo-lambda's Lambda runtime emulator, configured only by the environment the template
+//! gives them, with DynamoDB, Cognito, SNS, SES and Secrets Manager on the moto server. Fed
+//! the sample events of `events/`, they register alice's email and reset her password.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::repo_root;
+use crate::support::{
+    cognito_password_works, create_cognito_pool, create_table_from_template, destinations, extract_code, moto_messages,
+    moto_url, sdk, unique, verify_sender, ALICE, ALICE_PASSWORD,
+};
+
+/// The runtime emulator (`cargo lambda watch --only-lambda-apis`) the test script started.
+fn emulator_url() -> String {
+    std::env::var("SSPR_TEST_LAMBDA_EMULATOR").unwrap_or_else(|_| {
+        panic!(
+            "SSPR_TEST_LAMBDA_EMULATOR is not set: run the tests with `bash tests/run.sh`, which starts \
+             cargo-lambda's runtime emulator"
+        )
+    })
+}
+
+/// Where cargo put the function binaries: next to this test's own `deps/` folder.
+fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the functions first (`cargo build --workspace --bins`)",
+        path.display()
+    );
+    path
+}
+
+/// One function process; killed when dropped, whatever happened in the test.
+struct Function(std::process::Child);
+
+impl Function {
+    /// Starts `name` with `env`; what it writes goes to `log`.
+    fn start(name: &str, env: &[(String, String)], log: &std::path::Path) -> Self {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let mut command = std::process::Command::new(binary(name));
+        command
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_RUNTIME_API", format!("{}/.rt/{name}", emulator_url()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("log file")))
+            .stderr(Stdio::from(log));
+        Function(command.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}")))
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Invokes `function` with `event` and returns the HTTP status and JSON body it answered.
+async fn invoke(http: &reqwest::Client, function: &str, event: &Value) -> (u16, Value) {
+    let url = format!("{}/2015-03-31/functions/{function}/invocations", emulator_url());
+    let response = http.post(url).json(event).send().await.expect("invoke");
+    assert!(response.status().is_success(), "{function}: the emulator answered {}", response.status());
+    let out: Value = response.json().await.expect("function response");
+    let status = out["statusCode"].as_u64().unwrap_or_else(|| panic!("{function}: no statusCode in {out}"));
+    let body = out["body"].as_str().map(|b| serde_json::from_str(b).unwrap_or(Value::Null)).unwrap_or(Value::Null);
+    (status as u16, body)
+}
+
+/// A sample event with its body replaced, and for `/v1/me` events a sign-in of just now.
+fn sample(name: &str, body: Option<Value>) -> Value {
+    let path = repo_root().join("events").join(format!("{name}.json"));
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("event")).expect("json");
+    if let Some(body) = body {
+        event["body"] = Value::String(body.to_string());
+    }
+    if event["requestContext"]["authorizer"]["jwt"]["claims"].is_object() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["auth_time"] = json!(now.to_string());
+    }
+    event
+}
+
+/// Waits for a message to `to` beyond the first `before`, and returns its code.
+async fn code_for(to: &str, before: usize) -> String {
+    for _ in 0..100 {
+        let messages: Vec<String> =
+            moto_messages().await.into_iter().filter(|(t, _)| t == to).map(|(_, b)| b).collect();
+        if messages.len() > before {
+            return extract_code(messages.last().expect("message")).expect("a code in the message");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no message reached {to}");
+}
+
+async fn sent_to(to: &str) -> usize {
+    moto_messages().await.into_iter().filter(|(t, _)| t == to).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
+    let sdk = sdk().await;
+    let table = unique("sspr-fn");
+    create_table_from_template(&sdk, &table).await;
+    let pool = create_cognito_pool(&sdk).await;
+    verify_sender(&sdk, "noreply@example.com").await;
+    let secret = aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(unique("sspr-secrets"))
+        .secret_string(json!({ "pepper": "k7Qp2vX9mZ4rT8wY1nB6cF3hJ5sL0dGaE2uI9oP4yR7tW1xV" }).to_string())
+        .send()
+        .await
+        .expect("secret");
+
+    // What the template's Globals give every function, with deploy-time values filled in.
+    let env: Vec<(String, String)> = [
+        ("SSPR_STORE", "dynamodb".to_owned()),
+        ("SSPR_TABLE", table.clone()),
+        ("SSPR_DIRECTORY", "cognito".to_owned()),
+        ("SSPR_COGNITO_USER_POOL_ID", pool.pool_id.clone()),
+        ("SSPR_SENDER", "aws".to_owned()),
+        ("SSPR_EMAIL_FROM", "noreply@example.com".to_owned()),
+        ("SSPR_PUBLIC_URL", "https://reset.example.com".to_owned()),
+        ("SSPR_SECRETS_ARN", secret.arn().expect("arn").to_owned()),
+        ("SSPR_TARGET_GROUP", "SSPR-Users".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+        ("AWS_ENDPOINT_URL", moto_url()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let logs = tempfile::tempdir().expect("log dir");
+    let log = logs.path().join("functions.log");
+    let functions: Vec<Function> =
+        ["reset", "send-code", "verify", "register"].iter().map(|name| Function::start(name, &env, &log)).collect();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+    let (_, email) = destinations();
+
+    // Registration, alice signed in through the JWT authorizer.
+    let (status, body) = invoke(&http, "register", &sample("me-registration", None)).await;
+    assert_eq!((status, body["registered"].as_bool()), (200, Some(false)), "{body}");
+    let before = sent_to(&email).await;
+    let (status, body) =
+        invoke(&http, "register", &sample("me-methods-email", Some(json!({ "destination": email })))).await;
+    assert_eq!(status, 202, "{body}");
+    let code = code_for(&email, before).await;
+    let (status, body) =
+        invoke(&http, "register", &sample("me-methods-email-confirm", Some(json!({ "code": code })))).await;
+    assert_eq!((status, body["registered"].as_bool()), (200, Some(true)), "{body}");
+
+    // The reset, one function per step, sharing the session through the table.
+    let (status, challenge) = invoke(&http, "reset", &sample("reset-challenge", None)).await;
+    assert_eq!(status, 200, "{challenge}");
+    let challenge = serde_json::from_value(challenge).expect("challenge");
+    let solved = sspr_core::challenge::solve(&challenge).expect("solvable");
+    let (status, started) =
+        invoke(&http, "reset", &sample("reset-start", Some(json!({ "username": ALICE, "challenge": solved })))).await;
+    assert_eq!(status, 200, "{started}");
+    let session = started["session"].as_str().expect("session").to_owned();
+    let before = sent_to(&email).await;
+    let (status, body) = invoke(
+        &http,
+        "send-code",
+        &sample("reset-send-code", Some(json!({ "session": session, "method": "email", "destination": email }))),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let code = code_for(&email, before).await;
+    let (status, verified) = invoke(
+        &http,
+        "verify",
+        &sample("reset-verify", Some(json!({ "session": session, "method": "email", "code": code }))),
+    )
+    .await;
+    assert_eq!(status, 200, "{verified}");
+    let token = verified["reset_token"].as_str().expect("reset token").to_owned();
+    let new_password = "Lambda-Passw0rd-77";
+    let complete = json!({ "session": session, "reset_token": token, "new_password": new_password });
+    let (status, body) = invoke(&http, "reset", &sample("reset-complete", Some(complete.clone()))).await;
+    assert_eq!((status, body), (200, json!({ "done": true })));
+    let (status, body) = invoke(&http, "reset", &sample("reset-complete", Some(complete))).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("token_used")), "{body}");
+
+    assert!(cognito_password_works(&sdk, &pool, ALICE, new_password).await, "the new password signs in");
+    assert!(!cognito_password_works(&sdk, &pool, ALICE, ALICE_PASSWORD).await, "the old one does not");
+    let raw = aws_sdk_dynamodb::Client::new(&sdk).scan().table_name(&table).send().await.expect("scan");
+    let raw = format!("{:?}", raw.items());
+    drop(functions);
+    let logged = std::fs::read_to_string(&log).expect("function logs");
+    assert!(logged.contains("\"level\""), "the functions log JSON lines: {logged}");
+    for secret in [code.as_str(), token.as_str(), session.as_str(), new_password] {
+        assert!(!raw.contains(secret), "a secret is stored in clear");
+        assert!(!logged.contains(secret), "a secret was logged");
+    }
+    assert!(!logged.contains(&email), "a destination was logged");
+}
