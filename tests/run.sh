@@ -45,31 +45,24 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_for() { # url, what
+# Retries `check ARG` for up to 30 s; on failure shows the servers' logs.
+wait_for() { # what, check, arg
   for _ in $(seq 1 150); do
-    if python3 -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$1" 2>/dev/null; then return 0; fi
+    if "$2" "$3" 2>/dev/null; then return 0; fi
     sleep 0.2
   done
-  echo "$2 did not start; its log:" >&2
+  echo "$1 did not start; its log:" >&2
   cat "$tmp"/*.log >&2 || true
   return 1
 }
-
-wait_for_port() { # port, what
-  for _ in $(seq 1 150); do
-    if python3 -c "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$1" 2>/dev/null; then return 0; fi
-    sleep 0.2
-  done
-  echo "$2 did not start; its log:" >&2
-  cat "$tmp"/*.log >&2 || true
-  return 1
-}
+url_answers() { python3 -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$1"; }
+port_open() { python3 -c "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$1"; }
 
 moto_port=$(free_port)
 step "starting moto server on 127.0.0.1:$moto_port"
 "$venv/moto/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$tmp/moto.log" 2>&1 &
 pids+=($!)
-wait_for "http://127.0.0.1:$moto_port/moto-api/data.json" "moto server"
+wait_for "moto server" url_answers "http://127.0.0.1:$moto_port/moto-api/data.json"
 
 # cargo-lambda's Lambda runtime emulator; the end-to-end suite runs the function binaries
 # against it, each as its own process.
@@ -77,7 +70,7 @@ lambda_port=$(free_port)
 step "starting cargo-lambda's runtime emulator on 127.0.0.1:$lambda_port"
 "$venv/lambda/bin/cargo-lambda" lambda watch --only-lambda-apis -A 127.0.0.1 -P "$lambda_port" >"$tmp/cargo-lambda.log" 2>&1 &
 pids+=($!)
-wait_for_port "$lambda_port" "cargo-lambda's runtime emulator"
+wait_for "cargo-lambda's runtime emulator" port_open "$lambda_port"
 
 # --- Rust: unit, conformance and end-to-end --------------------------------------------------
 step "cargo build (the Lambda function binaries and the local server)"
@@ -99,7 +92,7 @@ step "browser test against the local server (embedded default)"
 web_port=$(free_port)
 (cd "$tmp" && exec env -u AWS_ENDPOINT_URL "$target_dir/debug/sspr" serve --addr "127.0.0.1:$web_port" --data "$tmp/data" >"$tmp/sspr.log" 2>&1) &
 pids+=($!)
-wait_for "http://127.0.0.1:$web_port/reset" "sspr serve"
+wait_for "sspr serve" url_answers "http://127.0.0.1:$web_port/reset"
 # The demo accounts and their passwords are printed at start (and listed in the README).
 alice_password=$(sed -n 's/^  demo user: alice (password \(.*\))$/\1/p' "$tmp/sspr.log")
 if [ -z "$alice_password" ]; then

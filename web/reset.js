@@ -435,40 +435,30 @@ async function onComplete(event) {
     el.newPassword.focus();
     return;
   }
-  setBusy(el.complete, true);
-  el.unlock.disabled = true;
-  setStatus(el.status, 'Saving your new password…');
-  const result = await api('POST', '/v1/reset/complete', {
-    session: state.session,
-    reset_token: state.resetToken,
-    new_password: password,
-  });
-  setBusy(el.complete, false);
-  el.unlock.disabled = false;
-  setStatus(el.status, '');
-  if (result.ok) {
-    finish(false);
-  } else {
-    onCompleteFailed(result);
-  }
+  await complete({ new_password: password }, el.complete, el.unlock, 'Saving your new password…');
 }
 
 async function onUnlock() {
   clearError(el.error);
   fillList(el.reasons, []);
-  setBusy(el.unlock, true);
-  el.complete.disabled = true;
-  setStatus(el.status, 'Unlocking your account…');
+  await complete({ unlock_only: true }, el.unlock, el.complete, 'Unlocking your account…');
+}
+
+/** Spends the reset token on `choice` (a new password or an unlock), `busy` showing progress. */
+async function complete(choice, busy, other, progress) {
+  setBusy(busy, true);
+  other.disabled = true;
+  setStatus(el.status, progress);
   const result = await api('POST', '/v1/reset/complete', {
     session: state.session,
     reset_token: state.resetToken,
-    unlock_only: true,
+    ...choice,
   });
-  setBusy(el.unlock, false);
-  el.complete.disabled = false;
+  setBusy(busy, false);
+  other.disabled = false;
   setStatus(el.status, '');
   if (result.ok) {
-    finish(true);
+    finish(choice.unlock_only === true);
   } else {
     onCompleteFailed(result);
   }
