@@ -258,14 +258,29 @@ pub async fn verify_sender(sdk: &aws_config::SdkConfig, from: &str) {
     aws_sdk_sesv2::Client::new(sdk).create_email_identity().email_identity(from).send().await.expect("email identity");
 }
 
+/// moto's record of its state. It is built while other requests change that state, and now and
+/// then the server answers with an error instead; a second look gets it.
+async fn moto_data() -> Value {
+    let url = format!("{}/moto-api/data.json", moto_url());
+    let mut last = String::new();
+    for _ in 0..10 {
+        let response = reqwest::get(&url).await.expect("moto data");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            if let Ok(data) = serde_json::from_str(&text) {
+                return data;
+            }
+        }
+        last = format!("{status}: {}", text.chars().take(300).collect::<String>());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("moto's data.json did not answer with JSON: {last}");
+}
+
 /// Everything moto says was sent, as a phone or mailbox would show it: `(to, body)`.
 pub async fn moto_messages() -> Vec<(String, String)> {
-    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto_url()))
-        .await
-        .expect("moto data")
-        .json()
-        .await
-        .expect("moto data json");
+    let data = moto_data().await;
     let mut out = Vec::new();
     for sms in data["sns"]["SMS"].as_array().into_iter().flatten() {
         out.push((
