@@ -73,8 +73,8 @@ pids+=($!)
 wait_for "cargo-lambda's runtime emulator" port_open "$lambda_port"
 
 # --- Rust: unit, conformance and end-to-end --------------------------------------------------
-step "cargo build (the Lambda function binaries and the local server)"
-cargo build --workspace --bins
+step "cargo build (every binary and test, with one feature set)"
+cargo build --workspace --all-targets
 step "cargo test (unit, conformance, end-to-end on embedded, on moto and under the Lambda runtime)"
 SSPR_TEST_LAMBDA_EMULATOR="http://127.0.0.1:$lambda_port" \
 SSPR_TEST_MOTO_URL="http://127.0.0.1:$moto_port" \

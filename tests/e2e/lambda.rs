@@ -32,7 +32,7 @@ fn binary(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.is_file(),
-        "{} is missing: build the functions first (`cargo build --workspace --bins`)",
+        "{} is missing: build the functions first (`cargo build --workspace --all-targets`)",
         path.display()
     );
     path
