@@ -248,23 +248,22 @@ function chosenMethod() {
   return KINDS.find((k) => el.radio[k].checked && !el.choice[k].hidden) || null;
 }
 
+/** How the destination field asks for each kind of destination. */
+const DESTINATION_FIELD = {
+  sms: {
+    label: 'Your registered mobile number',
+    input: { type: 'tel', autocomplete: 'tel', inputMode: 'tel', placeholder: '+12025550123', maxLength: 24 },
+  },
+  email: {
+    label: 'Your registered email address',
+    input: { type: 'email', autocomplete: 'email', inputMode: 'email', placeholder: 'name@example.com', maxLength: 254 },
+  },
+};
+
 function describeDestination() {
-  const method = chosenMethod();
-  if (method === 'sms') {
-    el.destinationLabel.textContent = 'Your registered mobile number';
-    el.destination.type = 'tel';
-    el.destination.autocomplete = 'tel';
-    el.destination.inputMode = 'tel';
-    el.destination.placeholder = '+12025550123';
-    el.destination.maxLength = 24;
-  } else {
-    el.destinationLabel.textContent = 'Your registered email address';
-    el.destination.type = 'email';
-    el.destination.autocomplete = 'email';
-    el.destination.inputMode = 'email';
-    el.destination.placeholder = 'name@example.com';
-    el.destination.maxLength = 254;
-  }
+  const field = chosenMethod() === 'sms' ? DESTINATION_FIELD.sms : DESTINATION_FIELD.email;
+  el.destinationLabel.textContent = field.label;
+  Object.assign(el.destination, field.input);
 }
 
 function toSend() {
