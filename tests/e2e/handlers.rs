@@ -73,7 +73,7 @@ async fn start_event(router: &Router) -> lambda_http::Request {
     let (status, challenge) = invoke(router, request).await;
     assert_eq!(status, 200);
     let challenge = serde_json::from_value(challenge).expect("challenge");
-    let solved = sspr_core::challenge::solve(&challenge).expect("solvable");
+    let solved = sspr_core::reset::challenge::solve(&challenge).expect("solvable");
     let mut raw: Value = serde_json::from_str(&event_text("reset-start")).expect("json");
     let mut body: Value = serde_json::from_str(raw["body"].as_str().expect("body")).expect("body json");
     body["challenge"] = json!(solved);

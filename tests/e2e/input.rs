@@ -1,4 +1,4 @@
-//! Bad input (SPEC S13): malformed, oversized, wrongly typed and odd-Unicode requests get a 4xx
+//! Bad input (S13 in docs/security.md): malformed, oversized, wrongly typed and odd-Unicode requests get a 4xx
 //! with a stable error code, never a panic or a 5xx. Plus the headers of S12.
 
 use serde_json::{json, Value};
@@ -326,7 +326,7 @@ async fn reset_start_needs_a_fresh_solved_challenge() {
 
     // A challenge the server did not sign, however correctly solved, is refused.
     let salt = format!("00?expires={}", sspr_core::ports::Clock::now(&server.clock).0 + 300);
-    let forged = json!({"algorithm": "SHA-256", "challenge": sspr_core::challenge::sha256_hex(&salt, 1), "number": 1,
+    let forged = json!({"algorithm": "SHA-256", "challenge": sspr_core::reset::challenge::sha256_hex(&salt, 1), "number": 1,
         "salt": salt, "signature": "00".repeat(32)});
     assert_eq!(start(engine.encode(forged.to_string())).await.error(), "challenge_failed", "not signed by us");
     for junk in ["", "not base64!", "e30="] {

@@ -169,7 +169,7 @@ async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
     let (status, challenge) = invoke(&http, "reset", &sample("reset-challenge", None)).await;
     assert_eq!(status, 200, "{challenge}");
     let challenge = serde_json::from_value(challenge).expect("challenge");
-    let solved = sspr_core::challenge::solve(&challenge).expect("solvable");
+    let solved = sspr_core::reset::challenge::solve(&challenge).expect("solvable");
     let (status, started) =
         invoke(&http, "reset", &sample("reset-start", Some(json!({ "username": ALICE, "challenge": solved })))).await;
     assert_eq!(status, 200, "{started}");

@@ -428,8 +428,8 @@ impl TestServer {
     pub async fn challenge(&self) -> String {
         let r = self.call("GET", "/v1/reset/challenge", None, None).await;
         assert_eq!(r.status, 200, "{r:?}");
-        let challenge: sspr_core::challenge::Challenge = serde_json::from_value(r.body).expect("challenge");
-        sspr_core::challenge::solve(&challenge).expect("solvable")
+        let challenge: sspr_core::reset::challenge::Challenge = serde_json::from_value(r.body).expect("challenge");
+        sspr_core::reset::challenge::solve(&challenge).expect("solvable")
     }
 
     /// `POST /v1/reset/start` for `username`, with a solved challenge.

@@ -1,17 +1,15 @@
 //! The domain core of sspr: recovery-method registration and self-service password reset,
 //! written against ports so it runs the same on AWS, on-premises and embedded.
 
-pub mod challenge;
-pub mod enrol;
 pub mod error;
 pub mod notify;
 pub mod password;
 pub mod policy;
 pub mod ports;
 pub mod records;
+pub mod registration;
 pub mod reset;
 pub mod secret;
-pub mod session;
 pub mod types;
 
 use std::sync::Arc;
@@ -24,7 +22,7 @@ use records::{load, policy_key};
 use secret::KeyedHasher;
 use types::{Destination, Email};
 
-/// Limits and texts that deployments may tune; the defaults are the SPEC's.
+/// Limits and texts that deployments may tune; the defaults are those of docs/security.md.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub branding: Branding,

@@ -1,4 +1,4 @@
-//! New passwords (SPEC §6): length first, Unicode allowed and NFKC-normalised, no truncation.
+//! New passwords (docs/security.md, "Passwords"): length first, Unicode allowed and NFKC-normalised, no truncation.
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! The reset policy (SPEC §3). This is its first slice: who may reset, with which methods and
+//! The reset policy (docs/architecture.md, "Policy"): who may reset, with which methods and
 //! how many; the store keeps it and admins will edit it.
 
 use serde::{Deserialize, Serialize};

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::policy::Policy;
 use crate::ports::{RecordKey, RecordStore, StoreError, StoredRecord, Unavailable};
 use crate::secret::Digest;
-use crate::session::ResetSession;
+use crate::reset::session::ResetSession;
 use crate::types::{Destination, MethodId, MethodKind, Timestamp, Username};
 
 /// A record with the version it was read at; writing it succeeds only if nobody wrote since.

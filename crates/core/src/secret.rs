@@ -1,5 +1,5 @@
-//! Keyed hashing of codes and tokens (SPEC S6): HMAC-SHA-256 with a secret pepper, compared in
-//! constant time. Only these digests are stored.
+//! Keyed hashing of codes and tokens (S6 in docs/security.md): HMAC-SHA-256 with a secret
+//! pepper, compared in constant time. Only these digests are stored.
 
 use std::fmt;
 

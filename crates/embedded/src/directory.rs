@@ -85,7 +85,7 @@ pub struct EmbeddedDirectory {
     file: Option<PathBuf>,
 }
 
-/// Argon2id with the OWASP parameters of SPEC S6 (m=19456 KiB, t=2, p=1).
+/// Argon2id with the OWASP parameters of S6 in docs/security.md (m=19456 KiB, t=2, p=1).
 fn argon2() -> Argon2<'static> {
     let params = Params::new(19_456, 2, 1, None).expect("constant Argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)

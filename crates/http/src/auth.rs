@@ -3,7 +3,7 @@
 
 use axum::http::request::Parts;
 use lambda_http::request::RequestContext;
-use sspr_core::enrol::SignedIn;
+use sspr_core::registration::SignedIn;
 use sspr_core::types::{Timestamp, Username};
 
 use crate::error::ApiError;

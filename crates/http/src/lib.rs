@@ -1,4 +1,4 @@
-//! The HTTP API of sspr (SPEC §4): one set of handlers, mounted by each Lambda function (a
+//! The HTTP API of sspr (docs/architecture.md): one set of handlers, mounted by each Lambda function (a
 //! slice of the routes each) and by the local server (all of them).
 
 pub mod auth;

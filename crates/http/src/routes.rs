@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use secrecy::SecretString;
 use serde::Deserialize;
-use sspr_core::enrol::SignedIn;
+use sspr_core::registration::SignedIn;
 use sspr_core::reset::Completion;
 use sspr_core::types::{Code, MethodId, MethodKind, ResetToken, SessionId, Username};
 use sspr_core::Sspr;

@@ -15,7 +15,7 @@ use hmac::{Hmac, Mac};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use sspr_core::enrol::SignedIn;
+use sspr_core::registration::SignedIn;
 use sspr_core::ports::{Clock, Directory, Rng};
 use sspr_core::types::{Timestamp, Username};
 use sspr_http::extract::ApiJson;

@@ -1,8 +1,12 @@
-//! The reset flow: start a session, send a code, verify it, set the new password (SPEC §4).
+//! The reset flow: start a session, send a code, verify it, set the new password
+//! (docs/architecture.md, "How a request flows").
 //!
 //! A caller who has proved nothing learns nothing about the account: unknown, out-of-scope
 //! and unregistered users get a session like anyone else; codes go only to destinations that
 //! match a registered method, and a decoy stands in where none was sent.
+
+pub mod challenge;
+pub mod session;
 
 use serde::Serialize;
 
@@ -10,7 +14,7 @@ use crate::password::NewPassword;
 use crate::ports::StoreError;
 use crate::records::{load, registration_key, save, session_key, Registration, Versioned};
 use crate::secret::Digest;
-use crate::session::{IssuedCode, ResetSession, ResetState, SentTo, TransitionError};
+use self::session::{IssuedCode, ResetSession, ResetState, SentTo, TransitionError};
 use crate::types::{Code, Destination, MethodKind, ResetToken, SessionId, Username};
 use crate::{CodePurpose, FlowError, Sspr, CONFLICT_RETRIES};
 

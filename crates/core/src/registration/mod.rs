@@ -1,4 +1,4 @@
-//! Registration of recovery methods by a signed-in person (SPEC §4): a destination is saved
+//! Registration of recovery methods by a signed-in person (docs/architecture.md): a destination is saved
 //! only after the code sent to it is confirmed; changes are announced on the other channels.
 
 use serde::Serialize;

@@ -1,0 +1,27 @@
+//! The ports: what the core needs from the world, one file a port. Adapters (DynamoDB, SNS,
+//! SES, Cognito, embedded) implement them; the core never sees an AWS type.
+
+mod clock;
+mod directory;
+mod email;
+mod rng;
+mod sms;
+mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use directory::{Directory, DirectoryError, DirectoryUser};
+pub use email::{EmailMessage, Mailer};
+pub use rng::{Rng, SystemRng};
+pub use sms::Sms;
+pub use store::{RecordKey, RecordStore, StoreError, StoredRecord};
+
+/// A failure of infrastructure (network, throttling, a corrupt record): never the caller's fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
+impl Unavailable {
+    pub fn new(what: impl std::fmt::Display) -> Self {
+        Self(what.to_string())
+    }
+}

@@ -1,0 +1,137 @@
+//! Values of the domain that can only exist when valid: each is built by parsing, one type a file.
+
+mod code;
+mod destination;
+mod email;
+mod method_id;
+mod method_kind;
+mod opaque;
+mod phone_number;
+mod timestamp;
+mod username;
+
+pub use code::Code;
+pub use destination::Destination;
+pub use email::Email;
+pub use method_id::MethodId;
+pub use method_kind::MethodKind;
+pub use opaque::{ResetToken, SessionId};
+pub use phone_number::PhoneNumber;
+pub use timestamp::Timestamp;
+pub use username::Username;
+
+/// Why a value given by a caller was refused; `field` names what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ParseError {
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
+impl ParseError {
+    pub(crate) fn new(field: &'static str, reason: &'static str) -> Self {
+        Self { field, reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::SystemRng;
+
+    #[test]
+    fn usernames_parse() {
+        assert!(Username::parse("alice").is_ok());
+        assert!(Username::parse("ålice.o'brien@corp").is_ok());
+        assert!(Username::parse("").is_err());
+        assert!(Username::parse(" alice").is_err());
+        assert!(Username::parse("al\u{0}ice").is_err());
+        assert!(Username::parse(&"a".repeat(129)).is_err());
+        assert!(Username::parse(&"é".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn phone_numbers_are_e164() {
+        let p = PhoneNumber::parse("+1 (555) 555-0101").expect("valid");
+        assert_eq!(p.as_str(), "+15555550101");
+        assert_eq!(p.hint(), "+1********01");
+        assert!(PhoneNumber::parse("5555550101").is_err());
+        assert!(PhoneNumber::parse("+1").is_err());
+        assert!(PhoneNumber::parse("+44 20 7946 0958").is_ok());
+        assert!(PhoneNumber::parse("+99999").is_err());
+        assert!(PhoneNumber::parse("+1 555 555 0199").is_ok(), "fictional numbers are for demos");
+        assert!(PhoneNumber::parse("+1 555 555 0200").is_err(), "area code 555 is not real");
+        assert!(PhoneNumber::parse(&format!("+1{}", "5".repeat(40))).is_err());
+    }
+
+    #[test]
+    fn emails_parse() {
+        let e = Email::parse("Alice@Example.COM").expect("valid");
+        assert_eq!(e.as_str(), "Alice@example.com");
+        assert_eq!(e.hint(), "A***@example.com");
+        for bad in ["", "alice", "alice@", "@example.com", "a b@example.com", "alice@localhost"] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn codes_are_digits_and_redacted() {
+        let rng = SystemRng;
+        for _ in 0..100 {
+            let c = Code::generate(&rng, 8);
+            assert_eq!(c.expose().len(), 8);
+            assert!(c.expose().bytes().all(|b| b.is_ascii_digit()));
+            assert!(!format!("{c:?}").contains(c.expose()));
+        }
+        assert!(Code::parse("1234567").is_ok());
+        assert!(Code::parse("12345").is_err());
+        assert!(Code::parse("12345678901").is_err());
+        assert!(Code::parse("1234567a").is_err());
+        assert!(Code::parse("١٢٣٤٥٦٧٨").is_err(), "non-ASCII digits are refused");
+    }
+
+    #[test]
+    fn code_digits_are_roughly_uniform() {
+        let rng = SystemRng;
+        let mut counts = [0usize; 10];
+        for _ in 0..2000 {
+            for b in Code::generate(&rng, 8).expose().bytes() {
+                counts[usize::from(b - b'0')] += 1;
+            }
+        }
+        // 16,000 digits: each expected 1,600; a biased generator drifts far outside this band.
+        for c in counts {
+            assert!((1350..1850).contains(&c), "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_128_bit_and_redacted() {
+        let rng = SystemRng;
+        let t = ResetToken::generate(&rng);
+        assert_eq!(t.expose().len(), 22);
+        assert!(ResetToken::parse(t.expose()).is_ok());
+        assert_ne!(t, ResetToken::generate(&rng));
+        assert!(!format!("{t:?}").contains(t.expose()));
+        assert!(SessionId::parse("short").is_err());
+        assert!(SessionId::parse(&"A".repeat(23)).is_err());
+    }
+
+    #[test]
+    fn destinations_follow_the_method() {
+        assert!(Destination::parse(MethodKind::Email, "alice@example.com").is_ok());
+        assert!(Destination::parse(MethodKind::Sms, "alice@example.com").is_err());
+        assert!(Destination::parse(MethodKind::Sms, "+15555550101").is_ok());
+        assert!(Destination::parse(MethodKind::Totp, "+15555550101").is_err());
+    }
+
+    #[test]
+    fn method_ids_parse() {
+        let id = MethodId::generate(&SystemRng);
+        assert!(MethodId::parse(id.as_str()).is_ok());
+        assert!(MethodId::parse("0123456789ABCDEF").is_err());
+        assert!(MethodId::parse("../../etc").is_err());
+    }
+}
+
