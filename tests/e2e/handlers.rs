@@ -6,34 +6,39 @@ use std::sync::Arc;
 
 use axum::Router;
 use serde_json::{json, Value};
-use sspr_core::notify::Branding;
-use sspr_core::policy::Policy;
-use sspr_core::ports::{SystemClock, SystemRng};
-use sspr_core::secret::{KeyedHasher, Pepper};
-use sspr_core::{Settings, Sspr};
-use sspr_embedded::{DirectorySeed, EmbeddedDirectory, Outbox, SqliteStore};
-use sspr_http::{api, ApiState, JwtClaims, Routes};
+use sspr_app::{assemble, Assembly, Config, Deployment};
+use sspr_embedded::Outbox;
+use sspr_http::{api, ApiState, Function, JwtClaims, Needs, Slice};
 use tower::ServiceExt as _;
 
 use crate::{repo_root, template};
 
-/// The core on embedded adapters; only the HTTP layer under test is the Lambda one.
-fn function(routes: Routes) -> (Router, Outbox) {
-    let outbox = Outbox::new(Arc::new(SystemClock), false);
-    let sspr = Sspr {
-        store: Arc::new(SqliteStore::in_memory().expect("store")),
-        directory: Arc::new(EmbeddedDirectory::open(&DirectorySeed::demo(), None).expect("directory")),
-        sms: Arc::new(outbox.clone()),
-        mailer: Arc::new(outbox.clone()),
-        clock: Arc::new(SystemClock),
-        rng: Arc::new(SystemRng),
-        hasher: KeyedHasher::new(Pepper::new(vec![9; 32]).expect("pepper")),
-        settings: Settings::new(
-            Branding { organisation: "sspr".into(), public_url: "https://reset.example.com".into() },
-            Policy::default(),
-        ),
-    };
-    (api(ApiState { sspr: Arc::new(sspr), auth: Arc::new(JwtClaims::default()) }, routes), outbox)
+/// The product as the app assembles it, on embedded adapters in a temporary directory; only
+/// the HTTP layer under test is the Lambda one.
+struct Functions {
+    state: ApiState,
+    outbox: Outbox,
+    _data: tempfile::TempDir,
+}
+
+impl Functions {
+    async fn new() -> Self {
+        let data = tempfile::tempdir().expect("data dir");
+        let config = Config::from_lookup(Deployment::Local, |name| {
+            (name == "SSPR_PUBLIC_URL").then(|| "https://reset.example.com".to_owned())
+        })
+        .expect("configuration");
+        let mut assembly = Assembly::new(config, Needs::ALL);
+        assembly.data_dir = Some(data.path().to_owned());
+        let assembled = assemble(assembly).await.expect("assembled");
+        let outbox = assembled.outbox.clone().expect("outbox");
+        Self { state: ApiState { sspr: assembled.sspr, auth: Arc::new(JwtClaims::default()) }, outbox, _data: data }
+    }
+
+    /// One function's router over the shared state: the functions of a deployment share the table.
+    fn router(&self, function: Function) -> Router {
+        api(self.state.clone(), Slice::Function(function))
+    }
 }
 
 fn event_text(name: &str) -> String {
@@ -56,6 +61,12 @@ fn signed_in_now(name: &str) -> lambda_http::Request {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
     raw["requestContext"]["authorizer"]["jwt"]["claims"]["auth_time"] = json!(now.to_string());
     lambda_http::request::from_str(&raw.to_string()).expect("event")
+}
+
+/// A request with its JSON body replaced.
+fn with_body(request: lambda_http::Request, body: Value) -> lambda_http::Request {
+    let (parts, _) = request.into_parts();
+    lambda_http::Request::from_parts(parts, lambda_http::Body::from(body.to_string()))
 }
 
 async fn invoke(router: &Router, request: lambda_http::Request) -> (u16, Value) {
@@ -83,7 +94,8 @@ async fn start_event(router: &Router) -> lambda_http::Request {
 
 #[tokio::test]
 async fn reset_function_starts_and_refuses_a_bogus_completion() {
-    let (reset, _) = function(Routes::Reset);
+    let functions = Functions::new().await;
+    let reset = functions.router(Function::Reset);
     let (status, body) = invoke(&reset, start_event(&reset).await).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["session"].as_str().is_some_and(|s| s.len() == 22));
@@ -95,18 +107,30 @@ async fn reset_function_starts_and_refuses_a_bogus_completion() {
     assert_eq!(status, 404);
 }
 
+/// Each step of a reset served by its own function's router, all over one store, as the
+/// deployed functions share the table.
 #[tokio::test]
-async fn send_code_and_verify_functions_share_the_session() {
-    let (all, _) = function(Routes::All);
-    let (_, started) = invoke(&all, start_event(&all).await).await;
-    let session = started["session"].clone();
+async fn the_functions_share_the_session_through_the_store() {
+    let functions = Functions::new().await;
+    let (reset, send, verify, register) = (
+        functions.router(Function::Reset),
+        functions.router(Function::SendCode),
+        functions.router(Function::Verify),
+        functions.router(Function::Register),
+    );
+    let (status, body) = invoke(&register, signed_in_now("me-methods-email")).await;
+    assert_eq!(status, 202, "{body}");
+    let code = crate::support::extract_code(&functions.outbox.entries().last().expect("sent").body).expect("code");
+    let (status, body) =
+        invoke(&register, with_body(signed_in_now("me-methods-email-confirm"), json!({ "code": code }))).await;
+    assert_eq!(status, 200, "{body}");
 
-    let (send, _) = function(Routes::SendCode);
+    let (_, started) = invoke(&reset, start_event(&reset).await).await;
+    let session = started["session"].clone();
     let (status, body) = invoke(&send, event("reset-send-code", None)).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_session")), "the sample's placeholder session");
-    // Sessions live in the store each function builds; here one router stands for both.
     let (status, body) = invoke(
-        &all,
+        &send,
         event(
             "reset-send-code",
             Some(json!({"session": session, "method": "email", "destination": "alice@example.com"})),
@@ -114,19 +138,29 @@ async fn send_code_and_verify_functions_share_the_session() {
     )
     .await;
     assert_eq!((status, body.clone()), (202, json!({"expires_in": 300})));
+    let code = crate::support::extract_code(&functions.outbox.entries().last().expect("sent").body).expect("code");
     let (status, body) =
-        invoke(&all, event("reset-verify", Some(json!({"session": session, "method": "email", "code": "12345678"}))))
+        invoke(&verify, event("reset-verify", Some(json!({"session": session, "method": "email", "code": code}))))
             .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_code")), "{body}");
-
-    let (verify, _) = function(Routes::Verify);
+    assert_eq!(status, 200, "{body}");
+    let token = body["reset_token"].clone();
+    let (status, body) = invoke(
+        &reset,
+        event(
+            "reset-complete",
+            Some(json!({"session": session, "reset_token": token, "new_password": "Shared-Passw0rd-5"})),
+        ),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({"done": true})));
     let (status, _) = invoke(&verify, event("reset-start", None)).await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 404, "verify serves only its own route");
 }
 
 #[tokio::test]
 async fn register_function_reads_the_jwt_claims() {
-    let (register, outbox) = function(Routes::Register);
+    let functions = Functions::new().await;
+    let (register, outbox) = (functions.router(Function::Register), functions.outbox.clone());
     let (status, body) = invoke(&register, event("me-registration", None)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"registered": false, "must_register": true, "reconfirm_due": false, "methods": []}));
@@ -165,8 +199,7 @@ async fn register_function_reads_the_jwt_claims() {
 /// Every sample event parses and names a route the code serves.
 #[test]
 fn every_sample_event_is_a_served_route() {
-    let served: BTreeSet<String> =
-        Routes::All.table().into_iter().map(|(method, path)| format!("{method} {path}")).collect();
+    let served: BTreeSet<String> = sspr_http::routes().iter().map(sspr_http::Route::key).collect();
     let mut seen = BTreeSet::new();
     for entry in std::fs::read_dir(repo_root().join("events")).expect("events/") {
         let path = entry.expect("entry").path();
@@ -179,49 +212,110 @@ fn every_sample_event_is_a_served_route() {
     assert_eq!(seen, served, "one sample event per route");
 }
 
-/// The template declares, per function, exactly the routes its binary serves.
+/// The template's functions are the route list's: each with exactly its routes, anonymous or
+/// behind the JWT authorizer as declared, and IAM for exactly the ports it is built with.
 #[test]
-fn the_template_routes_are_the_ones_the_code_serves() {
+fn the_template_functions_are_the_ones_the_routes_declare() {
     let template = template();
     let resources = template["Resources"].as_mapping().expect("Resources");
-    let mut functions = 0;
+    let mut declared_functions = BTreeSet::new();
     for (name, resource) in resources {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
-        functions += 1;
         let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary");
-        let routes = match binary {
-            "reset" => Routes::Reset,
-            "send-code" => Routes::SendCode,
-            "verify" => Routes::Verify,
-            "register" => Routes::Register,
-            other => panic!("{name:?}: unknown binary {other}"),
-        };
-        let expected: BTreeSet<String> = routes.table().into_iter().map(|(m, p)| format!("{m} {p}")).collect();
-        let declared: BTreeSet<String> = resource["Properties"]["Events"]
+        let function = Function::ALL
+            .into_iter()
+            .find(|f| f.binary() == binary)
+            .unwrap_or_else(|| panic!("{name:?}: the binary {binary} is no function of the route list"));
+        declared_functions.insert(function);
+        let events: Vec<&serde_yaml::Value> = resource["Properties"]["Events"]
             .as_mapping()
             .expect("Events")
             .values()
             .filter(|e| e["Type"].as_str() == Some("HttpApi"))
+            .collect();
+        let declared: BTreeSet<String> = events
+            .iter()
             .map(|e| {
                 let method = e["Properties"]["Method"].as_str().expect("Method").to_uppercase();
                 format!("{method} {}", e["Properties"]["Path"].as_str().expect("Path"))
             })
             .collect();
+        let expected: BTreeSet<String> = function.routes().map(|r| r.key()).collect();
         assert_eq!(declared, expected, "{name:?}");
-        // Every /v1/me route sits behind the JWT authorizer; the reset routes are anonymous.
-        for e in resource["Properties"]["Events"].as_mapping().expect("Events").values() {
-            let path = e["Properties"]["Path"].as_str().unwrap_or_default();
-            let auth = &e["Properties"]["Auth"]["Authorizer"];
-            if path.starts_with("/v1/me/") {
-                assert!(auth.as_str().is_some_and(|a| a != "NONE"), "{path} must need a JWT");
-            } else {
-                assert!(auth.is_null() || auth.as_str() == Some("NONE"), "{path} must be anonymous");
+        for route in function.routes() {
+            let event = events
+                .iter()
+                .find(|e| e["Properties"]["Path"].as_str() == Some(route.path))
+                .expect("the route's event");
+            let auth = &event["Properties"]["Auth"]["Authorizer"];
+            match route.access {
+                sspr_http::Access::SignedIn => {
+                    assert!(auth.as_str().is_some_and(|a| a != "NONE"), "{route:?} must need a JWT")
+                }
+                sspr_http::Access::Anonymous => {
+                    assert!(auth.is_null() || auth.as_str() == Some("NONE"), "{route:?} must be anonymous")
+                }
             }
         }
+        // Least privilege: the actions of the ports the function is built with, and no others.
+        let policies = serde_yaml::to_string(&resource["Properties"]["Policies"]).expect("policies");
+        let needs = function.needs();
+        for (needed, action) in
+            [(needs.directory, "cognito-idp:AdminGetUser"), (needs.sms, "sns:Publish"), (needs.email, "ses:SendEmail")]
+        {
+            assert_eq!(policies.contains(action), needed, "{name:?}: {action}");
+        }
+        // The binary is a crate of its own under functions/.
+        let manifest = repo_root().join("functions").join(binary).join("Cargo.toml");
+        let manifest = std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+        assert!(manifest.contains(&format!("name = \"{binary}\"")), "functions/{binary}: the binary's name");
     }
-    assert_eq!(functions, 4);
+    assert_eq!(declared_functions, Function::ALL.into_iter().collect(), "every function is deployed");
+}
+
+/// The crates that carry an adapter: the AWS SDK of each AWS adapter, and the embedded ones.
+/// (aws-config brings the STS and SSO SDKs for credentials to every function; they are no adapter.)
+const ADAPTER_CRATES: [&str; 7] = [
+    "aws-sdk-dynamodb",
+    "aws-sdk-secretsmanager",
+    "aws-sdk-cognitoidentityprovider",
+    "aws-sdk-sns",
+    "aws-sdk-sesv2",
+    "sspr-embedded",
+    "rusqlite",
+];
+
+/// Each function links the SDKs of the adapters behind the ports it is built with, and no
+/// others (read from `cargo tree`, as a build of that function alone resolves it).
+#[test]
+fn each_function_links_only_the_adapters_it_uses() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    for function in Function::ALL {
+        let package = format!("sspr-fn-{}", function.binary());
+        let out = std::process::Command::new(&cargo)
+            .args(["tree", "--offline", "--locked", "-e", "normal", "--prefix", "none", "-p", &package])
+            .current_dir(repo_root())
+            .output()
+            .expect("cargo tree");
+        assert!(out.status.success(), "cargo tree -p {package}: {}", String::from_utf8_lossy(&out.stderr));
+        let tree = String::from_utf8_lossy(&out.stdout);
+        let linked: BTreeSet<&str> =
+            tree.lines().filter_map(|l| l.split_whitespace().next()).filter(|c| ADAPTER_CRATES.contains(c)).collect();
+        let needs = function.needs();
+        let mut expected: BTreeSet<&str> = ["aws-sdk-dynamodb", "aws-sdk-secretsmanager"].into_iter().collect();
+        for (needed, sdk) in [
+            (needs.directory, "aws-sdk-cognitoidentityprovider"),
+            (needs.sms, "aws-sdk-sns"),
+            (needs.email, "aws-sdk-sesv2"),
+        ] {
+            if needed {
+                expected.insert(sdk);
+            }
+        }
+        assert_eq!(linked, expected, "{package}");
+    }
 }
 
 /// The template configures the functions only with settings the code knows.
@@ -262,8 +356,7 @@ fn the_template_environment_is_a_valid_lambda_configuration() {
         });
         values.push((key.to_owned(), literal));
     }
-    let config = sspr_http::config::Config::from_lookup(sspr_http::config::Deployment::Lambda, |name| {
-        values.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    });
+    let config =
+        Config::from_lookup(Deployment::Lambda, |name| values.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()));
     assert!(config.is_ok(), "{:?}", config.err());
 }

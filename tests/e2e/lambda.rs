@@ -149,7 +149,7 @@ async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
     let logs = tempfile::tempdir().expect("log dir");
     let log = logs.path().join("functions.log");
     let functions: Vec<Function> =
-        ["reset", "send-code", "verify", "register"].iter().map(|name| Function::start(name, &env, &log)).collect();
+        sspr_http::Function::ALL.iter().map(|f| Function::start(f.binary(), &env, &log)).collect();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
     let (_, email) = destinations();
 

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use sspr_app::{Config, Deployment};
 use sspr_core::ports::{ManualClock, SystemClock, SystemRng};
 use sspr_embedded::{Outbox, SqliteStore};
-use sspr_http::config::{Config, Deployment};
 use sspr_local::{build, LocalOptions};
 
 pub const ALICE: &str = "alice";
@@ -353,6 +353,7 @@ pub async fn start(backend: Backend) -> TestServer {
         clock: Arc::new(clock.clone()),
         rng: Arc::new(SystemRng),
         echo_outbox: false,
+        store: None,
     })
     .await
     .expect("local server");

@@ -1,11 +1,12 @@
-//! The directory on an Amazon Cognito user pool, used with administrator calls.
+//! The directory on an Amazon Cognito user pool, used with administrator calls. Cognito has no
+//! lockout an administrator can clear, so it offers no unlock capability.
 
 use async_trait::async_trait;
 use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
 use aws_sdk_cognitoidentityprovider::Client;
 use secrecy::{ExposeSecret, SecretString};
 use sspr_core::password::NewPassword;
-use sspr_core::ports::{Directory, DirectoryError, DirectoryUser, Unavailable};
+use sspr_core::ports::{Authenticate, Directory, DirectoryError, DirectoryUser, Unavailable};
 use sspr_core::types::Username;
 
 use crate::describe;
@@ -81,34 +82,6 @@ impl Directory for CognitoDirectory {
         Ok(Some(DirectoryUser { username: canonical, groups, enabled: out.enabled }))
     }
 
-    async fn authenticate(
-        &self,
-        username: &Username,
-        password: &SecretString,
-    ) -> Result<Option<DirectoryUser>, DirectoryError> {
-        let client_id =
-            self.client_id.as_deref().ok_or_else(|| unavailable("SSPR_COGNITO_CLIENT_ID is needed for sign-in"))?;
-        let result = self
-            .client
-            .admin_initiate_auth()
-            .user_pool_id(&self.user_pool_id)
-            .client_id(client_id)
-            .auth_flow(AuthFlowType::AdminUserPasswordAuth)
-            .auth_parameters("USERNAME", username.as_str())
-            .auth_parameters("PASSWORD", password.expose_secret())
-            .send()
-            .await;
-        match result {
-            Ok(out) if out.authentication_result().is_some() => self.find_user(username).await,
-            // A challenge (new password required, MFA) is not a completed sign-in.
-            Ok(_) => Ok(None),
-            Err(e) => match e.into_service_error() {
-                e if e.is_not_authorized_exception() || e.is_user_not_found_exception() => Ok(None),
-                e => Err(unavailable(describe(e))),
-            },
-        }
-    }
-
     async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError> {
         let result = self
             .client
@@ -146,9 +119,35 @@ impl Directory for CognitoDirectory {
             .map(|_| ())
             .map_err(|e| unavailable(describe(e)))
     }
+}
 
-    async fn unlock(&self, _username: &Username) -> Result<(), DirectoryError> {
-        // Cognito has no administrator-visible lockout to clear.
-        Err(DirectoryError::UnlockNotSupported)
+#[async_trait]
+impl Authenticate for CognitoDirectory {
+    async fn authenticate(
+        &self,
+        username: &Username,
+        password: &SecretString,
+    ) -> Result<Option<DirectoryUser>, DirectoryError> {
+        let client_id =
+            self.client_id.as_deref().ok_or_else(|| unavailable("SSPR_COGNITO_CLIENT_ID is needed for sign-in"))?;
+        let result = self
+            .client
+            .admin_initiate_auth()
+            .user_pool_id(&self.user_pool_id)
+            .client_id(client_id)
+            .auth_flow(AuthFlowType::AdminUserPasswordAuth)
+            .auth_parameters("USERNAME", username.as_str())
+            .auth_parameters("PASSWORD", password.expose_secret())
+            .send()
+            .await;
+        match result {
+            Ok(out) if out.authentication_result().is_some() => self.find_user(username).await,
+            // A challenge (new password required, MFA) is not a completed sign-in.
+            Ok(_) => Ok(None),
+            Err(e) => match e.into_service_error() {
+                e if e.is_not_authorized_exception() || e.is_user_not_found_exception() => Ok(None),
+                e => Err(unavailable(describe(e))),
+            },
+        }
     }
 }

@@ -1,16 +1,26 @@
 //! AWS adapters of sspr: the single DynamoDB table, SMS through SNS, email through SES v2,
-//! the Cognito user pool as directory, and the pepper from Secrets Manager. Endpoints follow
-//! the SDK's own configuration (`AWS_REGION`, `AWS_ENDPOINT_URL`).
+//! the Cognito user pool as directory, and the pepper from Secrets Manager. Each sits behind a
+//! feature of its own, so a Lambda function links only the SDKs of the ports its routes use.
+//! Endpoints follow the SDK's own configuration (`AWS_REGION`, `AWS_ENDPOINT_URL`).
 
+#[cfg(feature = "cognito")]
 pub mod cognito;
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+#[cfg(feature = "secrets")]
 pub mod secrets;
+#[cfg(feature = "ses")]
 pub mod ses;
+#[cfg(feature = "sns")]
 pub mod sns;
 
+#[cfg(feature = "cognito")]
 pub use cognito::CognitoDirectory;
+#[cfg(feature = "dynamodb")]
 pub use dynamodb::DynamoDbStore;
+#[cfg(feature = "ses")]
 pub use ses::SesMailer;
+#[cfg(feature = "sns")]
 pub use sns::SnsSms;
 
 /// The shared SDK configuration, loaded once at start.
@@ -19,6 +29,7 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 }
 
 /// An SDK error with its whole chain of causes, for logs.
+#[allow(dead_code)] // used by whichever adapters are built
 pub(crate) fn describe<E: std::error::Error>(e: E) -> String {
-    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
+    aws_smithy_types::error::display::DisplayErrorContext(e).to_string()
 }

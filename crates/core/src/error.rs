@@ -94,7 +94,6 @@ impl From<DirectoryError> for FlowError {
     fn from(e: DirectoryError) -> Self {
         match e {
             DirectoryError::PasswordRejected(reasons) => FlowError::PasswordRejected(reasons),
-            DirectoryError::UnlockNotSupported => FlowError::UnlockNotAvailable,
             DirectoryError::UnknownUser => FlowError::InvalidSession,
             DirectoryError::Unavailable(u) => u.into(),
         }

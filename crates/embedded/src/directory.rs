@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sspr_core::password::NewPassword;
-use sspr_core::ports::{Directory, DirectoryError, DirectoryUser, Unavailable};
+use sspr_core::ports::{Authenticate, Directory, DirectoryError, DirectoryUser, Unavailable};
 use sspr_core::types::Username;
 
 /// One account of a seed file (`SSPR_DIRECTORY_FILE`).
@@ -163,6 +163,30 @@ impl Directory for EmbeddedDirectory {
         Ok(self.account(username)?.map(|a| Self::user(username, &a)))
     }
 
+    async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError> {
+        let hash = {
+            let password = password.expose().to_owned();
+            tokio::task::spawn_blocking(move || hash_password(&password))
+                .await
+                .map_err(|e| Unavailable::new(e.to_string()))??
+        };
+        {
+            let mut accounts = self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))?;
+            let account = accounts.get_mut(username.as_str()).ok_or(DirectoryError::UnknownUser)?;
+            account.password_hash = hash;
+        }
+        self.persist()?;
+        Ok(())
+    }
+
+    async fn sign_out_everywhere(&self, _username: &Username) -> Result<(), DirectoryError> {
+        // The embedded directory issues no sessions of its own.
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Authenticate for EmbeddedDirectory {
     async fn authenticate(
         &self,
         username: &Username,
@@ -184,30 +208,5 @@ impl Directory for EmbeddedDirectory {
             Some(a) if ok => Some(Self::user(username, &a)),
             _ => None,
         })
-    }
-
-    async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError> {
-        let hash = {
-            let password = password.expose().to_owned();
-            tokio::task::spawn_blocking(move || hash_password(&password))
-                .await
-                .map_err(|e| Unavailable::new(e.to_string()))??
-        };
-        {
-            let mut accounts = self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))?;
-            let account = accounts.get_mut(username.as_str()).ok_or(DirectoryError::UnknownUser)?;
-            account.password_hash = hash;
-        }
-        self.persist()?;
-        Ok(())
-    }
-
-    async fn sign_out_everywhere(&self, _username: &Username) -> Result<(), DirectoryError> {
-        // The embedded directory issues no sessions of its own.
-        Ok(())
-    }
-
-    async fn unlock(&self, _username: &Username) -> Result<(), DirectoryError> {
-        Err(DirectoryError::UnlockNotSupported)
     }
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use sspr_app::{Config, Deployment};
 use sspr_core::ports::{SystemClock, SystemRng};
-use sspr_http::config::{Config, Deployment};
 use sspr_local::{build, LocalOptions};
 
 #[derive(Parser)]
@@ -55,6 +55,7 @@ async fn serve(addr: SocketAddr, data: PathBuf) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         rng: Arc::new(SystemRng),
         echo_outbox: true,
+        store: None,
     })
     .await?;
     println!("sspr is running at {url}");

@@ -15,8 +15,8 @@ use hmac::{Hmac, Mac};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use sspr_core::ports::{Authenticate, Clock, Rng};
 use sspr_core::registration::SignedIn;
-use sspr_core::ports::{Clock, Directory, Rng};
 use sspr_core::types::{Timestamp, Username};
 use sspr_http::extract::ApiJson;
 use sspr_http::{ApiError, Authenticator};
@@ -28,7 +28,7 @@ const TOKEN_TTL_SECS: i64 = 8 * 3600;
 pub struct LocalSignIn {
     key: Arc<[u8; 32]>,
     clock: Arc<dyn Clock>,
-    directory: Arc<dyn Directory>,
+    directory: Arc<dyn Authenticate>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -39,7 +39,7 @@ struct Claims {
 }
 
 impl LocalSignIn {
-    pub fn new(rng: &dyn Rng, clock: Arc<dyn Clock>, directory: Arc<dyn Directory>) -> Self {
+    pub fn new(rng: &dyn Rng, clock: Arc<dyn Clock>, directory: Arc<dyn Authenticate>) -> Self {
         let mut key = [0u8; 32];
         rng.fill(&mut key);
         Self { key: Arc::new(key), clock, directory }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    sspr_http::lambda::serve(sspr_http::Routes::Reset).await
+    sspr_app::lambda::serve(sspr_http::Function::Reset).await
 }

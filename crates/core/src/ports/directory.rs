@@ -1,4 +1,6 @@
-//! The organisation's directory.
+//! The organisation's directory, by capability: every directory finds users, sets passwords and
+//! ends sessions; unlocking is a capability only directories with a lockout have; checking a
+//! password (the local server's sign-in) is a port of its own.
 
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -17,6 +19,12 @@ pub struct DirectoryUser {
     pub enabled: bool,
 }
 
+impl DirectoryUser {
+    pub fn is_member_of(&self, group: &str) -> bool {
+        self.groups.iter().any(|g| g == group)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
     /// The directory refused the password; the reasons are fit to show the person.
@@ -24,31 +32,42 @@ pub enum DirectoryError {
     PasswordRejected(Vec<String>),
     #[error("the user is not in the directory")]
     UnknownUser,
-    #[error("this directory cannot unlock accounts")]
-    UnlockNotSupported,
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
 }
 
-/// The organisation's directory: where accounts and passwords live.
+/// What every directory does for a reset.
 #[async_trait]
 pub trait Directory: Send + Sync {
+    /// The user with their groups, nested membership expanded; `None` for an unknown name.
     async fn find_user(&self, username: &Username) -> Result<Option<DirectoryUser>, DirectoryError>;
 
-    /// Checks a password (for local sign-in); `None` when the name or password is wrong.
+    /// Sets a permanent password as an administrator would.
+    async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError>;
+
+    /// Ends the user's sessions elsewhere where the directory can; a no-op where it has none.
+    async fn sign_out_everywhere(&self, username: &Username) -> Result<(), DirectoryError>;
+
+    /// The unlock capability, for directories with an account lockout; `None` where there is
+    /// nothing to unlock, and the reset page then offers only a new password.
+    fn lockout(&self) -> Option<&dyn Lockout> {
+        None
+    }
+}
+
+/// Clearing an account lockout.
+#[async_trait]
+pub trait Lockout: Send + Sync {
+    async fn unlock(&self, username: &Username) -> Result<(), DirectoryError>;
+}
+
+/// Checking a password: the local server's sign-in, apart from what a reset needs.
+#[async_trait]
+pub trait Authenticate: Send + Sync {
+    /// The user when the name and password are right; `None` otherwise.
     async fn authenticate(
         &self,
         username: &Username,
         password: &SecretString,
     ) -> Result<Option<DirectoryUser>, DirectoryError>;
-
-    /// Sets a permanent password as an administrator would.
-    async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError>;
-
-    /// Ends the user's sessions elsewhere where the directory can; a no-op where it cannot.
-    async fn sign_out_everywhere(&self, username: &Username) -> Result<(), DirectoryError>;
-
-    /// Clears a lockout; [`DirectoryError::UnlockNotSupported`] where the directory has none.
-    async fn unlock(&self, username: &Username) -> Result<(), DirectoryError>;
 }
-

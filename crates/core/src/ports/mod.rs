@@ -9,7 +9,7 @@ mod sms;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use directory::{Directory, DirectoryError, DirectoryUser};
+pub use directory::{Authenticate, Directory, DirectoryError, DirectoryUser, Lockout};
 pub use email::{EmailMessage, Mailer};
 pub use rng::{Rng, SystemRng};
 pub use sms::Sms;

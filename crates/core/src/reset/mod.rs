@@ -10,11 +10,11 @@ pub mod session;
 
 use serde::Serialize;
 
+use self::session::{IssuedCode, ResetSession, ResetState, SentTo, TransitionError};
 use crate::password::NewPassword;
-use crate::ports::StoreError;
+use crate::ports::{DirectoryError, StoreError};
 use crate::records::{load, registration_key, save, session_key, Registration, Versioned};
 use crate::secret::Digest;
-use self::session::{IssuedCode, ResetSession, ResetState, SentTo, TransitionError};
 use crate::types::{Code, Destination, MethodKind, ResetToken, SessionId, Username};
 use crate::{CodePurpose, FlowError, Sspr, CONFLICT_RETRIES};
 
@@ -279,6 +279,9 @@ impl Sspr {
         token: &ResetToken,
         completion: Completion,
     ) -> Result<ResetCompleted, FlowError> {
+        if matches!(completion, Completion::UnlockOnly) && self.directory.lockout().is_none() {
+            return Err(FlowError::UnlockNotAvailable);
+        }
         let presented = self.token_hash(id, token);
         let policy = self.policy().await?;
         let key = session_key(&self.session_hash(id));
@@ -288,7 +291,12 @@ impl Sspr {
         let unlock_only = matches!(completion, Completion::UnlockOnly);
         let applied = match &password {
             Some(password) => self.directory.set_password(&username, password).await,
-            None => self.directory.unlock(&username).await,
+            None => match self.directory.lockout() {
+                Some(lockout) => lockout.unlock(&username).await,
+                None => {
+                    Err(DirectoryError::Unavailable(crate::ports::Unavailable::new("the lockout capability went away")))
+                }
+            },
         };
         if let Err(e) = applied {
             // Nothing changed in the directory: give the token back so the person can try again.

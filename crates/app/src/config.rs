@@ -2,13 +2,10 @@
 //! invalid setting is reported as one line naming the variable.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use sspr_core::policy::{Enablement, Policy};
-use sspr_core::ports::{Directory, Mailer, RecordStore, Sms};
 use sspr_core::types::Email;
-
-use crate::auth::JwtClaims;
+use sspr_http::JwtClaims;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{var}: {reason}")]
@@ -169,35 +166,6 @@ impl Config {
                 None => Enablement::Everyone,
             },
             ..Policy::default()
-        }
-    }
-
-    /// The AWS store, when configured.
-    pub fn aws_store(&self, sdk: &aws_config::SdkConfig) -> Option<Arc<dyn RecordStore>> {
-        match (self.store, &self.table) {
-            (StoreKind::DynamoDb, Some(table)) => Some(Arc::new(sspr_aws::DynamoDbStore::from_config(sdk, table))),
-            _ => None,
-        }
-    }
-
-    /// The Cognito directory, when configured.
-    pub fn aws_directory(&self, sdk: &aws_config::SdkConfig) -> Option<Arc<dyn Directory>> {
-        match (self.directory, &self.cognito_user_pool_id) {
-            (DirectoryKind::Cognito, Some(pool)) => {
-                Some(Arc::new(sspr_aws::CognitoDirectory::from_config(sdk, pool, self.cognito_client_id.clone())))
-            }
-            _ => None,
-        }
-    }
-
-    /// SNS and SES, when configured.
-    pub fn aws_senders(&self, sdk: &aws_config::SdkConfig) -> Option<(Arc<dyn Sms>, Arc<dyn Mailer>)> {
-        match (self.sender, &self.email_from) {
-            (SenderKind::Aws, Some(from)) => Some((
-                Arc::new(sspr_aws::SnsSms::from_config(sdk)),
-                Arc::new(sspr_aws::SesMailer::from_config(sdk, from.clone())),
-            )),
-            _ => None,
         }
     }
 }

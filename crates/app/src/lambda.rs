@@ -1,0 +1,72 @@
+//! Start-up of a Lambda function: configuration, SDK clients and secrets, once, before the
+//! runtime loop; then its slice of the routes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use sspr_http::{api, ApiState, Function, Slice};
+
+use crate::assemble::{assemble, Assembly};
+use crate::config::{Config, Deployment};
+
+/// The log filter: the level Lambda sets from the function's `LoggingConfig`
+/// (`AWS_LAMBDA_LOG_LEVEL`), else `RUST_LOG`, else info.
+pub fn log_filter(lookup: impl Fn(&str) -> Option<String>) -> String {
+    if let Some(level) = lookup("AWS_LAMBDA_LOG_LEVEL").map(|l| l.trim().to_ascii_lowercase()) {
+        match level.as_str() {
+            "trace" | "debug" | "info" | "warn" | "error" => return level,
+            // Lambda's FATAL has no tracing level of its own.
+            "fatal" => return "error".to_owned(),
+            _ => {}
+        }
+    }
+    lookup("RUST_LOG").filter(|f| !f.trim().is_empty()).unwrap_or_else(|| "info".to_owned())
+}
+
+/// JSON log lines for CloudWatch.
+pub fn init_tracing() {
+    let filter = log_filter(|name| std::env::var(name).ok());
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().try_init();
+}
+
+/// Builds `function`'s router from the environment. An error here stops the function's start
+/// with one line naming what is wrong.
+pub async fn router(function: Function) -> Result<Router, String> {
+    let config = Config::from_env(Deployment::Lambda).map_err(|e| e.to_string())?;
+    let claims = config.claims.clone();
+    let assembled = assemble(Assembly::new(config, function.needs())).await.map_err(|e| format!("{e:#}"))?;
+    Ok(api(ApiState { sspr: assembled.sspr, auth: Arc::new(claims) }, Slice::Function(function)))
+}
+
+/// The whole of a function's `main`: build once, then serve invocations.
+pub async fn serve(function: Function) -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let app = match router(function).await {
+        Ok(app) => app,
+        Err(line) => {
+            tracing::error!("{line}");
+            return Err(line.into());
+        }
+    };
+    lambda_http::run(app).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn lambda_log_level_wins_over_rust_log() {
+        assert_eq!(log_filter(env(&[])), "info");
+        assert_eq!(log_filter(env(&[("RUST_LOG", "debug,hyper=info")])), "debug,hyper=info");
+        assert_eq!(log_filter(env(&[("AWS_LAMBDA_LOG_LEVEL", "WARN"), ("RUST_LOG", "debug")])), "warn");
+        assert_eq!(log_filter(env(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")])), "error");
+        assert_eq!(log_filter(env(&[("AWS_LAMBDA_LOG_LEVEL", "nonsense"), ("RUST_LOG", "trace")])), "trace");
+    }
+}

@@ -1,0 +1,62 @@
+//! The local server's secrets: `secrets.json` in the data directory, created once and readable
+//! only by its owner. In AWS the pepper comes from Secrets Manager instead.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use sspr_core::ports::Rng;
+use sspr_core::secret::Pepper;
+
+/// The pepper of keyed hashes, from `DIR/secrets.json` (made on first start).
+pub fn local_pepper(data_dir: &Path, rng: &dyn Rng) -> anyhow::Result<Pepper> {
+    let path = data_dir.join("secrets.json");
+    if !path.exists() {
+        let mut bytes = [0u8; 32];
+        rng.fill(&mut bytes);
+        let json = serde_json::json!({ "pepper": STANDARD.encode(bytes) }).to_string();
+        write_private(&path, json.as_bytes()).with_context(|| format!("{}", path.display()))?;
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let bytes = json
+        .get("pepper")
+        .and_then(|p| p.as_str())
+        .and_then(|p| STANDARD.decode(p).ok())
+        .with_context(|| format!("{}: no base64 \"pepper\"", path.display()))?;
+    Pepper::new(bytes).with_context(|| format!("{}", path.display()))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sspr_core::ports::SystemRng;
+
+    #[test]
+    fn the_secrets_file_is_made_once_and_private() {
+        let dir = tempfile::tempdir().expect("dir");
+        local_pepper(dir.path(), &SystemRng).expect("made");
+        let first = std::fs::read_to_string(dir.path().join("secrets.json")).expect("file");
+        local_pepper(dir.path(), &SystemRng).expect("read");
+        assert_eq!(std::fs::read_to_string(dir.path().join("secrets.json")).expect("file"), first, "kept");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.path().join("secrets.json")).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o077, 0, "readable by its owner only");
+        }
+        std::fs::write(dir.path().join("secrets.json"), r#"{"pepper":"c2hvcnQ="}"#).expect("write");
+        assert!(local_pepper(dir.path(), &SystemRng).is_err(), "a short pepper is refused");
+    }
+}

@@ -1,0 +1,95 @@
+//! The routes of the signed-in person, under `/v1/me`: their registration of recovery methods.
+
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::Json;
+use serde::Deserialize;
+use sspr_core::registration::SignedIn;
+use sspr_core::types::MethodId;
+use sspr_core::FlowError;
+
+use super::reset::{parse_code, parse_method};
+use super::{Access, ApiState, Function, Needs, Route};
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+
+pub(super) fn routes() -> Vec<Route> {
+    let route = |method, path, needs, handler| Route {
+        method,
+        path,
+        function: Function::Register,
+        access: Access::SignedIn,
+        needs,
+        handler,
+    };
+    let directory = Needs { directory: true, ..Needs::NONE };
+    vec![
+        route(Method::GET, "/v1/me/registration", directory, || get(registration_status)),
+        route(Method::POST, "/v1/me/methods/{kind}", Needs::ALL, || post(begin_method)),
+        route(Method::POST, "/v1/me/methods/{kind}/confirm", Needs { email: true, ..directory }, || {
+            post(confirm_method)
+        }),
+        route(Method::DELETE, "/v1/me/methods/{id}", Needs { email: true, ..directory }, || delete(remove_method)),
+    ]
+}
+
+/// The signed-in person, or 401.
+struct Me(SignedIn);
+
+impl axum::extract::FromRequestParts<ApiState> for Me {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        state.auth.signed_in(parts).map(Me)
+    }
+}
+
+async fn registration_status(State(s): State<ApiState>, Me(me): Me) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.sspr.registration_status(&me).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BeginMethodRequest {
+    destination: String,
+}
+
+async fn begin_method(
+    State(s): State<ApiState>,
+    Me(me): Me,
+    Path(kind): Path<String>,
+    ApiJson(req): ApiJson<BeginMethodRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let kind = parse_method(&kind)?;
+    let sent = s.sspr.begin_method(&me, kind, &req.destination).await?;
+    Ok((StatusCode::ACCEPTED, Json(sent)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmMethodRequest {
+    code: String,
+}
+
+async fn confirm_method(
+    State(s): State<ApiState>,
+    Me(me): Me,
+    Path(kind): Path<String>,
+    ApiJson(req): ApiJson<ConfirmMethodRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let kind = parse_method(&kind)?;
+    let code = parse_code(&req.code)?;
+    Ok(Json(s.sspr.confirm_method(&me, kind, &code).await?))
+}
+
+async fn remove_method(
+    State(s): State<ApiState>,
+    Me(me): Me,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = MethodId::parse(&id).map_err(FlowError::InvalidInput)?;
+    Ok(Json(s.sspr.remove_method(&me, &id).await?))
+}

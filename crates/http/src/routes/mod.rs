@@ -1,0 +1,200 @@
+//! Every route of the API, declared once, a module per resource. The one list feeds the router
+//! of the local server (all routes), each Lambda function's slice, the ports each function is
+//! built with, and the checks of the SAM template, the OpenAPI contract and the sample events
+//! (docs/architecture.md, "Routes and functions").
+
+mod me;
+mod reset;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method};
+use axum::response::IntoResponse;
+use axum::routing::MethodRouter;
+use axum::Router;
+use sspr_core::Sspr;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::auth::Authenticator;
+use crate::error::ApiError;
+use crate::extract::MAX_BODY_BYTES;
+
+/// What every handler needs, built once at start.
+#[derive(Clone)]
+pub struct ApiState {
+    pub sspr: Arc<Sspr>,
+    pub auth: Arc<dyn Authenticator>,
+}
+
+/// The Lambda functions of a deployment; each serves a slice of the routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Function {
+    /// Challenge, start and complete a reset.
+    Reset,
+    /// Send a reset code.
+    SendCode,
+    /// Verify a method during a reset.
+    Verify,
+    /// Registration of recovery methods by the signed-in person.
+    Register,
+}
+
+impl Function {
+    pub const ALL: [Function; 4] = [Function::Reset, Function::SendCode, Function::Verify, Function::Register];
+
+    /// The binary's name: its folder under `functions/` and `BuildProperties.Binary` in the template.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Function::Reset => "reset",
+            Function::SendCode => "send-code",
+            Function::Verify => "verify",
+            Function::Register => "register",
+        }
+    }
+
+    pub fn routes(self) -> impl Iterator<Item = Route> {
+        routes().into_iter().filter(move |r| r.function == self)
+    }
+
+    /// The ports beyond the store that this function's routes use; the function is built with
+    /// exactly these.
+    pub fn needs(self) -> Needs {
+        self.routes().fold(Needs::NONE, |all, r| all.and(r.needs))
+    }
+}
+
+/// Ports a route uses besides the store (which every route uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Needs {
+    pub directory: bool,
+    pub sms: bool,
+    pub email: bool,
+}
+
+impl Needs {
+    pub const NONE: Needs = Needs { directory: false, sms: false, email: false };
+    pub const ALL: Needs = Needs { directory: true, sms: true, email: true };
+
+    pub fn and(self, other: Needs) -> Needs {
+        Needs {
+            directory: self.directory || other.directory,
+            sms: self.sms || other.sms,
+            email: self.email || other.email,
+        }
+    }
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: the reset routes.
+    Anonymous,
+    /// A signed-in person (the JWT authorizer in AWS, the local sign-in locally).
+    SignedIn,
+}
+
+/// One route: where it is, who serves and may call it, what it needs, and its handler.
+#[derive(Clone)]
+pub struct Route {
+    pub method: Method,
+    /// The path as the SAM template and the OpenAPI file write it (`{kind}`, `{id}`).
+    pub path: &'static str,
+    pub function: Function,
+    pub access: Access,
+    pub needs: Needs,
+    handler: fn() -> MethodRouter<ApiState>,
+}
+
+impl Route {
+    /// `METHOD /path`, as API Gateway names a route.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// Every route of the API.
+pub fn routes() -> Vec<Route> {
+    [reset::routes(), me::routes()].concat()
+}
+
+/// Which routes a router serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slice {
+    /// The local server: every route.
+    All,
+    /// One Lambda function's routes.
+    Function(Function),
+}
+
+/// The router's own spelling of a path: the router allows one parameter name per segment, and
+/// `/v1/me/methods/{kind}` (POST) and `/v1/me/methods/{id}` (DELETE) share one.
+fn router_path(path: &str) -> String {
+    path.split('/')
+        .enumerate()
+        .map(|(i, segment)| if segment.starts_with('{') { format!("{{p{i}}}") } else { segment.to_owned() })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The API router for `slice`, with body limit, error shapes and security headers.
+pub fn api(state: ApiState, slice: Slice) -> Router {
+    let mut router = Router::new();
+    for route in routes() {
+        if slice == Slice::All || slice == Slice::Function(route.function) {
+            router = router.route(&router_path(route.path), (route.handler)());
+        }
+    }
+    router
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            ApiError::internal().into_response()
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_declared_once_and_served_by_one_function() {
+        let keys: Vec<String> = routes().iter().map(Route::key).collect();
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), keys.len(), "{keys:?}");
+        for f in Function::ALL {
+            assert!(f.routes().next().is_some(), "{f:?} serves nothing");
+        }
+        for r in routes() {
+            assert_eq!(r.access == Access::SignedIn, r.path.starts_with("/v1/me/"), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn functions_need_only_what_their_routes_use() {
+        assert_eq!(Function::Verify.needs(), Needs::NONE);
+        assert_eq!(Function::SendCode.needs(), Needs { directory: false, sms: true, email: true });
+        assert_eq!(Function::Reset.needs(), Needs { directory: true, sms: false, email: true });
+        assert_eq!(Function::Register.needs(), Needs::ALL);
+    }
+
+    #[test]
+    fn router_paths_share_parameter_names_by_position() {
+        assert_eq!(router_path("/v1/me/methods/{kind}/confirm"), "/v1/me/methods/{p4}/confirm");
+        assert_eq!(router_path("/v1/me/methods/{id}"), router_path("/v1/me/methods/{kind}"));
+    }
+}

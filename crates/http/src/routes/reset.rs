@@ -1,0 +1,138 @@
+//! The reset routes: anonymous, under `/v1/reset`.
+
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Json;
+use secrecy::SecretString;
+use serde::Deserialize;
+use sspr_core::reset::Completion;
+use sspr_core::types::{Code, MethodKind, ResetToken, SessionId, Username};
+use sspr_core::FlowError;
+
+use super::{Access, ApiState, Function, Needs, Route};
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+
+pub(super) fn routes() -> Vec<Route> {
+    let route = |method, path, function, needs, handler| Route {
+        method,
+        path,
+        function,
+        access: Access::Anonymous,
+        needs,
+        handler,
+    };
+    let directory = Needs { directory: true, ..Needs::NONE };
+    let senders = Needs { sms: true, email: true, ..Needs::NONE };
+    let notify = Needs { directory: true, email: true, ..Needs::NONE };
+    vec![
+        route(Method::GET, "/v1/reset/challenge", Function::Reset, Needs::NONE, || get(new_challenge)),
+        route(Method::POST, "/v1/reset/start", Function::Reset, directory, || post(start_reset)),
+        route(Method::POST, "/v1/reset/send-code", Function::SendCode, senders, || post(send_code)),
+        route(Method::POST, "/v1/reset/verify", Function::Verify, Needs::NONE, || post(verify_method)),
+        route(Method::POST, "/v1/reset/complete", Function::Reset, notify, || post(complete_reset)),
+    ]
+}
+
+pub(super) fn parse_method(s: &str) -> Result<MethodKind, ApiError> {
+    MethodKind::parse(s).map_err(|e| FlowError::InvalidInput(e).into())
+}
+
+pub(super) fn parse_code(s: &str) -> Result<Code, ApiError> {
+    Code::parse(s).map_err(|e| FlowError::InvalidInput(e).into())
+}
+
+fn parse_session(s: &str) -> Result<SessionId, ApiError> {
+    // A malformed handle is as good as an unknown one.
+    SessionId::parse(s).map_err(|_| FlowError::InvalidSession.into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartRequest {
+    username: String,
+    /// The solved proof-of-work challenge of `GET /v1/reset/challenge`.
+    challenge: String,
+}
+
+async fn new_challenge(State(s): State<ApiState>) -> impl IntoResponse {
+    Json(s.sspr.new_challenge())
+}
+
+async fn start_reset(
+    State(s): State<ApiState>,
+    ApiJson(req): ApiJson<StartRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let username = Username::parse(&req.username).map_err(FlowError::InvalidInput)?;
+    s.sspr.redeem_challenge(&req.challenge).await?;
+    Ok(Json(s.sspr.start_reset(&username).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendCodeRequest {
+    session: String,
+    method: String,
+    destination: String,
+}
+
+async fn send_code(
+    State(s): State<ApiState>,
+    ApiJson(req): ApiJson<SendCodeRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let session = parse_session(&req.session)?;
+    let method = parse_method(&req.method)?;
+    let sent = s.sspr.send_code(&session, method, &req.destination).await?;
+    Ok((StatusCode::ACCEPTED, Json(sent)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyRequest {
+    session: String,
+    method: String,
+    code: String,
+}
+
+async fn verify_method(
+    State(s): State<ApiState>,
+    ApiJson(req): ApiJson<VerifyRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let session = parse_session(&req.session)?;
+    let method = parse_method(&req.method)?;
+    let code = parse_code(&req.code)?;
+    Ok(Json(s.sspr.verify_method(&session, method, &code).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompleteRequest {
+    session: String,
+    reset_token: String,
+    #[serde(default)]
+    new_password: Option<String>,
+    #[serde(default)]
+    unlock_only: bool,
+}
+
+async fn complete_reset(
+    State(s): State<ApiState>,
+    ApiJson(req): ApiJson<CompleteRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let session = parse_session(&req.session)?;
+    let token = ResetToken::parse(&req.reset_token).map_err(|_| FlowError::InvalidToken)?;
+    let completion = match (req.new_password, req.unlock_only) {
+        (Some(password), false) => Completion::NewPassword(SecretString::from(password)),
+        (None, true) => Completion::UnlockOnly,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "Send either new_password or unlock_only: true.",
+            ))
+        }
+    };
+    Ok(Json(s.sspr.complete_reset(&session, &token, completion).await?))
+}
