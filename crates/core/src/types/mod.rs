@@ -134,4 +134,3 @@ mod tests {
         assert!(MethodId::parse("../../etc").is_err());
     }
 }
-
