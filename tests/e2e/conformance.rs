@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 use serde_json::json;
+use sspr_core::fakes::store::MemoryStore;
 use sspr_core::password::{NewPassword, PasswordRules};
 use sspr_core::ports::{
-    Authenticate, Directory, DirectoryError, EmailMessage, Mailer, RecordKey, RecordStore, Sms, StoreError,
-    StoredRecord, SystemClock,
+    Authenticate, Cursor, Directory, DirectoryError, EmailMessage, Index, IndexKey, Mailer, Query, RecordKey, RecordStore, Sms,
+    SortKeys, StoreError, StoredRecord, SystemClock, Write,
 };
 use sspr_core::types::{Email, PhoneNumber, Timestamp, Username};
 use sspr_embedded::{DirectorySeed, EmbeddedDirectory, Outbox, SqliteStore};
@@ -18,7 +19,76 @@ use crate::support::{self, ALICE, ALICE_PASSWORD};
 
 fn record(version: u64, body: serde_json::Value, expires_at: Option<i64>) -> StoredRecord {
     let serde_json::Value::Object(body) = body else { panic!("object") };
-    StoredRecord { version, expires_at: expires_at.map(Timestamp), body }
+    StoredRecord { version, expires_at: expires_at.map(Timestamp), index: None, body }
+}
+
+fn indexed(version: u64, body: serde_json::Value, index: &str, index_sk: &str) -> StoredRecord {
+    StoredRecord { index: Some(IndexKey { pk: index.into(), sk: index_sk.into() }), ..record(version, body, None) }
+}
+
+fn key(pk: &str, sk: &str) -> RecordKey {
+    RecordKey { pk: pk.into(), sk: sk.into() }
+}
+
+fn query(partition: &str, sort: SortKeys, descending: bool, limit: usize) -> Query {
+    Query { partition: partition.into(), sort, descending, limit, after: None }
+}
+
+fn prefix(p: &str) -> SortKeys {
+    SortKeys::Prefix(p.into())
+}
+
+fn between(from: &str, to: &str) -> SortKeys {
+    SortKeys::Between { from: from.into(), to: to.into() }
+}
+
+fn is_unavailable<T>(result: Result<T, StoreError>) -> bool {
+    matches!(result, Err(StoreError::Unavailable(_)))
+}
+
+/// Every page of a query, following cursors to the end.
+async fn pages(store: &dyn RecordStore, mut q: Query) -> Vec<Vec<(RecordKey, StoredRecord)>> {
+    let mut pages = Vec::new();
+    loop {
+        let page = store.query(&q).await.expect("query");
+        assert!(page.items.len() <= q.limit, "a page holds at most the limit");
+        pages.push(page.items);
+        match page.next {
+            Some(next) => q.after = Some(next),
+            None => return pages,
+        }
+        assert!(pages.len() < 100, "pagination does not end");
+    }
+}
+
+/// Every page of an index query, following cursors to the end.
+async fn index_pages(store: &dyn RecordStore, mut q: Query) -> Vec<Vec<(RecordKey, IndexKey)>> {
+    let mut pages = Vec::new();
+    loop {
+        let page = store.query_index(Index::ReconfirmDue, &q).await.expect("query_index");
+        assert!(page.items.len() <= q.limit, "a page holds at most the limit");
+        pages.push(page.items);
+        match page.next {
+            Some(next) => q.after = Some(next),
+            None => return pages,
+        }
+        assert!(pages.len() < 100, "pagination does not end");
+    }
+}
+
+/// Pages are full but the last; DynamoDB may add an empty page after an exactly full one.
+fn assert_full_pages<T: std::fmt::Debug>(pages: &[Vec<T>], limit: usize) {
+    let mut pages = pages;
+    if pages.len() > 1 && pages[pages.len() - 1].is_empty() {
+        pages = &pages[..pages.len() - 1];
+    }
+    let (last, full) = pages.split_last().expect("a page");
+    assert!(full.iter().all(|p| p.len() == limit), "only the last page is short: {pages:?}");
+    assert!(!last.is_empty() || full.is_empty(), "{pages:?}");
+}
+
+fn sort_keys(items: &[(RecordKey, StoredRecord)]) -> Vec<&str> {
+    items.iter().map(|(k, _)| k.sk.as_str()).collect()
 }
 
 async fn store_conformance(store: Arc<dyn RecordStore>) {
@@ -26,9 +96,13 @@ async fn store_conformance(store: Arc<dyn RecordStore>) {
     assert!(store.get(&key).await.expect("get").is_none(), "a missing record reads as none");
 
     let body = json!({"name": "ålice ✓", "nested": {"list": [1, 2.5, "x", null, true]}, "empty": "", "n": 0});
-    store.put(&key, &record(1, body.clone(), Some(1_900_000_000))).await.expect("create");
+    let first = StoredRecord {
+        index: Some(IndexKey { pk: support::unique("REMINDERS"), sk: "2026-12-01T00:00:00Z#alice".into() }),
+        ..record(1, body, Some(1_900_000_000))
+    };
+    store.put(&key, &first).await.expect("create");
     let read = store.get(&key).await.expect("get").expect("present");
-    assert_eq!(read, record(1, body, Some(1_900_000_000)), "what is written is read back unchanged");
+    assert_eq!(read, first, "what is written is read back unchanged, index key included");
 
     assert!(
         matches!(store.put(&key, &record(1, json!({"a": 1}), None)).await, Err(StoreError::Conflict)),
@@ -44,7 +118,7 @@ async fn store_conformance(store: Arc<dyn RecordStore>) {
         "stale update"
     );
     let read = store.get(&key).await.expect("get").expect("present");
-    assert_eq!((read.version, read.body["a"].clone(), read.expires_at), (2, json!(2), None));
+    assert_eq!((read.version, read.body["a"].clone(), read.expires_at, read.index), (2, json!(2), None, None));
 
     // Of many writers racing from the same version, exactly one wins.
     let mut tasks = tokio::task::JoinSet::new();
@@ -72,19 +146,362 @@ async fn store_conformance(store: Arc<dyn RecordStore>) {
     // Keys are exact: a sibling sort key is a different record.
     let sibling = RecordKey { pk: key.pk.clone(), sk: "PENDING#email".into() };
     assert!(store.get(&sibling).await.expect("get").is_none());
+
+    // Expired records are still read: readers check expiry themselves.
+    let expired = RecordKey { pk: key.pk.clone(), sk: "EXPIRED".into() };
+    store.put(&expired, &record(1, json!({}), Some(1_000))).await.expect("put");
+    assert_eq!(store.get(&expired).await.expect("get").and_then(|r| r.expires_at), Some(Timestamp(1_000)));
+}
+
+async fn get_many_conformance(store: &dyn RecordStore) {
+    let (p1, p2) = (support::unique("USER#many"), support::unique("USER#many"));
+    let a = (key(&p1, "REGISTRATION"), indexed(1, json!({"who": "a"}), "RECONFIRM#x", "2027-01-01"));
+    let b = (key(&p2, "PENDING#sms"), record(1, json!({"who": "b", "n": [1, 2]}), Some(1_900_000_000)));
+    store.put(&a.0, &a.1).await.expect("put");
+    store.put(&b.0, &b.1).await.expect("put");
+    store.put(&b.0, &StoredRecord { version: 2, ..b.1.clone() }).await.expect("update");
+    let b = (b.0, StoredRecord { version: 2, ..b.1 });
+
+    let keys = [key(&p1, "PENDING#sms"), b.0.clone(), a.0.clone(), key(&support::unique("USER#none"), "REGISTRATION")];
+    let read = store.get_many(&keys).await.expect("get_many");
+    assert_eq!(read, vec![None, Some(b.1.clone()), Some(a.1.clone()), None], "in request order, absent as none");
+    assert_eq!(store.get_many(&keys[1..3]).await.expect("get_many"), vec![Some(b.1), Some(a.1)]);
+    assert!(store.get_many(&[]).await.expect("nothing to read").is_empty());
+
+    let hundred: Vec<RecordKey> = (0..100).map(|i| key(&p1, &format!("K#{i:03}"))).collect();
+    let read = store.get_many(&hundred).await.expect("a hundred keys are allowed");
+    assert_eq!(read.len(), 100);
+    assert!(read.iter().all(Option::is_none));
+    let too_many: Vec<RecordKey> = (0..101).map(|i| key(&p1, &format!("K#{i:03}"))).collect();
+    assert!(is_unavailable(store.get_many(&too_many).await), "101 keys");
+    assert!(is_unavailable(store.get_many(&[a.0.clone(), a.0.clone()]).await), "a key twice");
+}
+
+async fn write_all_conformance(store: Arc<dyn RecordStore>) {
+    let part = |name: &str| support::unique(&format!("USER#tx-{name}"));
+    let (x, y, z, n, m) = (
+        key(&part("x"), "REGISTRATION"),
+        key(&part("y"), "REGISTRATION"),
+        key(&part("z"), "PENDING#email"),
+        key(&part("n"), "REGISTRATION"),
+        key(&part("m"), "REGISTRATION"),
+    );
+    for k in [&x, &y, &z] {
+        store.put(k, &record(1, json!({"at": 1}), None)).await.expect("put");
+    }
+
+    // Several puts and a delete, across partitions, apply together.
+    let applied = [
+        Write::Put { key: x.clone(), record: record(2, json!({"at": 2}), None) },
+        Write::Put { key: n.clone(), record: indexed(1, json!({"new": true}), "RECONFIRM#tx", "2027-02-02") },
+        Write::Delete { key: z.clone(), version: 1 },
+        Write::Put { key: y.clone(), record: record(2, json!({"at": 2}), Some(1_900_000_000)) },
+    ];
+    store.write_all(&applied).await.expect("write_all");
+    let read = store.get_many(&[x.clone(), y.clone(), z.clone(), n.clone()]).await.expect("get_many");
+    assert_eq!(
+        read,
+        vec![
+            Some(record(2, json!({"at": 2}), None)),
+            Some(record(2, json!({"at": 2}), Some(1_900_000_000))),
+            None,
+            Some(indexed(1, json!({"new": true}), "RECONFIRM#tx", "2027-02-02")),
+        ]
+    );
+
+    // One failed condition and nothing is written: a stale version, a create over an existing
+    // record, a delete of a changed record.
+    let good = || {
+        vec![
+            Write::Put { key: x.clone(), record: record(3, json!({"at": 3}), None) },
+            Write::Put { key: m.clone(), record: record(1, json!({"m": 1}), None) },
+            Write::Delete { key: z.clone(), version: 1 },
+        ]
+    };
+    let failing = [
+        Write::Put { key: y.clone(), record: record(2, json!({"stale": true}), None) },
+        Write::Put { key: n.clone(), record: record(1, json!({"over": true}), None) },
+        Write::Delete { key: y.clone(), version: 1 },
+    ];
+    for (i, bad) in failing.into_iter().enumerate() {
+        let mut writes = good();
+        writes.insert(i % 3, bad);
+        assert!(matches!(store.write_all(&writes).await, Err(StoreError::Conflict)), "{writes:?}");
+        let read = store.get_many(&[x.clone(), y.clone(), n.clone(), m.clone()]).await.expect("get_many");
+        assert_eq!(
+            read.iter().map(|r| r.as_ref().map(|r| r.version)).collect::<Vec<_>>(),
+            vec![Some(2), Some(2), Some(1), None],
+            "nothing of a failed batch is written"
+        );
+        assert_eq!(read[0].as_ref().map(|r| r.body["at"].clone()), Some(json!(2)));
+    }
+
+    // Empty, and limits: at most 100 writes, no key twice.
+    store.write_all(&[]).await.expect("nothing to write");
+    let too_many: Vec<Write> = (0..101)
+        .map(|i| Write::Put { key: key(&m.pk, &format!("K#{i:03}")), record: record(1, json!({}), None) })
+        .collect();
+    assert!(is_unavailable(store.write_all(&too_many).await), "101 writes");
+    let twice = [
+        Write::Put { key: m.clone(), record: record(1, json!({}), None) },
+        Write::Delete { key: m.clone(), version: 1 },
+    ];
+    assert!(is_unavailable(store.write_all(&twice).await), "a key twice");
+    assert!(store.get(&m).await.expect("get").is_none(), "a refused batch writes nothing");
+    let hundred: Vec<Write> = (0..100)
+        .map(|i| Write::Put { key: key(&m.pk, &format!("K#{i:03}")), record: record(1, json!({}), None) })
+        .collect();
+    store.write_all(&hundred).await.expect("a hundred writes are allowed");
+    let read = store.get_many(&hundred.iter().map(|w| w.key().clone()).collect::<Vec<_>>()).await.expect("get_many");
+    assert!(read.iter().all(Option::is_some));
+
+    // Of many writers racing to change two records from the same versions, exactly one wins,
+    // and both records carry its writes.
+    let (r1, r2) = (key(&part("race"), "REGISTRATION"), key(&part("race"), "PENDING#sms"));
+    store.put(&r1, &record(1, json!({}), None)).await.expect("put");
+    store.put(&r2, &record(1, json!({}), None)).await.expect("put");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (store, r1, r2) = (Arc::clone(&store), r1.clone(), r2.clone());
+        tasks.spawn(async move {
+            let writes = [
+                Write::Put { key: r1, record: record(2, json!({"writer": i}), None) },
+                Write::Put { key: r2, record: record(2, json!({"writer": i}), None) },
+            ];
+            (i, store.write_all(&writes).await)
+        });
+    }
+    let mut winners = vec![];
+    while let Some(result) = tasks.join_next().await {
+        match result.expect("task") {
+            (i, Ok(())) => winners.push(i),
+            (_, Err(StoreError::Conflict)) => {}
+            (_, Err(e)) => panic!("{e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let read = store.get_many(&[r1, r2]).await.expect("get_many");
+    for r in read {
+        assert_eq!(r, Some(record(2, json!({"writer": winners[0]}), None)));
+    }
+}
+
+async fn query_conformance(store: &dyn RecordStore) {
+    let partition = support::unique("USER#audit");
+    let sibling = format!("{partition}-sibling");
+    let audit: Vec<String> = (0..7).map(|n| format!("AUDIT#2026-11-25T10:00:0{n}")).collect();
+    // Written out of order; one has expired, which does not hide it.
+    for n in [3, 0, 6, 1, 5, 2, 4] {
+        let expires_at = (n == 2).then_some(1_000);
+        store.put(&key(&partition, &audit[n]), &record(1, json!({"n": n}), expires_at)).await.expect("put");
+    }
+    let others = ["AUDIS#z", "AUDIT$", "AUDIT$x", "AUDIT", "NOTE#2026-11-25T10:00:00", "REGISTRATION"];
+    for sk in others {
+        store.put(&key(&partition, sk), &record(1, json!({"other": sk}), None)).await.expect("put");
+    }
+    for sk in audit.iter().map(String::as_str).chain(others) {
+        store.put(&key(&sibling, sk), &record(1, json!({"sibling": true}), None)).await.expect("put");
+    }
+    let audit: Vec<&str> = audit.iter().map(String::as_str).collect();
+    let backwards: Vec<&str> = audit.iter().rev().copied().collect();
+
+    let page = store.query(&query(&partition, prefix("AUDIT#"), false, 100)).await.expect("query");
+    assert_eq!(sort_keys(&page.items), audit, "a prefix, oldest first");
+    assert!(page.next.is_none(), "a short page is the last");
+    assert!(page.items.iter().all(|(k, _)| k.pk == partition));
+    assert_eq!(page.items[2].1, record(1, json!({"n": 2}), Some(1_000)), "records come whole");
+    let page = store.query(&query(&partition, prefix("AUDIT#"), true, 100)).await.expect("query");
+    assert_eq!(sort_keys(&page.items), backwards, "newest first");
+
+    let range = between("AUDIT#2026-11-25T10:00:02", "AUDIT#2026-11-25T10:00:05");
+    let page = store.query(&query(&partition, range.clone(), false, 100)).await.expect("query");
+    assert_eq!(sort_keys(&page.items), audit[2..=5], "both ends included");
+    let page = store.query(&query(&partition, range, true, 100)).await.expect("query");
+    assert_eq!(sort_keys(&page.items), backwards[1..=4]);
+    let open_ended = between("AUDIT#2026-11-25T10:00:05", "AUDIT#~");
+    let page = store.query(&query(&partition, open_ended, false, 100)).await.expect("query");
+    assert_eq!(sort_keys(&page.items), audit[5..]);
+    let page = store.query(&query(&partition, prefix("AUDIT#2026-11-26"), false, 100)).await.expect("query");
+    assert!(page.items.is_empty() && page.next.is_none());
+
+    let mut all: Vec<&str> = audit.iter().copied().chain(others).collect();
+    all.sort();
+    let page = store.query(&query(&partition, SortKeys::All, false, 100)).await.expect("query");
+    assert_eq!(sort_keys(&page.items), all, "the whole partition, by sort key, nothing of its sibling");
+
+    // Pages of a limit walk every item once, in order, whichever the direction.
+    for (descending, limit) in [(false, 3), (true, 2), (false, 7), (true, 1), (false, 100)] {
+        let pages = pages(store, query(&partition, prefix("AUDIT#"), descending, limit)).await;
+        assert_full_pages(&pages, limit);
+        let walked: Vec<&str> = pages.iter().flat_map(|p| sort_keys(p)).collect();
+        let want = if descending { &backwards } else { &audit };
+        assert_eq!(&walked, want, "limit {limit}");
+    }
+    let pages = pages(store, query(&partition, SortKeys::All, true, 4)).await;
+    let walked: Vec<&str> = pages.iter().flat_map(|p| sort_keys(p)).collect();
+    assert_eq!(walked, all.iter().rev().copied().collect::<Vec<_>>());
+
+    // Programming errors.
+    for bad in [query(&partition, SortKeys::All, false, 0), query(&partition, SortKeys::All, false, 1001)] {
+        assert!(is_unavailable(store.query(&bad).await), "limit {}", bad.limit);
+    }
+    assert!(is_unavailable(store.query(&query(&partition, between("B", "A"), false, 10)).await), "a reversed range");
+    let garbage =
+        Query { after: Some(Cursor::new("not a cursor".into())), ..query(&partition, SortKeys::All, false, 10) };
+    assert!(is_unavailable(store.query(&garbage).await));
+    assert!(store.query(&query(&partition, SortKeys::All, false, 1000)).await.is_ok());
+}
+
+async fn query_index_conformance(store: &dyn RecordStore) {
+    let due = support::unique("RECONFIRM");
+    let other = support::unique("RECONFIRM");
+    let user = |n: usize| key(&format!("{due}-USER#{n}"), "REGISTRATION");
+    let day = |d: usize, n: usize| format!("2026-11-{d:02}#{n}");
+    // Users 0..6 fall due on the day of their number; 6 is not listed; 7 is listed elsewhere.
+    for n in [4, 1, 5, 0, 3, 2] {
+        store.put(&user(n), &indexed(1, json!({"n": n}), &due, &day(n + 1, n))).await.expect("put");
+    }
+    store.put(&user(6), &record(1, json!({"n": 6}), None)).await.expect("put");
+    store.put(&user(7), &indexed(1, json!({"n": 7}), &other, &day(3, 7))).await.expect("put");
+    let listed = |n: usize, d: usize| (user(n), IndexKey { pk: due.clone(), sk: day(d, n) });
+    let expected: Vec<_> = (0..6).map(|n| listed(n, n + 1)).collect();
+
+    let page = store.query_index(Index::ReconfirmDue, &query(&due, SortKeys::All, false, 100)).await.expect("query");
+    assert_eq!(page.items, expected, "table key and index key, by index sort key");
+    assert!(page.next.is_none());
+    let page = store.query_index(Index::ReconfirmDue, &query(&due, SortKeys::All, true, 100)).await.expect("query");
+    assert_eq!(page.items, expected.iter().rev().cloned().collect::<Vec<_>>());
+    let range = between("2026-11-02", "2026-11-04~");
+    let page = store.query_index(Index::ReconfirmDue, &query(&due, range.clone(), false, 100)).await.expect("query");
+    assert_eq!(page.items, expected[1..=3], "a range of index sort keys");
+    let page =
+        store.query_index(Index::ReconfirmDue, &query(&due, prefix("2026-11-05#"), false, 100)).await.expect("query");
+    assert_eq!(page.items, expected[4..=4]);
+    for (descending, limit) in [(false, 2), (true, 4), (false, 6), (true, 1)] {
+        let pages = index_pages(store, query(&due, SortKeys::All, descending, limit)).await;
+        assert_full_pages(&pages, limit);
+        let walked: Vec<_> = pages.into_iter().flatten().collect();
+        let mut want = expected.clone();
+        if descending {
+            want.reverse();
+        }
+        assert_eq!(walked, want, "limit {limit}");
+    }
+
+    // Records that share an index sort key each come exactly once across pages.
+    for n in [8, 9, 10] {
+        store.put(&user(n), &indexed(1, json!({"n": n}), &due, "2026-11-30")).await.expect("put");
+    }
+    let pages = index_pages(store, query(&due, prefix("2026-11-30"), false, 1)).await;
+    let mut walked: Vec<String> = pages.into_iter().flatten().map(|(k, _)| k.pk).collect();
+    walked.sort();
+    let mut want: Vec<String> = [8, 9, 10].map(|n| user(n).pk).to_vec();
+    want.sort();
+    assert_eq!(walked, want);
+
+    // Re-written without an index key, a record leaves the index; with another, it moves; a new
+    // one, or one written in a batch, joins; a deleted one leaves.
+    store.put(&user(2), &record(2, json!({"n": 2}), None)).await.expect("unlist");
+    store.put(&user(3), &indexed(2, json!({"n": 3}), &due, &day(20, 3))).await.expect("move");
+    store
+        .write_all(&[Write::Put { key: user(6), record: indexed(2, json!({"n": 6}), &due, &day(3, 6)) }])
+        .await
+        .expect("list");
+    store.delete(&user(4), 1).await.expect("delete");
+    let window = query(&due, between("2026-11-01", "2026-11-29"), false, 100);
+    let page = store.query_index(Index::ReconfirmDue, &window).await.expect("query");
+    assert_eq!(page.items, vec![listed(0, 1), listed(1, 2), listed(6, 3), listed(5, 6), listed(3, 20)]);
+    assert_eq!(store.get(&user(2)).await.expect("get").and_then(|r| r.index), None);
+
+    // Programming errors.
+    assert!(is_unavailable(store.query_index(Index::ReconfirmDue, &query(&due, SortKeys::All, false, 0)).await));
+    let garbage = Query { after: Some(Cursor::new("not a cursor".into())), ..query(&due, SortKeys::All, false, 10) };
+    assert!(is_unavailable(store.query_index(Index::ReconfirmDue, &garbage).await));
+    assert_eq!(Index::ReconfirmDue.name(), "reconfirm-due");
+}
+
+/// Reads the expiry a store keeps for a counter, outside the port (which only adds to them).
+type CounterExpiry = Arc<dyn Fn(RecordKey) -> BoxFuture<Option<i64>> + Send + Sync>;
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+async fn counter_conformance(store: Arc<dyn RecordStore>, expiry_of: CounterExpiry) {
+    let partition = support::unique("RATE#sms");
+    let counter = key(&partition, "COUNT#2026-11-25");
+    assert_eq!(
+        store.add_to_counter(&counter, 3, Some(Timestamp(2_000_000_000))).await.expect("add"),
+        3,
+        "starts at by"
+    );
+    assert_eq!(store.add_to_counter(&counter, 2, Some(Timestamp(2_100_000_000))).await.expect("add"), 5);
+    assert_eq!(store.add_to_counter(&counter, 0, None).await.expect("read"), 5, "adding 0 reads");
+    assert_eq!(store.add_to_counter(&counter, -7, None).await.expect("subtract"), -2);
+    assert_eq!(expiry_of(counter.clone()).await, Some(2_000_000_000), "the expiry of the creation is kept");
+
+    let zero = key(&partition, "COUNT#zero");
+    assert_eq!(store.add_to_counter(&zero, 0, None).await.expect("create at 0"), 0);
+    assert_eq!(expiry_of(zero.clone()).await, None);
+    assert_eq!(store.add_to_counter(&zero, 1, Some(Timestamp(2_000_000_000))).await.expect("add"), 1);
+    assert_eq!(store.add_to_counter(&zero, 1, Some(Timestamp(2_100_000_000))).await.expect("add"), 2);
+    assert_eq!(expiry_of(zero).await, Some(2_000_000_000), "a counter created without expiry takes the first one");
+
+    // Counters are not records.
+    assert!(store.get(&counter).await.expect("get").is_none());
+    assert_eq!(store.get_many(std::slice::from_ref(&counter)).await.expect("get_many"), vec![None]);
+    store.put(&key(&partition, "NOTE"), &record(1, json!({}), None)).await.expect("put");
+    let pages = pages(&*store, query(&partition, SortKeys::All, false, 1)).await;
+    let walked: Vec<_> = pages.into_iter().flatten().map(|(k, _)| k.sk).collect();
+    assert_eq!(walked, vec!["NOTE"], "a query reads records only");
+
+    // Racing increments are all counted, each seeing its own value.
+    let raced = key(&partition, "COUNT#raced");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (store, raced) = (Arc::clone(&store), raced.clone());
+        tasks.spawn(async move { store.add_to_counter(&raced, 1, None).await });
+    }
+    let mut seen = vec![];
+    while let Some(result) = tasks.join_next().await {
+        seen.push(result.expect("task").expect("add"));
+    }
+    seen.sort();
+    assert_eq!(seen, (1..=50).collect::<Vec<_>>());
+    assert_eq!(store.add_to_counter(&raced, 0, None).await.expect("read"), 50);
+}
+
+/// Every store conformance test, on one store.
+async fn store_conformance_all(store: Arc<dyn RecordStore>, expiry_of: CounterExpiry) {
+    store_conformance(Arc::clone(&store)).await;
+    get_many_conformance(&*store).await;
+    write_all_conformance(Arc::clone(&store)).await;
+    query_conformance(&*store).await;
+    query_index_conformance(&*store).await;
+    counter_conformance(store, expiry_of).await;
+}
+
+fn sqlite_expiry(store: &SqliteStore) -> CounterExpiry {
+    let store = store.clone();
+    Arc::new(move |key| -> BoxFuture<Option<i64>> {
+        let store = store.clone();
+        Box::pin(async move { store.counter(&key).await.expect("counter").and_then(|(_, at)| at).map(|t| t.0) })
+    })
 }
 
 #[tokio::test]
 async fn store_conformance_sqlite() {
-    store_conformance(Arc::new(SqliteStore::in_memory().expect("store"))).await;
+    let store = SqliteStore::in_memory().expect("store");
+    store_conformance_all(Arc::new(store.clone()), sqlite_expiry(&store)).await;
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("sspr.db");
-    store_conformance(Arc::new(SqliteStore::open(&path).expect("store"))).await;
+    let store = SqliteStore::open(&path).expect("store");
+    store_conformance_all(Arc::new(store.clone()), sqlite_expiry(&store)).await;
     // The file keeps what was written.
     let key = RecordKey { pk: "POLICY".into(), sk: "POLICY".into() };
-    SqliteStore::open(&path).expect("open").put(&key, &record(1, json!({"kept": 1}), None)).await.expect("put");
+    let kept = indexed(1, json!({"kept": 1}), "RECONFIRM#kept", "2027");
+    SqliteStore::open(&path).expect("open").put(&key, &kept).await.expect("put");
     let reopened = SqliteStore::open(&path).expect("reopen");
-    assert_eq!(reopened.get(&key).await.expect("get").map(|r| r.body["kept"].clone()), Some(json!(1)));
+    assert_eq!(reopened.get(&key).await.expect("get"), Some(kept));
+    let page = reopened.query_index(Index::ReconfirmDue, &query("RECONFIRM#kept", SortKeys::All, false, 10)).await;
+    assert_eq!(page.expect("query").items.len(), 1);
 }
 
 #[tokio::test]
@@ -92,7 +509,39 @@ async fn store_conformance_dynamodb() {
     let sdk = support::sdk().await;
     let table = support::unique("sspr-conformance");
     support::create_table_from_template(&sdk, &table).await;
-    store_conformance(Arc::new(sspr_aws::DynamoDbStore::from_config(&sdk, table))).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let expiry_of: CounterExpiry = {
+        let table = table.clone();
+        Arc::new(move |key: RecordKey| -> BoxFuture<Option<i64>> {
+            let (client, table) = (client.clone(), table.clone());
+            Box::pin(async move {
+                use aws_sdk_dynamodb::types::AttributeValue;
+                let item = client
+                    .get_item()
+                    .table_name(table)
+                    .key("pk", AttributeValue::S(key.pk))
+                    .key("sk", AttributeValue::S(key.sk))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .expect("get_item")
+                    .item
+                    .expect("the counter item");
+                item.get("expires_at").map(|v| v.as_n().expect("a number").parse().expect("an integer"))
+            })
+        })
+    };
+    store_conformance_all(Arc::new(sspr_aws::DynamoDbStore::from_config(&sdk, table)), expiry_of).await;
+}
+
+#[tokio::test]
+async fn store_conformance_memory() {
+    let store = MemoryStore::new();
+    let inner = store.clone();
+    let expiry_of: CounterExpiry = Arc::new(move |key| -> BoxFuture<Option<i64>> {
+        Box::pin(std::future::ready(inner.counter(&key).and_then(|(_, at)| at).map(|t| t.0)))
+    });
+    store_conformance_all(Arc::new(store), expiry_of).await;
 }
 
 #[tokio::test]
@@ -102,6 +551,10 @@ async fn dynamodb_unavailable_is_an_error_not_a_conflict() {
     let key = RecordKey { pk: "x".into(), sk: "y".into() };
     assert!(matches!(store.get(&key).await, Err(StoreError::Unavailable(_))));
     assert!(matches!(store.put(&key, &record(1, json!({}), None)).await, Err(StoreError::Unavailable(_))));
+    let write = Write::Put { key: key.clone(), record: record(1, json!({}), None) };
+    assert!(matches!(store.write_all(&[write]).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(store.get_many(std::slice::from_ref(&key)).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(store.add_to_counter(&key, 1, None).await, Err(StoreError::Unavailable(_))));
 }
 
 // ---------------------------------------------------------------- Directory

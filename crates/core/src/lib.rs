@@ -2,6 +2,8 @@
 //! written against ports so it runs the same on AWS, on-premises and embedded.
 
 pub mod error;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fakes;
 pub mod notify;
 pub mod password;
 pub mod policy;

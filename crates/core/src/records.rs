@@ -56,7 +56,7 @@ pub async fn save<T: Record>(
         Err(e) => return Err(Unavailable::new(format!("unserialisable record: {e}")).into()),
     };
     let version = record.version + 1;
-    store.put(key, &StoredRecord { version, expires_at: record.value.expires_at(), body }).await?;
+    store.put(key, &StoredRecord { version, expires_at: record.value.expires_at(), index: None, body }).await?;
     Ok(version)
 }
 

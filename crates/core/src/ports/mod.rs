@@ -13,7 +13,10 @@ pub use directory::{Authenticate, Directory, DirectoryError, DirectoryUser, Lock
 pub use email::{EmailMessage, Mailer};
 pub use rng::{Rng, SystemRng};
 pub use sms::Sms;
-pub use store::{RecordKey, RecordStore, StoreError, StoredRecord};
+pub use store::{
+    validate_keys, validate_writes, Cursor, Index, IndexKey, Page, Query, RecordKey, RecordStore, SortKeys, StoreError,
+    StoredRecord, Write, MAX_BATCH, MAX_LIMIT,
+};
 
 /// A failure of infrastructure (network, throttling, a corrupt record): never the caller's fault.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,551 @@
+//! Record stores for tests: [`MemoryStore`] (the whole port in memory, with the semantics of the
+//! real adapters), [`FaultyStore`] (loses races or is down on demand) and [`CountingStore`]
+//! (counts round trips).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::ports::{
+    validate_keys, validate_writes, Cursor, Index, IndexKey, Page, Query, RecordKey, RecordStore, StoreError,
+    StoredRecord, Unavailable, Write,
+};
+use crate::types::Timestamp;
+
+fn unavailable(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(Unavailable::new(format!("memory store: {what}")))
+}
+
+type Key = (String, String);
+
+#[derive(Default)]
+struct Data {
+    records: BTreeMap<Key, StoredRecord>,
+    /// Counters live apart from records, as in the embedded store.
+    counters: BTreeMap<Key, (i64, Option<Timestamp>)>,
+}
+
+/// The whole [`RecordStore`] port in memory, with exactly the semantics of the SQLite and
+/// DynamoDB adapters. Cheap to clone; clones share the data.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    data: Arc<Mutex<Data>>,
+}
+
+/// Where a page ended, as the memory store writes it into a [`Cursor`].
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "of", rename_all = "lowercase")]
+enum Mark {
+    Table { pk: String, sk: String },
+    Index { ipk: String, isk: String, pk: String, sk: String },
+}
+
+impl Mark {
+    fn encode(&self) -> Cursor {
+        Cursor::new(URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default()))
+    }
+
+    fn decode(cursor: &Cursor) -> Result<Self, StoreError> {
+        URL_SAFE_NO_PAD
+            .decode(cursor.as_str())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| unavailable("a cursor this store did not issue"))
+    }
+}
+
+fn key_of(key: &RecordKey) -> Key {
+    (key.pk.clone(), key.sk.clone())
+}
+
+fn may_put(current: Option<&StoredRecord>, version: u64) -> bool {
+    match current {
+        None => version == 1,
+        Some(current) => current.version.checked_add(1) == Some(version),
+    }
+}
+
+fn may_delete(current: Option<&StoredRecord>, version: u64) -> bool {
+    current.is_none_or(|c| c.version == version)
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Data>, StoreError> {
+        self.data.lock().map_err(|_| unavailable("a writer panicked"))
+    }
+
+    /// Every record, in key order (for tests that inspect what was kept).
+    pub fn records(&self) -> Vec<(RecordKey, StoredRecord)> {
+        self.lock()
+            .map(|data| {
+                data.records
+                    .iter()
+                    .map(|((pk, sk), r)| (RecordKey { pk: pk.clone(), sk: sk.clone() }, r.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The value and expiry of the counter at `key` (counters are not records: the port only
+    /// adds to them).
+    pub fn counter(&self, key: &RecordKey) -> Option<(i64, Option<Timestamp>)> {
+        self.lock().ok().and_then(|data| data.counters.get(&key_of(key)).copied())
+    }
+}
+
+#[async_trait]
+impl RecordStore for MemoryStore {
+    async fn get(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
+        Ok(self.lock()?.records.get(&key_of(key)).cloned())
+    }
+
+    async fn put(&self, key: &RecordKey, record: &StoredRecord) -> Result<(), StoreError> {
+        let mut data = self.lock()?;
+        if !may_put(data.records.get(&key_of(key)), record.version) {
+            return Err(StoreError::Conflict);
+        }
+        data.records.insert(key_of(key), record.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, key: &RecordKey, version: u64) -> Result<(), StoreError> {
+        let mut data = self.lock()?;
+        if !may_delete(data.records.get(&key_of(key)), version) {
+            return Err(StoreError::Conflict);
+        }
+        data.records.remove(&key_of(key));
+        Ok(())
+    }
+
+    async fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<StoredRecord>>, StoreError> {
+        validate_keys(keys)?;
+        let data = self.lock()?;
+        Ok(keys.iter().map(|k| data.records.get(&key_of(k)).cloned()).collect())
+    }
+
+    async fn write_all(&self, writes: &[Write]) -> Result<(), StoreError> {
+        validate_writes(writes)?;
+        let mut data = self.lock()?;
+        let allowed = writes.iter().all(|w| match w {
+            Write::Put { key, record } => may_put(data.records.get(&key_of(key)), record.version),
+            Write::Delete { key, version } => may_delete(data.records.get(&key_of(key)), *version),
+        });
+        if !allowed {
+            return Err(StoreError::Conflict);
+        }
+        for w in writes {
+            match w {
+                Write::Put { key, record } => {
+                    data.records.insert(key_of(key), record.clone());
+                }
+                Write::Delete { key, .. } => {
+                    data.records.remove(&key_of(key));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn query(&self, query: &Query) -> Result<Page<(RecordKey, StoredRecord)>, StoreError> {
+        query.validate()?;
+        let after = match &query.after {
+            None => None,
+            Some(cursor) => match Mark::decode(cursor)? {
+                Mark::Table { pk, sk } if pk == query.partition => Some(sk),
+                _ => return Err(unavailable("a cursor of another query")),
+            },
+        };
+        let data = self.lock()?;
+        let mut rows: Vec<(RecordKey, StoredRecord)> = data
+            .records
+            .range((query.partition.clone(), String::new())..)
+            .take_while(|((pk, _), _)| *pk == query.partition)
+            .filter(|((_, sk), _)| query.sort.matches(sk))
+            .filter(|((_, sk), _)| match &after {
+                None => true,
+                Some(after) if query.descending => sk < after,
+                Some(after) => sk > after,
+            })
+            .map(|((pk, sk), r)| (RecordKey { pk: pk.clone(), sk: sk.clone() }, r.clone()))
+            .collect();
+        if query.descending {
+            rows.reverse();
+        }
+        let more = rows.len() > query.limit;
+        rows.truncate(query.limit);
+        let next = match rows.last() {
+            Some((key, _)) if more => Some(Mark::Table { pk: key.pk.clone(), sk: key.sk.clone() }.encode()),
+            _ => None,
+        };
+        Ok(Page { items: rows, next })
+    }
+
+    async fn query_index(&self, index: Index, query: &Query) -> Result<Page<(RecordKey, IndexKey)>, StoreError> {
+        let Index::ReconfirmDue = index;
+        query.validate()?;
+        let after = match &query.after {
+            None => None,
+            Some(cursor) => match Mark::decode(cursor)? {
+                Mark::Index { ipk, isk, pk, sk } if ipk == query.partition => Some((isk, pk, sk)),
+                _ => return Err(unavailable("a cursor of another query")),
+            },
+        };
+        let data = self.lock()?;
+        let mut rows: Vec<(String, String, String)> = data
+            .records
+            .iter()
+            .filter_map(|((pk, sk), r)| match &r.index {
+                Some(i) if i.pk == query.partition && query.sort.matches(&i.sk) => {
+                    Some((i.sk.clone(), pk.clone(), sk.clone()))
+                }
+                _ => None,
+            })
+            .filter(|row| match &after {
+                None => true,
+                Some(after) if query.descending => row < after,
+                Some(after) => row > after,
+            })
+            .collect();
+        rows.sort();
+        if query.descending {
+            rows.reverse();
+        }
+        let more = rows.len() > query.limit;
+        rows.truncate(query.limit);
+        let next = match rows.last() {
+            Some((isk, pk, sk)) if more => Some(
+                Mark::Index { ipk: query.partition.clone(), isk: isk.clone(), pk: pk.clone(), sk: sk.clone() }.encode(),
+            ),
+            _ => None,
+        };
+        let items = rows
+            .into_iter()
+            .map(|(isk, pk, sk)| (RecordKey { pk, sk }, IndexKey { pk: query.partition.clone(), sk: isk }))
+            .collect();
+        Ok(Page { items, next })
+    }
+
+    async fn add_to_counter(&self, key: &RecordKey, by: i64, expires_at: Option<Timestamp>) -> Result<i64, StoreError> {
+        let mut data = self.lock()?;
+        let counter = data.counters.entry(key_of(key)).or_insert((0, expires_at));
+        counter.0 = counter.0.checked_add(by).ok_or_else(|| unavailable("a counter overflowed"))?;
+        if counter.1.is_none() {
+            counter.1 = expires_at;
+        }
+        Ok(counter.0)
+    }
+}
+
+#[derive(Default)]
+struct Faults {
+    failing_writes: AtomicUsize,
+    down: AtomicBool,
+}
+
+/// Wraps a store to lose races or be down on demand. Clones share the faults.
+#[derive(Clone)]
+pub struct FaultyStore<S> {
+    inner: S,
+    faults: Arc<Faults>,
+}
+
+impl<S: RecordStore> FaultyStore<S> {
+    /// `inner`, without faults until asked.
+    pub fn new(inner: S) -> Self {
+        Self { inner, faults: Arc::default() }
+    }
+
+    /// The store underneath, without faults.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The next `n` calls of `put`, `delete` or `write_all` answer [`StoreError::Conflict`]
+    /// without writing, as if someone else had written first.
+    pub fn fail_next_writes(&self, n: usize) {
+        self.faults.failing_writes.store(n, Ordering::SeqCst);
+    }
+
+    /// While `down`, every call answers [`StoreError::Unavailable`].
+    pub fn unavailable(&self, down: bool) {
+        self.faults.down.store(down, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.faults.down.load(Ordering::SeqCst) {
+            return Err(unavailable("the store is down (as the test asked)"));
+        }
+        Ok(())
+    }
+
+    fn check_write(&self) -> Result<(), StoreError> {
+        self.check()?;
+        let failing = &self.faults.failing_writes;
+        if failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<S: RecordStore> RecordStore for FaultyStore<S> {
+    async fn get(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
+        self.check()?;
+        self.inner.get(key).await
+    }
+
+    async fn put(&self, key: &RecordKey, record: &StoredRecord) -> Result<(), StoreError> {
+        self.check_write()?;
+        self.inner.put(key, record).await
+    }
+
+    async fn delete(&self, key: &RecordKey, version: u64) -> Result<(), StoreError> {
+        self.check_write()?;
+        self.inner.delete(key, version).await
+    }
+
+    async fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<StoredRecord>>, StoreError> {
+        self.check()?;
+        self.inner.get_many(keys).await
+    }
+
+    async fn write_all(&self, writes: &[Write]) -> Result<(), StoreError> {
+        self.check_write()?;
+        self.inner.write_all(writes).await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Page<(RecordKey, StoredRecord)>, StoreError> {
+        self.check()?;
+        self.inner.query(query).await
+    }
+
+    async fn query_index(&self, index: Index, query: &Query) -> Result<Page<(RecordKey, IndexKey)>, StoreError> {
+        self.check()?;
+        self.inner.query_index(index, query).await
+    }
+
+    async fn add_to_counter(&self, key: &RecordKey, by: i64, expires_at: Option<Timestamp>) -> Result<i64, StoreError> {
+        self.check()?;
+        self.inner.add_to_counter(key, by, expires_at).await
+    }
+}
+
+/// How many times each operation of a [`CountingStore`] was called; every call is one round trip.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCalls {
+    /// Calls of [`RecordStore::get`].
+    pub get: usize,
+    /// Calls of [`RecordStore::get_many`].
+    pub get_many: usize,
+    /// Calls of [`RecordStore::put`].
+    pub put: usize,
+    /// Calls of [`RecordStore::delete`].
+    pub delete: usize,
+    /// Calls of [`RecordStore::write_all`].
+    pub write_all: usize,
+    /// Calls of [`RecordStore::query`].
+    pub query: usize,
+    /// Calls of [`RecordStore::query_index`].
+    pub query_index: usize,
+    /// Calls of [`RecordStore::add_to_counter`].
+    pub add_to_counter: usize,
+}
+
+impl StoreCalls {
+    /// Every call, whatever the operation: the round trips made.
+    pub fn total(&self) -> usize {
+        self.get
+            + self.get_many
+            + self.put
+            + self.delete
+            + self.write_all
+            + self.query
+            + self.query_index
+            + self.add_to_counter
+    }
+}
+
+/// Wraps a store to count its calls per operation. Clones share the counts.
+#[derive(Clone)]
+pub struct CountingStore<S> {
+    inner: S,
+    calls: Arc<Mutex<StoreCalls>>,
+}
+
+impl<S: RecordStore> CountingStore<S> {
+    /// `inner`, with every count at zero.
+    pub fn new(inner: S) -> Self {
+        Self { inner, calls: Arc::default() }
+    }
+
+    /// The store underneath, whose calls are not counted.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The calls so far (since the last [`CountingStore::reset`]).
+    pub fn calls(&self) -> StoreCalls {
+        self.calls.lock().map(|c| *c).unwrap_or_else(|poisoned| *poisoned.into_inner())
+    }
+
+    /// Starts counting again from zero.
+    pub fn reset(&self) {
+        *self.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = StoreCalls::default();
+    }
+
+    fn count(&self, which: impl FnOnce(&mut StoreCalls) -> &mut usize) {
+        *which(&mut self.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())) += 1;
+    }
+}
+
+#[async_trait]
+impl<S: RecordStore> RecordStore for CountingStore<S> {
+    async fn get(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
+        self.count(|c| &mut c.get);
+        self.inner.get(key).await
+    }
+
+    async fn put(&self, key: &RecordKey, record: &StoredRecord) -> Result<(), StoreError> {
+        self.count(|c| &mut c.put);
+        self.inner.put(key, record).await
+    }
+
+    async fn delete(&self, key: &RecordKey, version: u64) -> Result<(), StoreError> {
+        self.count(|c| &mut c.delete);
+        self.inner.delete(key, version).await
+    }
+
+    async fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<StoredRecord>>, StoreError> {
+        self.count(|c| &mut c.get_many);
+        self.inner.get_many(keys).await
+    }
+
+    async fn write_all(&self, writes: &[Write]) -> Result<(), StoreError> {
+        self.count(|c| &mut c.write_all);
+        self.inner.write_all(writes).await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Page<(RecordKey, StoredRecord)>, StoreError> {
+        self.count(|c| &mut c.query);
+        self.inner.query(query).await
+    }
+
+    async fn query_index(&self, index: Index, query: &Query) -> Result<Page<(RecordKey, IndexKey)>, StoreError> {
+        self.count(|c| &mut c.query_index);
+        self.inner.query_index(index, query).await
+    }
+
+    async fn add_to_counter(&self, key: &RecordKey, by: i64, expires_at: Option<Timestamp>) -> Result<i64, StoreError> {
+        self.count(|c| &mut c.add_to_counter);
+        self.inner.add_to_counter(key, by, expires_at).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::ports::SortKeys;
+
+    fn key(pk: &str, sk: &str) -> RecordKey {
+        RecordKey { pk: pk.into(), sk: sk.into() }
+    }
+
+    fn record(version: u64, n: i64) -> StoredRecord {
+        let serde_json::Value::Object(body) = json!({ "n": n }) else { unreachable!() };
+        StoredRecord { version, expires_at: None, index: None, body }
+    }
+
+    #[tokio::test]
+    async fn memory_store_clones_share_the_data() {
+        let store = MemoryStore::new();
+        store.clone().put(&key("A", "1"), &record(1, 1)).await.expect("put");
+        assert_eq!(store.get(&key("A", "1")).await.expect("get"), Some(record(1, 1)));
+        assert_eq!(store.records().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn faulty_store_loses_the_next_writes_without_writing() {
+        let store = FaultyStore::new(MemoryStore::new());
+        store.fail_next_writes(2);
+        assert!(matches!(store.put(&key("A", "1"), &record(1, 1)).await, Err(StoreError::Conflict)));
+        let write = Write::Put { key: key("A", "2"), record: record(1, 2) };
+        assert!(matches!(store.write_all(std::slice::from_ref(&write)).await, Err(StoreError::Conflict)));
+        assert!(store.inner().records().is_empty(), "a failed write writes nothing");
+        // Reads and counters are not writes: they pass while writes fail.
+        store.fail_next_writes(1);
+        assert_eq!(store.get(&key("A", "1")).await.expect("get"), None);
+        assert_eq!(store.add_to_counter(&key("C", "1"), 2, None).await.expect("counter"), 2);
+        assert!(matches!(store.delete(&key("A", "1"), 1).await, Err(StoreError::Conflict)));
+        // Then writes go through again.
+        store.put(&key("A", "1"), &record(1, 1)).await.expect("put");
+        store.write_all(&[write]).await.expect("write_all");
+        assert_eq!(store.inner().records().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn faulty_store_down_answers_unavailable_to_every_call() {
+        let store = FaultyStore::new(MemoryStore::new());
+        store.put(&key("A", "1"), &record(1, 1)).await.expect("put");
+        store.unavailable(true);
+        let query = Query { partition: "A".into(), sort: SortKeys::All, descending: false, limit: 10, after: None };
+        let down = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Unavailable(_)));
+        assert!(down(store.get(&key("A", "1")).await.map(drop)));
+        assert!(down(store.get_many(&[key("A", "1")]).await.map(drop)));
+        assert!(down(store.put(&key("A", "1"), &record(2, 2)).await));
+        assert!(down(store.delete(&key("A", "1"), 1).await));
+        assert!(down(store.write_all(&[]).await));
+        assert!(down(store.query(&query).await.map(drop)));
+        assert!(down(store.query_index(Index::ReconfirmDue, &query).await.map(drop)));
+        assert!(down(store.add_to_counter(&key("C", "1"), 1, None).await.map(drop)));
+        store.unavailable(false);
+        assert_eq!(store.get(&key("A", "1")).await.expect("get"), Some(record(1, 1)), "nothing changed");
+    }
+
+    #[tokio::test]
+    async fn counting_store_counts_each_call_once() {
+        let store = CountingStore::new(MemoryStore::new());
+        let query = Query { partition: "A".into(), sort: SortKeys::All, descending: false, limit: 10, after: None };
+        store.put(&key("A", "1"), &record(1, 1)).await.expect("put");
+        store.get(&key("A", "1")).await.expect("get");
+        store.get_many(&[key("A", "1"), key("A", "2")]).await.expect("get_many");
+        store.write_all(&[Write::Put { key: key("A", "2"), record: record(1, 2) }]).await.expect("write_all");
+        store.query(&query).await.expect("query");
+        store.query_index(Index::ReconfirmDue, &query).await.expect("query_index");
+        store.add_to_counter(&key("C", "1"), 1, None).await.expect("counter");
+        store.delete(&key("A", "1"), 1).await.expect("delete");
+        // A refused call is still a call.
+        assert!(store.put(&key("A", "2"), &record(1, 2)).await.is_err());
+        let calls = store.calls();
+        assert_eq!(
+            calls,
+            StoreCalls {
+                get: 1,
+                get_many: 1,
+                put: 2,
+                delete: 1,
+                write_all: 1,
+                query: 1,
+                query_index: 1,
+                add_to_counter: 1
+            }
+        );
+        assert_eq!(calls.total(), 9);
+        store.reset();
+        assert_eq!(store.calls().total(), 0);
+        store.clone().get(&key("A", "2")).await.expect("get");
+        assert_eq!(store.calls().get, 1, "clones share the counts");
+    }
+}
