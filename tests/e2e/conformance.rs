@@ -7,8 +7,8 @@ use serde_json::json;
 use sspr_core::fakes::store::MemoryStore;
 use sspr_core::password::{NewPassword, PasswordRules};
 use sspr_core::ports::{
-    Authenticate, Cursor, Directory, DirectoryError, EmailMessage, Index, IndexKey, Mailer, Query, RecordKey, RecordStore, Sms,
-    SortKeys, StoreError, StoredRecord, SystemClock, Write,
+    Authenticate, Cursor, Directory, DirectoryError, EmailMessage, Index, IndexKey, Mailer, Query, RecordKey,
+    RecordStore, Sms, SortKeys, StoreError, StoredRecord, SystemClock, Write,
 };
 use sspr_core::types::{Email, PhoneNumber, Timestamp, Username};
 use sspr_embedded::{DirectorySeed, EmbeddedDirectory, Outbox, SqliteStore};

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Context as _};
 use sspr_core::notify::Branding;
 use sspr_core::ports::{Authenticate, Clock, Directory, Mailer, RecordStore, Rng, Sms};
 use sspr_core::secret::KeyedHasher;
-use sspr_core::{Settings, Sspr};
+use sspr_core::{Ports, Settings, Sspr};
 use sspr_http::Needs;
 
 use crate::absent::NotBuilt;
@@ -176,16 +176,8 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
         organisation: config.organisation.clone(),
         public_url: config.public_url.clone().or(public_url).context("SSPR_PUBLIC_URL: is required")?,
     };
-    let sspr = Sspr {
-        store,
-        directory,
-        sms,
-        mailer,
-        clock,
-        rng,
-        hasher: KeyedHasher::new(pepper),
-        settings: Settings::new(branding, config.default_policy()),
-    };
+    let ports = Ports { store, directory, sms, mailer, clock, rng };
+    let sspr = Sspr::new(ports, KeyedHasher::new(pepper), Settings::new(branding, config.default_policy()));
     Ok(Assembled {
         sspr: Arc::new(sspr),
         authenticate,

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
+};
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -375,6 +377,18 @@ impl RecordStore for DynamoDbStore {
                             .build()
                             .map_err(unavailable)?;
                         TransactWriteItem::builder().delete(delete).build()
+                    }
+                    Write::Check { key, version } => {
+                        let check = if *version == 0 {
+                            ConditionCheck::builder().condition_expression("attribute_not_exists(pk)")
+                        } else {
+                            ConditionCheck::builder()
+                                .condition_expression("version = :expected")
+                                .set_expression_attribute_values(Some(delete_values(*version)))
+                        };
+                        let check =
+                            check.table_name(&self.table).set_key(Some(key_item(key))).build().map_err(unavailable)?;
+                        TransactWriteItem::builder().condition_check(check).build()
                     }
                 })
             })

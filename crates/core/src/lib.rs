@@ -4,6 +4,7 @@
 pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fakes;
+pub mod methods;
 pub mod notify;
 pub mod password;
 pub mod policy;
@@ -14,15 +15,15 @@ pub mod reset;
 pub mod secret;
 pub mod types;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use error::FlowError;
 use notify::Branding;
 use policy::Policy;
-use ports::{Clock, Directory, EmailMessage, Mailer, RecordStore, Rng, Sms, Unavailable};
-use records::{load, policy_key};
+use ports::{Clock, Directory, EmailMessage, Mailer, RecordKey, RecordStore, Rng, Sms, StoredRecord, Unavailable};
+use records::{decode, load_many, policy_key, save, Versioned};
 use secret::KeyedHasher;
-use types::{Destination, Email};
+use types::{Email, Timestamp};
 
 /// Limits and texts that deployments may tune; the defaults are those of docs/security.md.
 #[derive(Debug, Clone)]
@@ -42,6 +43,10 @@ pub struct Settings {
     pub default_policy: Policy,
     /// Proof-of-work difficulty at reset start: the largest number a page may have to try.
     pub challenge_max_number: u64,
+    /// How long a warm process keeps the stored policy before reading it again.
+    pub policy_cache_secs: i64,
+    /// The directory group whose members are administrators.
+    pub admin_group: String,
 }
 
 impl Settings {
@@ -55,8 +60,20 @@ impl Settings {
             recent_signin_secs: 900,
             default_policy,
             challenge_max_number: 50_000,
+            policy_cache_secs: 60,
+            admin_group: "SSPR-Admins".to_owned(),
         }
     }
+}
+
+/// The adapters behind the ports.
+pub struct Ports {
+    pub store: Arc<dyn RecordStore>,
+    pub directory: Arc<dyn Directory>,
+    pub sms: Arc<dyn Sms>,
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn Rng>,
 }
 
 /// The product: every flow, with the adapters it was given.
@@ -69,41 +86,81 @@ pub struct Sspr {
     pub rng: Arc<dyn Rng>,
     pub hasher: KeyedHasher,
     pub settings: Settings,
+    /// The stored policy as last read, and when.
+    policy_cache: Mutex<Option<(Policy, Timestamp)>>,
 }
 
 impl Sspr {
-    /// The policy stored by administrators, or the configured default.
+    pub fn new(ports: Ports, hasher: KeyedHasher, settings: Settings) -> Self {
+        let Ports { store, directory, sms, mailer, clock, rng } = ports;
+        Self { store, directory, sms, mailer, clock, rng, hasher, settings, policy_cache: Mutex::new(None) }
+    }
+
+    /// The cached policy while it is fresh.
+    fn cached_policy(&self) -> Option<Policy> {
+        let now = self.clock.now();
+        let cache = self.policy_cache.lock().ok()?;
+        match &*cache {
+            Some((policy, at)) if now.0 >= at.0 && now.0 - at.0 < self.settings.policy_cache_secs => {
+                Some(policy.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn cache_policy(&self, policy: &Policy) {
+        if let Ok(mut cache) = self.policy_cache.lock() {
+            *cache = Some((policy.clone(), self.clock.now()));
+        }
+    }
+
+    /// The policy stored by administrators, or the configured default; read at most once a
+    /// minute by a warm process.
     pub async fn policy(&self) -> Result<Policy, Unavailable> {
-        Ok(load::<Policy>(&*self.store, &policy_key())
-            .await?
-            .map_or_else(|| self.settings.default_policy.clone(), |v| v.value))
+        Ok(self.read_with_policy(&[]).await?.0)
     }
 
-    fn code_minutes(&self) -> i64 {
-        (self.settings.code_ttl_secs + 59) / 60
+    /// Reads `keys` in one round trip, together with the policy when the cached one is stale,
+    /// so a flow's reads cost one round trip whatever the cache holds.
+    async fn read_with_policy(&self, keys: &[RecordKey]) -> Result<(Policy, Vec<Option<StoredRecord>>), Unavailable> {
+        if let Some(policy) = self.cached_policy() {
+            return Ok((policy, load_many(&*self.store, keys).await?));
+        }
+        let policy_key = policy_key();
+        let mut all = keys.to_vec();
+        all.push(policy_key.clone());
+        let mut records = load_many(&*self.store, &all).await?;
+        let stored = records.pop().flatten();
+        let policy =
+            decode::<Policy>(&policy_key, stored)?.map_or_else(|| self.settings.default_policy.clone(), |v| v.value);
+        self.cache_policy(&policy);
+        Ok((policy, records))
     }
 
-    /// Sends a code to a destination, in the words of `purpose`.
-    async fn deliver_code(
-        &self,
-        destination: &Destination,
-        code: &types::Code,
-        purpose: CodePurpose,
-    ) -> Result<(), Unavailable> {
-        let b = &self.settings.branding;
-        let minutes = self.code_minutes();
-        match (destination, purpose) {
-            (Destination::Phone(p), CodePurpose::Reset) => self.sms.send_sms(p, &b.reset_code_sms(code, minutes)).await,
-            (Destination::Phone(p), CodePurpose::Confirm) => {
-                self.sms.send_sms(p, &b.confirmation_code_sms(code, minutes)).await
-            }
-            (Destination::Email(e), CodePurpose::Reset) => {
-                self.mailer.send_email(e, &b.reset_code_email(code, minutes)).await
-            }
-            (Destination::Email(e), CodePurpose::Confirm) => {
-                self.mailer.send_email(e, &b.confirmation_code_email(code, minutes)).await
+    /// Stores the policy; this process applies it at once, others within the cache's minute.
+    pub async fn save_policy(&self, policy: Policy) -> Result<(), FlowError> {
+        let key = policy_key();
+        for _ in 0..CONFLICT_RETRIES {
+            let version = load_many(&*self.store, std::slice::from_ref(&key))
+                .await?
+                .pop()
+                .flatten()
+                .map_or(0, |stored| stored.version);
+            match save(&*self.store, &key, &Versioned { value: policy.clone(), version }).await {
+                Ok(_) => {
+                    self.cache_policy(&policy);
+                    return Ok(());
+                }
+                Err(ports::StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
+        Err(FlowError::Conflict)
+    }
+
+    /// Whether the directory's groups make this person an administrator.
+    pub fn is_administrator(&self, user: &ports::DirectoryUser) -> bool {
+        user.is_member_of(&self.settings.admin_group)
     }
 
     /// Sends a notice to each address; a failed notice is logged, not fatal to the flow it follows.
@@ -114,12 +171,6 @@ impl Sspr {
             }
         }
     }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum CodePurpose {
-    Reset,
-    Confirm,
 }
 
 /// How many times a flow re-reads and retries after losing a race on a conditional write.

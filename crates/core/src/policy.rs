@@ -45,7 +45,7 @@ impl Policy {
     /// Methods this release can prove at reset that the policy also enables.
     pub fn reset_methods(&self) -> Vec<MethodKind> {
         let mut kinds: Vec<MethodKind> =
-            self.methods_enabled.iter().copied().filter(|k| k.is_delivered_code()).collect();
+            self.methods_enabled.iter().copied().filter(|k| crate::methods::verifier(*k).is_some()).collect();
         kinds.sort();
         kinds.dedup();
         kinds

@@ -1,14 +1,54 @@
-//! Typed records over the [`RecordStore`] port: where each lives in the single table and how
-//! it is read and written with optimistic concurrency.
+//! Typed records over the [`RecordStore`] port, and the single list of every key of the table
+//! and its index (docs/architecture.md, "Records"): where each record lives, and how it is
+//! read and written with optimistic concurrency.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::Policy;
-use crate::ports::{RecordKey, RecordStore, StoreError, StoredRecord, Unavailable};
+use crate::ports::{IndexKey, RecordKey, RecordStore, StoreError, StoredRecord, Unavailable, Write};
+use crate::reset::challenge::SpentChallenge;
 use crate::reset::session::ResetSession;
 use crate::secret::Digest;
-use crate::types::{Destination, MethodId, MethodKind, Timestamp, Username};
+use crate::types::{Destination, Email, MethodId, MethodKind, Timestamp, Username};
+
+// ---------------------------------------------------------------- every key of the table
+
+/// A reset session, under the keyed hash of its handle.
+pub fn session_key(id_hash: &Digest) -> RecordKey {
+    RecordKey { pk: format!("SESSION#{}", id_hash.to_hex()), sk: "SESSION".into() }
+}
+
+/// What a person registered.
+pub fn registration_key(username: &Username) -> RecordKey {
+    RecordKey { pk: format!("USER#{username}"), sk: "REGISTRATION".into() }
+}
+
+/// A destination waiting for its confirmation code.
+pub fn pending_key(username: &Username, kind: MethodKind) -> RecordKey {
+    RecordKey { pk: format!("USER#{username}"), sk: format!("PENDING#{kind}") }
+}
+
+/// The policy administrators store.
+pub fn policy_key() -> RecordKey {
+    RecordKey { pk: "POLICY".into(), sk: "POLICY".into() }
+}
+
+/// A proof-of-work solution already used.
+pub fn challenge_key(challenge: &str) -> RecordKey {
+    RecordKey { pk: format!("CHALLENGE#{challenge}"), sk: "CHALLENGE".into() }
+}
+
+/// The partition of the `reconfirm-due` index that lists registrations by when they were last
+/// confirmed; its sort key is `<confirmed_at, 12 digits>#<table pk>`, so everyone due for
+/// re-confirmation is one range read, whatever the policy's number of days.
+pub const CONFIRMED_INDEX_PARTITION: &str = "REGISTRATIONS";
+
+pub fn confirmed_index_key(key: &RecordKey, confirmed_at: Timestamp) -> IndexKey {
+    IndexKey { pk: CONFIRMED_INDEX_PARTITION.into(), sk: format!("{:012}#{}", confirmed_at.0.max(0), key.pk) }
+}
+
+// ---------------------------------------------------------------- typed records
 
 /// A record with the version it was read at; writing it succeeds only if nobody wrote since.
 #[derive(Debug, Clone)]
@@ -23,19 +63,27 @@ impl<T> Versioned<T> {
     }
 }
 
-/// A kind of record: its type and whether (and when) the store may drop it.
+/// A kind of record: its type, whether (and when) the store may drop it, and where the index
+/// lists it.
 pub trait Record: Serialize + DeserializeOwned {
     fn expires_at(&self) -> Option<Timestamp> {
         None
     }
+
+    fn index_key(&self, _key: &RecordKey) -> Option<IndexKey> {
+        None
+    }
 }
 
-pub async fn load<T: Record>(store: &dyn RecordStore, key: &RecordKey) -> Result<Option<Versioned<T>>, Unavailable> {
-    let stored = match store.get(key).await {
-        Ok(stored) => stored,
-        Err(StoreError::Unavailable(e)) => return Err(e),
-        Err(StoreError::Conflict) => return Err(Unavailable::new("conflict on read")),
-    };
+fn read_error(e: StoreError) -> Unavailable {
+    match e {
+        StoreError::Unavailable(e) => e,
+        StoreError::Conflict => Unavailable::new("conflict on read"),
+    }
+}
+
+/// The typed value of a stored record.
+pub fn decode<T: Record>(key: &RecordKey, stored: Option<StoredRecord>) -> Result<Option<Versioned<T>>, Unavailable> {
     let Some(stored) = stored else {
         return Ok(None);
     };
@@ -44,36 +92,58 @@ pub async fn load<T: Record>(store: &dyn RecordStore, key: &RecordKey) -> Result
     Ok(Some(Versioned { value, version: stored.version }))
 }
 
+pub async fn load<T: Record>(store: &dyn RecordStore, key: &RecordKey) -> Result<Option<Versioned<T>>, Unavailable> {
+    decode(key, store.get(key).await.map_err(read_error)?)
+}
+
+/// Reads several records in one round trip, in the order of `keys`.
+pub async fn load_many(store: &dyn RecordStore, keys: &[RecordKey]) -> Result<Vec<Option<StoredRecord>>, Unavailable> {
+    match keys {
+        [] => Ok(Vec::new()),
+        [key] => Ok(vec![store.get(key).await.map_err(read_error)?]),
+        keys => store.get_many(keys).await.map_err(read_error),
+    }
+}
+
+/// `record` as stored at its next version.
+fn stored<T: Record>(key: &RecordKey, record: &Versioned<T>) -> Result<StoredRecord, Unavailable> {
+    let body = match serde_json::to_value(&record.value) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(_) => return Err(Unavailable::new("a record must serialise to an object")),
+        Err(e) => return Err(Unavailable::new(format!("unserialisable record: {e}"))),
+    };
+    Ok(StoredRecord {
+        version: record.version + 1,
+        expires_at: record.value.expires_at(),
+        index: record.value.index_key(key),
+        body,
+    })
+}
+
+/// The write that stores `record` as the next version of what was read.
+pub fn put<T: Record>(key: &RecordKey, record: &Versioned<T>) -> Result<Write, Unavailable> {
+    Ok(Write::Put { key: key.clone(), record: stored(key, record)? })
+}
+
 /// Writes the record as the next version of what was read; [`StoreError::Conflict`] if it changed.
 pub async fn save<T: Record>(
     store: &dyn RecordStore,
     key: &RecordKey,
     record: &Versioned<T>,
 ) -> Result<u64, StoreError> {
-    let body = match serde_json::to_value(&record.value) {
-        Ok(serde_json::Value::Object(map)) => map,
-        Ok(_) => return Err(Unavailable::new("a record must serialise to an object").into()),
-        Err(e) => return Err(Unavailable::new(format!("unserialisable record: {e}")).into()),
-    };
-    let version = record.version + 1;
-    store.put(key, &StoredRecord { version, expires_at: record.value.expires_at(), index: None, body }).await?;
-    Ok(version)
+    let stored = stored(key, record)?;
+    store.put(key, &stored).await?;
+    Ok(stored.version)
 }
 
-pub fn session_key(id_hash: &Digest) -> RecordKey {
-    RecordKey { pk: format!("SESSION#{}", id_hash.to_hex()), sk: "SESSION".into() }
-}
-
-pub fn registration_key(username: &Username) -> RecordKey {
-    RecordKey { pk: format!("USER#{username}"), sk: "REGISTRATION".into() }
-}
-
-pub fn pending_key(username: &Username, kind: MethodKind) -> RecordKey {
-    RecordKey { pk: format!("USER#{username}"), sk: format!("PENDING#{kind}") }
-}
-
-pub fn policy_key() -> RecordKey {
-    RecordKey { pk: "POLICY".into(), sk: "POLICY".into() }
+/// Applies several writes all together or not at all.
+pub async fn save_all(store: &dyn RecordStore, writes: &[Write]) -> Result<(), StoreError> {
+    match writes {
+        [] => Ok(()),
+        [Write::Put { key, record }] => store.put(key, record).await,
+        [Write::Delete { key, version }] => store.delete(key, *version).await,
+        writes => store.write_all(writes).await,
+    }
 }
 
 impl Record for ResetSession {
@@ -83,6 +153,12 @@ impl Record for ResetSession {
 }
 
 impl Record for Policy {}
+
+impl Record for SpentChallenge {
+    fn expires_at(&self) -> Option<Timestamp> {
+        Some(self.expires_at)
+    }
+}
 
 /// One recovery method a person registered and confirmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,14 +177,27 @@ pub struct Registration {
     pub confirmed_at: Option<Timestamp>,
 }
 
-impl Record for Registration {}
+impl Record for Registration {
+    /// Listed by when it was last confirmed, while there is anything to re-confirm.
+    fn index_key(&self, key: &RecordKey) -> Option<IndexKey> {
+        match self.confirmed_at {
+            Some(at) if !self.methods.is_empty() => Some(confirmed_index_key(key, at)),
+            _ => None,
+        }
+    }
+}
 
 impl Registration {
     pub fn find(&self, kind: MethodKind, destination: &Destination) -> Option<&RegisteredMethod> {
         self.methods.iter().find(|m| m.kind == kind && &m.destination == destination)
     }
 
-    pub fn emails(&self) -> impl Iterator<Item = &crate::types::Email> {
+    /// Whether the method `id` is still registered, at the same destination.
+    pub fn still_has(&self, id: &MethodId, destination: &Destination) -> bool {
+        self.methods.iter().any(|m| &m.id == id && &m.destination == destination)
+    }
+
+    pub fn emails(&self) -> impl Iterator<Item = &Email> {
         self.methods.iter().filter_map(|m| match &m.destination {
             Destination::Email(e) => Some(e),
             Destination::Phone(_) => None,
@@ -131,5 +220,33 @@ impl Record for PendingMethod {
     /// Kept a day past the code's expiry so a new code cannot wipe the failures counted.
     fn expires_at(&self) -> Option<Timestamp> {
         Some(self.expires_at.plus_secs(24 * 3600))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrations_are_indexed_by_confirmation_time_in_order() {
+        let key = registration_key(&Username::parse("alice").expect("name"));
+        let registration = |at: Option<i64>, methods: usize| Registration {
+            methods: (0..methods)
+                .map(|i| RegisteredMethod {
+                    id: MethodId::parse(&format!("{i:016x}")).expect("id"),
+                    kind: MethodKind::Email,
+                    destination: Destination::parse(MethodKind::Email, "alice@example.com").expect("email"),
+                    added_at: Timestamp(1),
+                })
+                .collect(),
+            confirmed_at: at.map(Timestamp),
+        };
+        assert_eq!(registration(None, 1).index_key(&key), None, "never confirmed");
+        assert_eq!(registration(Some(5), 0).index_key(&key), None, "nothing to re-confirm");
+        let early = registration(Some(999), 1).index_key(&key).expect("listed");
+        let late = registration(Some(1_000), 1).index_key(&key).expect("listed");
+        assert_eq!(early.pk, CONFIRMED_INDEX_PARTITION);
+        assert!(early.sk < late.sk, "sort keys order by time: {} {}", early.sk, late.sk);
+        assert!(late.sk.ends_with("#USER#alice"));
     }
 }

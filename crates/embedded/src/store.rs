@@ -79,6 +79,15 @@ fn put_record(conn: &Connection, key: &RecordKey, record: &StoredRecord) -> Resu
 }
 
 /// Removes the record if it is at `version` or already gone; `false` (nothing removed) otherwise.
+/// The version of the record at `key`; 0 when there is none.
+fn record_version(conn: &Connection, key: &RecordKey) -> Result<u64, StoreError> {
+    let version: Option<i64> = conn
+        .query_row("SELECT version FROM records WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk], |r| r.get(0))
+        .optional()
+        .map_err(unavailable)?;
+    version.map_or(Ok(0), |v| u64::try_from(v).map_err(unavailable))
+}
+
 fn delete_record(conn: &Connection, key: &RecordKey, version: u64) -> Result<bool, StoreError> {
     let version = i64::try_from(version).map_err(unavailable)?;
     let removed = conn
@@ -325,6 +334,7 @@ impl RecordStore for SqliteStore {
                 let done = match write {
                     Write::Put { key, record } => put_record(&tx, key, record)?,
                     Write::Delete { key, version } => delete_record(&tx, key, *version)?,
+                    Write::Check { key, version } => record_version(&tx, key)? == *version,
                 };
                 if !done {
                     return Err(StoreError::Conflict);

@@ -139,6 +139,7 @@ impl RecordStore for MemoryStore {
         let allowed = writes.iter().all(|w| match w {
             Write::Put { key, record } => may_put(data.records.get(&key_of(key)), record.version),
             Write::Delete { key, version } => may_delete(data.records.get(&key_of(key)), *version),
+            Write::Check { key, version } => data.records.get(&key_of(key)).map_or(0, |r| r.version) == *version,
         });
         if !allowed {
             return Err(StoreError::Conflict);
@@ -151,6 +152,7 @@ impl RecordStore for MemoryStore {
                 Write::Delete { key, .. } => {
                     data.records.remove(&key_of(key));
                 }
+                Write::Check { .. } => {}
             }
         }
         Ok(())

@@ -65,13 +65,21 @@ pub enum Write {
         /// The version the record was read at.
         version: u64,
     },
+    /// Writes nothing: the batch happens only if the record is still at `version` (0: only if
+    /// there is no record), so a batch can rest on a record it does not change.
+    Check {
+        /// Where.
+        key: RecordKey,
+        /// The version the record was read at; 0 for a record that did not exist.
+        version: u64,
+    },
 }
 
 impl Write {
     /// The key the write is about.
     pub fn key(&self) -> &RecordKey {
         match self {
-            Write::Put { key, .. } | Write::Delete { key, .. } => key,
+            Write::Put { key, .. } | Write::Delete { key, .. } | Write::Check { key, .. } => key,
         }
     }
 }

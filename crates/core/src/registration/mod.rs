@@ -1,15 +1,19 @@
-//! Registration of recovery methods by a signed-in person (docs/architecture.md): a destination is saved
-//! only after the code sent to it is confirmed; changes are announced on the other channels.
+//! Registration of recovery methods by a signed-in person (docs/architecture.md): a
+//! destination is saved only after the code sent to it is confirmed; changes are announced on
+//! the other channels. Each call reads once (its records with the policy) and writes once.
 
 use serde::Serialize;
 
-use crate::ports::StoreError;
+use crate::methods::delivered_code::CodePurpose;
+use crate::policy::Policy;
+use crate::ports::{StoreError, Write};
 use crate::records::{
-    load, pending_key, registration_key, save, PendingMethod, RegisteredMethod, Registration, Versioned,
+    decode, pending_key, put, registration_key, save, save_all, PendingMethod, RegisteredMethod, Registration,
+    Versioned,
 };
 use crate::secret::Digest;
 use crate::types::{Code, Destination, MethodId, MethodKind, Timestamp, Username};
-use crate::{CodePurpose, FlowError, Sspr, CONFLICT_RETRIES};
+use crate::{FlowError, Sspr, CONFLICT_RETRIES};
 
 /// Who is signed in, as the JWT authorizer (or the local sign-in) vouches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,29 +57,26 @@ impl Sspr {
         )
     }
 
-    async fn load_registration(&self, user: &Username) -> Result<Versioned<Registration>, FlowError> {
-        Ok(load::<Registration>(&*self.store, &registration_key(user))
-            .await?
-            .unwrap_or_else(|| Versioned::new(Registration::default())))
+    /// The person's registration, with the policy, in one round trip.
+    async fn read_registration(&self, user: &Username) -> Result<(Policy, Versioned<Registration>), FlowError> {
+        let key = registration_key(user);
+        let (policy, mut records) = self.read_with_policy(std::slice::from_ref(&key)).await?;
+        let registration = decode::<Registration>(&key, records.pop().flatten())?
+            .unwrap_or_else(|| Versioned::new(Registration::default()));
+        Ok((policy, registration))
     }
 
     /// Whether the policy lets this person use self-service reset at all.
-    async fn in_scope(&self, who: &SignedIn) -> Result<bool, FlowError> {
-        let policy = self.policy().await?;
+    async fn in_scope(&self, policy: &Policy, who: &SignedIn) -> Result<bool, FlowError> {
         Ok(match self.directory.find_user(&who.username).await? {
             Some(user) => policy.covers(&user),
             None => false,
         })
     }
 
-    fn status_of(
-        &self,
-        registration: &Registration,
-        in_scope: bool,
-        require: bool,
-        reconfirm_days: u16,
-    ) -> RegistrationStatus {
+    fn status_of(&self, registration: &Registration, in_scope: bool, policy: &Policy) -> RegistrationStatus {
         let registered = !registration.methods.is_empty();
+        let reconfirm_days = policy.reconfirm_days;
         let reconfirm_due = registered
             && reconfirm_days > 0
             && registration
@@ -83,7 +84,7 @@ impl Sspr {
                 .is_none_or(|at| at.plus_secs(i64::from(reconfirm_days) * 86_400) <= self.clock.now());
         RegistrationStatus {
             registered,
-            must_register: in_scope && require && (!registered || reconfirm_due),
+            must_register: in_scope && policy.require_registration && (!registered || reconfirm_due),
             reconfirm_due,
             methods: registration
                 .methods
@@ -95,10 +96,9 @@ impl Sspr {
 
     #[tracing::instrument(skip_all)]
     pub async fn registration_status(&self, who: &SignedIn) -> Result<RegistrationStatus, FlowError> {
-        let policy = self.policy().await?;
-        let in_scope = self.in_scope(who).await?;
-        let registration = self.load_registration(&who.username).await?;
-        Ok(self.status_of(&registration.value, in_scope, policy.require_registration, policy.reconfirm_days))
+        let (policy, registration) = self.read_registration(&who.username).await?;
+        let in_scope = self.in_scope(&policy, who).await?;
+        Ok(self.status_of(&registration.value, in_scope, &policy))
     }
 
     /// Changing recovery methods needs a sign-in of the last few minutes: a stolen, long-lived
@@ -124,19 +124,20 @@ impl Sspr {
         kind: MethodKind,
         destination: &str,
     ) -> Result<ConfirmationSent, FlowError> {
-        if !self.policy().await?.allows_method(kind) {
-            return Err(FlowError::MethodNotAvailable);
-        }
-        let destination = Destination::parse(kind, destination)?;
-        self.require_recent_sign_in(who)?;
-        if !self.in_scope(who).await? {
-            return Err(FlowError::NotEnabled);
-        }
         let code = Code::generate(&*self.rng, self.settings.code_digits);
         let key = pending_key(&who.username, kind);
         for _ in 0..CONFLICT_RETRIES {
+            let (policy, mut records) = self.read_with_policy(std::slice::from_ref(&key)).await?;
+            if !policy.allows_method(kind) {
+                return Err(FlowError::MethodNotAvailable);
+            }
+            let destination = Destination::parse(kind, destination)?;
+            self.require_recent_sign_in(who)?;
+            if !self.in_scope(&policy, who).await? {
+                return Err(FlowError::NotEnabled);
+            }
             let now = self.clock.now();
-            let existing = load::<PendingMethod>(&*self.store, &key).await?;
+            let existing = decode::<PendingMethod>(&key, records.pop().flatten())?;
             let failures = existing.as_ref().map_or(0, |p| p.value.failures);
             if failures >= self.settings.max_code_failures {
                 return Err(FlowError::TooManyAttempts);
@@ -164,7 +165,8 @@ impl Sspr {
         Err(FlowError::Conflict)
     }
 
-    /// Saves the pending destination if `code` is the one sent to it.
+    /// Saves the pending destination if `code` is the one sent to it: the code is spent and
+    /// the registration saved in one transaction.
     #[tracing::instrument(skip_all, fields(kind = %kind))]
     pub async fn confirm_method(
         &self,
@@ -173,8 +175,13 @@ impl Sspr {
         code: &Code,
     ) -> Result<RegistrationStatus, FlowError> {
         let key = pending_key(&who.username, kind);
+        let registration_key = registration_key(&who.username);
         for _ in 0..CONFLICT_RETRIES {
-            let mut pending = load::<PendingMethod>(&*self.store, &key).await?.ok_or(FlowError::NoPendingCode)?;
+            let (policy, mut records) = self.read_with_policy(&[key.clone(), registration_key.clone()]).await?;
+            let mut registration = decode::<Registration>(&registration_key, records.pop().flatten())?
+                .unwrap_or_else(|| Versioned::new(Registration::default()));
+            let mut pending =
+                decode::<PendingMethod>(&key, records.pop().flatten())?.ok_or(FlowError::NoPendingCode)?;
             let now = self.clock.now();
             let max = self.settings.max_code_failures;
             if pending.value.failures >= max {
@@ -193,31 +200,34 @@ impl Sspr {
             if now >= pending.value.expires_at {
                 return Err(FlowError::CodeExpired);
             }
-            // Spend the code first: a second confirmation with it finds nothing pending.
-            match self.store.delete(&key, pending.version).await {
+            let destination = pending.value.destination.clone();
+            if registration.value.find(kind, &destination).is_none() {
+                registration.value.methods.push(RegisteredMethod {
+                    id: MethodId::generate(&*self.rng),
+                    kind,
+                    destination: destination.clone(),
+                    added_at: now,
+                });
+            }
+            registration.value.confirmed_at = Some(now);
+            // Spending the code and saving the method happen together: a second confirmation
+            // with the same code finds nothing pending.
+            let writes =
+                [Write::Delete { key: key.clone(), version: pending.version }, put(&registration_key, &registration)?];
+            match save_all(&*self.store, &writes).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
-            let destination = pending.value.destination;
-            let status = self
-                .change_registration(who, |registration, rng| {
-                    if registration.find(kind, &destination).is_none() {
-                        registration.methods.push(RegisteredMethod {
-                            id: MethodId::generate(rng),
-                            kind,
-                            destination: destination.clone(),
-                            added_at: now,
-                        });
-                    }
-                    registration.confirmed_at = Some(now);
-                    Ok(())
-                })
-                .await?;
-            let others: Vec<_> =
-                status.1.emails().filter(|e| Destination::Email((*e).clone()) != destination).cloned().collect();
+            let in_scope = self.in_scope(&policy, who).await?;
+            let others: Vec<_> = registration
+                .value
+                .emails()
+                .filter(|e| Destination::Email((*e).clone()) != destination)
+                .cloned()
+                .collect();
             self.notify_all(&others, &self.settings.branding.methods_changed("added")).await;
-            return Ok(status.0);
+            return Ok(self.status_of(&registration.value, in_scope, &policy));
         }
         Err(FlowError::Conflict)
     }
@@ -226,45 +236,22 @@ impl Sspr {
     #[tracing::instrument(skip_all)]
     pub async fn remove_method(&self, who: &SignedIn, id: &MethodId) -> Result<RegistrationStatus, FlowError> {
         self.require_recent_sign_in(who)?;
-        let before = self.load_registration(&who.username).await?.value;
-        let (status, _) = self
-            .change_registration(who, |registration, _| {
-                let count = registration.methods.len();
-                registration.methods.retain(|m| &m.id != id);
-                if registration.methods.len() == count {
-                    return Err(FlowError::MethodNotFound);
-                }
-                Ok(())
-            })
-            .await?;
-        // Every address that was registered hears of it, the removed one included.
-        self.notify_all(before.emails(), &self.settings.branding.methods_changed("removed")).await;
-        Ok(status)
-    }
-
-    async fn change_registration(
-        &self,
-        who: &SignedIn,
-        change: impl Fn(&mut Registration, &dyn crate::ports::Rng) -> Result<(), FlowError>,
-    ) -> Result<(RegistrationStatus, Registration), FlowError> {
-        let policy = self.policy().await?;
-        let in_scope = self.in_scope(who).await?;
         for _ in 0..CONFLICT_RETRIES {
-            let mut registration = self.load_registration(&who.username).await?;
-            change(&mut registration.value, &*self.rng)?;
+            let (policy, mut registration) = self.read_registration(&who.username).await?;
+            let before = registration.value.clone();
+            registration.value.methods.retain(|m| &m.id != id);
+            if registration.value.methods.len() == before.methods.len() {
+                return Err(FlowError::MethodNotFound);
+            }
             match save(&*self.store, &registration_key(&who.username), &registration).await {
-                Ok(_) => {
-                    let status = self.status_of(
-                        &registration.value,
-                        in_scope,
-                        policy.require_registration,
-                        policy.reconfirm_days,
-                    );
-                    return Ok((status, registration.value));
-                }
+                Ok(_) => {}
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
+            let in_scope = self.in_scope(&policy, who).await?;
+            // Every address that was registered hears of it, the removed one included.
+            self.notify_all(before.emails(), &self.settings.branding.methods_changed("removed")).await;
+            return Ok(self.status_of(&registration.value, in_scope, &policy));
         }
         Err(FlowError::Conflict)
     }

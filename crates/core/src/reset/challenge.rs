@@ -8,8 +8,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::ports::StoreError;
-use crate::records::{save, Record, Versioned};
+use crate::ports::Write;
+use crate::records::{challenge_key, put, Versioned};
 use crate::types::Timestamp;
 use crate::{FlowError, Sspr};
 
@@ -38,14 +38,8 @@ struct Solution {
 
 /// Marks a solved challenge as spent until it would have expired anyway.
 #[derive(Debug, Serialize, Deserialize)]
-struct SpentChallenge {
-    expires_at: Timestamp,
-}
-
-impl Record for SpentChallenge {
-    fn expires_at(&self) -> Option<Timestamp> {
-        Some(self.expires_at)
-    }
+pub struct SpentChallenge {
+    pub expires_at: Timestamp,
 }
 
 pub fn sha256_hex(salt: &str, number: u64) -> String {
@@ -89,8 +83,10 @@ impl Sspr {
         }
     }
 
-    /// Accepts a solution once: signed by us, not expired, correct, never used before.
-    pub async fn redeem_challenge(&self, payload: &str) -> Result<(), FlowError> {
+    /// Checks a solution: signed by us, not expired, correct. Returns the write that spends it,
+    /// which fails if it was used before; the caller makes it with the reset session it opens,
+    /// in one transaction.
+    pub(crate) fn check_challenge(&self, payload: &str) -> Result<Write, FlowError> {
         let solution: Solution = STANDARD
             .decode(payload.trim())
             .ok()
@@ -109,11 +105,6 @@ impl Sspr {
         if !valid {
             return Err(FlowError::ChallengeFailed);
         }
-        let key = crate::ports::RecordKey { pk: format!("CHALLENGE#{}", solution.challenge), sk: "CHALLENGE".into() };
-        match save(&*self.store, &key, &Versioned::new(SpentChallenge { expires_at: expires })).await {
-            Ok(_) => Ok(()),
-            Err(StoreError::Conflict) => Err(FlowError::ChallengeFailed),
-            Err(e) => Err(e.into()),
-        }
+        Ok(put(&challenge_key(&solution.challenge), &Versioned::new(SpentChallenge { expires_at: expires }))?)
     }
 }

@@ -10,13 +10,16 @@ pub mod session;
 
 use serde::Serialize;
 
-use self::session::{IssuedCode, ResetSession, ResetState, SentTo, TransitionError};
+use self::session::{ResetSession, ResetState, TransitionError};
+use crate::methods::delivered_code::{CodePurpose, DeliveredCode};
+use crate::methods::{verifier, Attempt, Proof, Verdict};
 use crate::password::NewPassword;
-use crate::ports::{DirectoryError, StoreError};
-use crate::records::{load, registration_key, save, session_key, Registration, Versioned};
+use crate::policy::Policy;
+use crate::ports::{RecordKey, StoreError, StoredRecord, Write};
+use crate::records::{decode, put, registration_key, save, save_all, session_key, Registration, Versioned};
 use crate::secret::Digest;
 use crate::types::{Code, Destination, MethodKind, ResetToken, SessionId, Username};
-use crate::{CodePurpose, FlowError, Sspr, CONFLICT_RETRIES};
+use crate::{FlowError, Sspr, CONFLICT_RETRIES};
 
 #[derive(Debug, Serialize)]
 pub struct ResetStarted {
@@ -82,46 +85,59 @@ impl Sspr {
         self.hasher.digest("reset-token", &[id.expose().as_bytes(), token.expose().as_bytes()])
     }
 
-    fn reset_code_hash(&self, id: &SessionId, method: MethodKind, destination: &Destination, code: &Code) -> Digest {
-        self.hasher.digest(
-            "reset-code",
-            &[
-                id.expose().as_bytes(),
-                method.as_str().as_bytes(),
-                destination.as_str().as_bytes(),
-                code.expose().as_bytes(),
-            ],
-        )
-    }
-
-    async fn load_live_session(&self, id: &SessionId) -> Result<Versioned<ResetSession>, FlowError> {
-        let session = load::<ResetSession>(&*self.store, &session_key(&self.session_hash(id)))
-            .await?
-            .ok_or(FlowError::InvalidSession)?;
-        if session.value.is_expired(self.clock.now()) {
-            return Err(FlowError::SessionExpired);
+    fn attempt<'a>(&'a self, id: &'a SessionId, method: MethodKind) -> Attempt<'a> {
+        Attempt {
+            session_id: id,
+            method,
+            now: self.clock.now(),
+            hasher: &self.hasher,
+            max_failures: self.settings.max_code_failures,
         }
-        Ok(session)
     }
 
-    async fn registration_of(&self, subject: Option<&Username>) -> Result<Registration, FlowError> {
-        Ok(match subject {
-            Some(user) => {
-                load::<Registration>(&*self.store, &registration_key(user)).await?.map(|v| v.value).unwrap_or_default()
-            }
-            None => Registration::default(),
-        })
+    /// The session of `id` with `more` records read in the same round trip (and the policy,
+    /// when the cached one is stale).
+    async fn read_session(&self, id: &SessionId, more: &[RecordKey]) -> Result<SessionRead, FlowError> {
+        let key = session_key(&self.session_hash(id));
+        let mut keys = vec![key.clone()];
+        keys.extend_from_slice(more);
+        let (policy, mut records) = self.read_with_policy(&keys).await?;
+        let rest = records.split_off(1);
+        let session = decode::<ResetSession>(&key, records.pop().flatten())?;
+        Ok(SessionRead { policy, session, rest, now: self.clock.now() })
     }
 
-    /// Opens a reset session for whatever name was given.
+    /// Opens a reset session for whatever name was given, spending the proof-of-work
+    /// `challenge` in the same write. Two round trips: the registration (with the policy) is
+    /// read while the directory is asked, then the spent challenge and the session are written
+    /// together.
     #[tracing::instrument(skip_all)]
-    pub async fn start_reset(&self, username: &Username) -> Result<ResetStarted, FlowError> {
-        let policy = self.policy().await?;
-        let now = self.clock.now();
-        let subject = match self.directory.find_user(username).await? {
+    pub async fn start_reset(&self, username: &Username, challenge: &str) -> Result<ResetStarted, FlowError> {
+        let spend_challenge = self.check_challenge(challenge)?;
+        // Everyone's registration is read, known or not, so every name costs the same.
+        let registration_key = registration_key(username);
+        let (user, read) = futures::join!(
+            self.directory.find_user(username),
+            self.read_with_policy(std::slice::from_ref(&registration_key))
+        );
+        let (policy, mut records) = read?;
+        let registration = decode::<Registration>(&registration_key, records.pop().flatten())?;
+        let subject = match user? {
             Some(user) if policy.covers(&user) => Some(user.username),
             _ => None,
         };
+        // Registrations are keyed by the directory's spelling of the name; where it differs
+        // from what was typed (a case-insensitive directory), that one is read as well.
+        let registration = match &subject {
+            Some(subject) if subject != username => {
+                let key = crate::records::registration_key(subject);
+                crate::records::load::<Registration>(&*self.store, &key).await?
+            }
+            Some(_) => registration,
+            None => None,
+        };
+        let (methods, registration_version) = registration.map_or((Vec::new(), 0), |r| (r.value.methods, r.version));
+        let now = self.clock.now();
         let id = SessionId::generate(&*self.rng);
         let session = ResetSession {
             subject,
@@ -130,8 +146,16 @@ impl Sspr {
             required: policy.methods_required(),
             state: ResetState::Started,
             codes: Vec::new(),
+            methods,
+            registration_version,
         };
-        save(&*self.store, &session_key(&self.session_hash(&id)), &Versioned::new(session)).await?;
+        let open = put(&session_key(&self.session_hash(&id)), &Versioned::new(session))?;
+        match save_all(&*self.store, &[spend_challenge, open]).await {
+            Ok(()) => {}
+            // The only record that can exist already is the spent challenge.
+            Err(StoreError::Conflict) => return Err(FlowError::ChallengeFailed),
+            Err(e) => return Err(e.into()),
+        }
         Ok(ResetStarted { session: id, methods: policy.reset_methods(), required: policy.methods_required() })
     }
 
@@ -144,13 +168,14 @@ impl Sspr {
         method: MethodKind,
         destination: &str,
     ) -> Result<CodeSent, FlowError> {
-        if !self.policy().await?.allows_method(method) {
-            return Err(FlowError::MethodNotAvailable);
-        }
-        let destination = Destination::parse(method, destination)?;
         let code = Code::generate(&*self.rng, self.settings.code_digits);
         for _ in 0..CONFLICT_RETRIES {
-            let mut session = self.load_live_session(id).await?;
+            let mut read = self.read_session(id, &[]).await?;
+            if !read.policy.allows_method(method) {
+                return Err(FlowError::MethodNotAvailable);
+            }
+            let destination = Destination::parse(method, destination)?;
+            let mut session = read.live()?;
             if session.value.failures_for(method) >= self.settings.max_code_failures {
                 return Err(FlowError::TooManyAttempts);
             }
@@ -159,22 +184,13 @@ impl Sspr {
             {
                 return Err(FlowError::AlreadyVerified);
             }
-            let registration = self.registration_of(session.value.subject.as_ref()).await?;
-            let sent_to = registration.find(method, &destination).map(|m| SentTo {
-                method_id: m.id.clone(),
-                destination: destination.clone(),
-                code_hash: self.reset_code_hash(id, method, &destination, &code).to_hex(),
-            });
-            let now = self.clock.now();
-            let deliver = sent_to.is_some();
-            session.value.replace_code(IssuedCode {
-                method,
-                sent_to,
-                issued_at: now,
-                expires_at: now.plus_secs(self.settings.code_ttl_secs),
-                failures: 0,
-                used: false,
-            });
+            let deliver = DeliveredCode.issue(
+                &self.attempt(id, method),
+                self.settings.code_ttl_secs,
+                &mut session.value,
+                &destination,
+                &code,
+            );
             match save(&*self.store, &session_key(&self.session_hash(id)), &session).await {
                 Ok(_) => {
                     if deliver {
@@ -189,8 +205,8 @@ impl Sspr {
         Err(FlowError::Conflict)
     }
 
-    /// Checks a code. Every wrong code counts, whether or not one was sent; the fifth kills
-    /// the method for this session.
+    /// Checks a proof of `method`. Every wrong proof counts, whether or not anything was sent;
+    /// the fifth kills the method for this session.
     #[tracing::instrument(skip_all, fields(method = %method))]
     pub async fn verify_method(
         &self,
@@ -198,65 +214,27 @@ impl Sspr {
         method: MethodKind,
         code: &Code,
     ) -> Result<MethodVerified, FlowError> {
-        if !self.policy().await?.allows_method(method) {
-            return Err(FlowError::MethodNotAvailable);
-        }
         let token = ResetToken::generate(&*self.rng);
         for _ in 0..CONFLICT_RETRIES {
-            let mut session = self.load_live_session(id).await?;
-            let now = self.clock.now();
+            let mut read = self.read_session(id, &[]).await?;
+            let verifier = verifier(method).filter(|_| read.policy.allows_method(method));
+            let Some(verifier) = verifier else {
+                return Err(FlowError::MethodNotAvailable);
+            };
+            let mut session = read.live()?;
             if session.value.state.verified().contains(&method) {
                 return Err(FlowError::AlreadyVerified);
             }
-            if session.value.code_for(method).is_none() {
-                // Nothing was asked for: a decoy keeps the count, as for any wrong code.
-                session.value.replace_code(IssuedCode {
-                    method,
-                    sent_to: None,
-                    issued_at: now,
-                    expires_at: now,
-                    failures: 0,
-                    used: false,
-                });
-            }
-            let registration = self.registration_of(session.value.subject.as_ref()).await?;
-            let max = self.settings.max_code_failures;
-            let required = session.value.required;
-            let issued = session.value.code_mut(method).ok_or(FlowError::InvalidCode)?;
-            if issued.failures >= max {
-                return Err(FlowError::TooManyAttempts);
-            }
-            let matches = !issued.used
-                && issued
-                    .sent_to
-                    .as_ref()
-                    .is_some_and(|s| self.reset_code_hash(id, method, &s.destination, code).matches_hex(&s.code_hash));
-            let outcome = if !matches {
-                issued.failures += 1;
-                if issued.failures >= max {
-                    Err(FlowError::TooManyAttempts)
-                } else {
-                    Err(FlowError::InvalidCode)
-                }
-            } else if now >= issued.expires_at {
-                Err(FlowError::CodeExpired)
-            } else {
-                issued.used = true;
-                // The method may have been removed since the code was sent.
-                let still_registered = issued.sent_to.as_ref().is_some_and(|s| {
-                    registration.methods.iter().any(|m| m.id == s.method_id && m.destination == s.destination)
-                });
-                if still_registered {
+            let outcome = match verifier.verify(&self.attempt(id, method), &mut session.value, &Proof::Code(code)) {
+                Verdict::RefusedUnchanged(e) => return Err(e),
+                Verdict::Refused(e) => Err(e),
+                Verdict::Proved(_) => {
                     let state = std::mem::replace(&mut session.value.state, ResetState::Started);
+                    let required = session.value.required;
                     session.value.state = state.prove(method, required, || self.token_hash(id, &token))?;
                     Ok(())
-                } else {
-                    Err(FlowError::InvalidCode)
                 }
             };
-            if let Err(FlowError::CodeExpired) = outcome {
-                return Err(FlowError::CodeExpired);
-            }
             match save(&*self.store, &session_key(&self.session_hash(id)), &session).await {
                 Ok(_) => {}
                 Err(StoreError::Conflict) => continue,
@@ -279,24 +257,19 @@ impl Sspr {
         token: &ResetToken,
         completion: Completion,
     ) -> Result<ResetCompleted, FlowError> {
-        if matches!(completion, Completion::UnlockOnly) && self.directory.lockout().is_none() {
+        let lockout = self.directory.lockout();
+        if matches!(completion, Completion::UnlockOnly) && lockout.is_none() {
             return Err(FlowError::UnlockNotAvailable);
         }
-        let presented = self.token_hash(id, token);
-        let policy = self.policy().await?;
         let key = session_key(&self.session_hash(id));
         // Claim the token with a conditional write: of concurrent completions one wins.
-        let (mut session, password, username) = claim_token(self, id, &key, &presented, &completion, &policy).await?;
+        let Claimed { mut session, password, username, registration } =
+            self.claim_token(id, &key, &self.token_hash(id, token), &completion).await?;
 
-        let unlock_only = matches!(completion, Completion::UnlockOnly);
-        let applied = match &password {
-            Some(password) => self.directory.set_password(&username, password).await,
-            None => match self.directory.lockout() {
-                Some(lockout) => lockout.unlock(&username).await,
-                None => {
-                    Err(DirectoryError::Unavailable(crate::ports::Unavailable::new("the lockout capability went away")))
-                }
-            },
+        let applied = match (&password, lockout) {
+            (Some(password), _) => self.directory.set_password(&username, password).await,
+            (None, Some(lockout)) => lockout.unlock(&username).await,
+            (None, None) => unreachable!("an unlock without the capability was refused above"),
         };
         if let Err(e) = applied {
             // Nothing changed in the directory: give the token back so the person can try again.
@@ -311,49 +284,100 @@ impl Sspr {
             // The password is changed; the session stays claimed, so the token stays spent.
             tracing::error!(error = %e, "a completed reset could not be recorded");
         }
+        let unlock_only = password.is_none();
         if !unlock_only {
             if let Err(e) = self.directory.sign_out_everywhere(&username).await {
                 tracing::warn!(error = %e, "sessions elsewhere could not be ended");
             }
         }
-        let registration = self.registration_of(Some(&username)).await?;
         self.notify_all(registration.emails(), &self.settings.branding.password_changed(unlock_only)).await;
         tracing::info!(unlock_only, "reset completed");
         Ok(ResetCompleted { done: true })
     }
-}
 
-type Claimed = (Versioned<ResetSession>, Option<NewPassword>, Username);
-
-/// Moves the session to `Completing` if the token matches and the new password meets the rules.
-async fn claim_token(
-    sspr: &Sspr,
-    id: &SessionId,
-    key: &crate::ports::RecordKey,
-    presented: &Digest,
-    completion: &Completion,
-    policy: &crate::policy::Policy,
-) -> Result<Claimed, FlowError> {
-    for _ in 0..CONFLICT_RETRIES {
-        let mut session = sspr.load_live_session(id).await?;
-        let claimed = session.value.state.clone().claim_token(presented)?;
-        let username = session.value.subject.clone().ok_or(FlowError::InvalidToken)?;
-        let password = match completion {
-            Completion::NewPassword(raw) => Some(
-                NewPassword::parse(secrecy::ExposeSecret::expose_secret(raw), &policy.password, &username)
-                    .map_err(FlowError::PasswordRejected)?,
-            ),
-            Completion::UnlockOnly => None,
-        };
-        session.value.state = claimed;
-        match save(&*sspr.store, key, &session).await {
-            Ok(version) => {
-                session.version = version;
-                return Ok((session, password, username));
+    /// Moves the session to `Completing` if the token matches, every method proved is still
+    /// registered, and the new password meets the rules. The session is read, then claimed in
+    /// one transaction with a check that the registration is still the version the session
+    /// opened with; only when it changed is the registration read to see whether the proved
+    /// methods survived the change.
+    async fn claim_token(
+        &self,
+        id: &SessionId,
+        key: &RecordKey,
+        presented: &Digest,
+        completion: &Completion,
+    ) -> Result<Claimed, FlowError> {
+        let mut read = self.read_session(id, &[]).await?;
+        let (mut policy, mut session) = (read.policy.clone(), read.live()?);
+        for _ in 0..CONFLICT_RETRIES {
+            let claimed = session.value.state.clone().claim_token(presented)?;
+            let username = session.value.subject.clone().ok_or(FlowError::InvalidToken)?;
+            let password = match completion {
+                Completion::NewPassword(raw) => Some(
+                    NewPassword::parse(secrecy::ExposeSecret::expose_secret(raw), &policy.password, &username)
+                        .map_err(FlowError::PasswordRejected)?,
+                ),
+                Completion::UnlockOnly => None,
+            };
+            let registration_key = registration_key(&username);
+            let mut claiming = session.clone();
+            claiming.value.state = claimed;
+            let writes = [
+                Write::Check { key: registration_key.clone(), version: session.value.registration_version },
+                put(key, &claiming)?,
+            ];
+            match save_all(&*self.store, &writes).await {
+                Ok(()) => {
+                    claiming.version += 1;
+                    let registration =
+                        Registration { methods: claiming.value.methods.clone(), ..Registration::default() };
+                    return Ok(Claimed { session: claiming, password, username, registration });
+                }
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
             }
-            Err(StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
+            // The session or the registration changed: read both, now that the name is known.
+            let mut read = self.read_session(id, std::slice::from_ref(&registration_key)).await?;
+            let registration = decode::<Registration>(&registration_key, read.rest.pop().flatten())?;
+            policy = read.policy.clone();
+            session = read.live()?;
+            let (methods, version) = registration.map_or((Vec::new(), 0), |r| (r.value.methods, r.version));
+            // A method removed since it was proved no longer counts.
+            let current = Registration { methods: methods.clone(), ..Registration::default() };
+            if !session.value.proved_methods().all(|m| current.still_has(&m.method_id, &m.destination)) {
+                return Err(FlowError::MethodNotAvailable);
+            }
+            session.value.methods = methods;
+            session.value.registration_version = version;
         }
+        Err(FlowError::Conflict)
     }
-    Err(FlowError::Conflict)
 }
+
+struct SessionRead {
+    policy: Policy,
+    session: Option<Versioned<ResetSession>>,
+    rest: Vec<Option<StoredRecord>>,
+    now: crate::types::Timestamp,
+}
+
+impl SessionRead {
+    /// The session, if it exists and has not expired.
+    fn live(&mut self) -> Result<Versioned<ResetSession>, FlowError> {
+        let session = self.session.take().ok_or(FlowError::InvalidSession)?;
+        if session.value.is_expired(self.now) {
+            return Err(FlowError::SessionExpired);
+        }
+        Ok(session)
+    }
+}
+
+struct Claimed {
+    session: Versioned<ResetSession>,
+    password: Option<NewPassword>,
+    username: Username,
+    registration: Registration,
+}
+
+#[cfg(test)]
+mod tests;

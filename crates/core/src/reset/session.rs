@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::records::RegisteredMethod;
 use crate::secret::Digest;
 use crate::types::{Destination, MethodId, MethodKind, Timestamp, Username};
 
@@ -133,6 +134,13 @@ pub struct ResetSession {
     pub required: usize,
     pub state: ResetState,
     pub codes: Vec<IssuedCode>,
+    /// What the subject had registered when the session opened: the steps of the session
+    /// read it here; completion checks the registration itself again.
+    #[serde(default)]
+    pub methods: Vec<RegisteredMethod>,
+    /// The version of the registration `methods` was read from (0: there was none).
+    #[serde(default)]
+    pub registration_version: u64,
 }
 
 impl ResetSession {
@@ -157,6 +165,16 @@ impl ResetSession {
 
     pub fn code_mut(&mut self, method: MethodKind) -> Option<&mut IssuedCode> {
         self.codes.iter_mut().find(|c| c.method == method)
+    }
+
+    /// The registered method of `kind` at `destination`, as registered when the session opened.
+    pub fn registered(&self, kind: MethodKind, destination: &Destination) -> Option<&RegisteredMethod> {
+        self.methods.iter().find(|m| m.kind == kind && &m.destination == destination)
+    }
+
+    /// The registered methods whose codes were used, with the destination each was proved at.
+    pub fn proved_methods(&self) -> impl Iterator<Item = &SentTo> {
+        self.codes.iter().filter(|c| c.used).filter_map(|c| c.sent_to.as_ref())
     }
 }
 

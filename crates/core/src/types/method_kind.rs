@@ -34,11 +34,6 @@ impl MethodKind {
             MethodKind::Questions => "questions",
         }
     }
-
-    /// Methods proved by a one-time code sent to a destination.
-    pub fn is_delivered_code(self) -> bool {
-        matches!(self, MethodKind::Email | MethodKind::Sms)
-    }
 }
 
 impl fmt::Display for MethodKind {

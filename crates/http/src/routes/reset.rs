@@ -66,8 +66,7 @@ async fn start_reset(
     ApiJson(req): ApiJson<StartRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let username = Username::parse(&req.username).map_err(FlowError::InvalidInput)?;
-    s.sspr.redeem_challenge(&req.challenge).await?;
-    Ok(Json(s.sspr.start_reset(&username).await?))
+    Ok(Json(s.sspr.start_reset(&username, &req.challenge).await?))
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,52 @@
+//! Senders that keep what they were asked to send, for tests of the flows.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use crate::ports::{EmailMessage, Mailer, Sms, Unavailable};
+use crate::types::{Email, PhoneNumber};
+
+/// One message as it would have reached a phone or a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub channel: &'static str,
+    pub to: String,
+    pub text: String,
+}
+
+/// An SMS sender and mailer in one; clones share what was sent.
+#[derive(Clone, Default)]
+pub struct RecordingSender {
+    sent: Arc<Mutex<Vec<Sent>>>,
+}
+
+impl RecordingSender {
+    pub fn sent(&self) -> Vec<Sent> {
+        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// What reached `to`, oldest first.
+    pub fn sent_to(&self, to: &str) -> Vec<Sent> {
+        self.sent().into_iter().filter(|s| s.to == to).collect()
+    }
+
+    fn push(&self, sent: Sent) -> Result<(), Unavailable> {
+        self.sent.lock().map_err(|_| Unavailable::new("sender poisoned"))?.push(sent);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sms for RecordingSender {
+    async fn send_sms(&self, to: &PhoneNumber, text: &str) -> Result<(), Unavailable> {
+        self.push(Sent { channel: "sms", to: to.to_string(), text: text.to_owned() })
+    }
+}
+
+#[async_trait]
+impl Mailer for RecordingSender {
+    async fn send_email(&self, to: &Email, message: &EmailMessage) -> Result<(), Unavailable> {
+        self.push(Sent { channel: "email", to: to.to_string(), text: format!("{}\n{}", message.subject, message.text) })
+    }
+}

@@ -1,0 +1,97 @@
+//! The product on fakes, for fast tests of the flows' branches without HTTP: a store in memory
+//! (counted, and losing races on demand), a directory in memory, senders that record, and a
+//! clock that moves only when told.
+
+use std::sync::Arc;
+
+use super::directory::MemoryDirectory;
+use super::senders::RecordingSender;
+use super::store::{CountingStore, FaultyStore, MemoryStore};
+use crate::notify::Branding;
+use crate::policy::Policy;
+use crate::ports::{ManualClock, SystemRng};
+use crate::registration::SignedIn;
+use crate::reset::challenge::solve;
+use crate::secret::{KeyedHasher, Pepper};
+use crate::types::{Code, MethodKind, Timestamp, Username};
+use crate::{Ports, Settings, Sspr};
+
+pub const ALICE: &str = "alice";
+pub const ALICE_EMAIL: &str = "alice@example.com";
+pub const ALICE_PHONE: &str = "+15555550101";
+
+pub struct World {
+    pub sspr: Sspr,
+    pub store: Arc<CountingStore<FaultyStore<MemoryStore>>>,
+    pub directory: MemoryDirectory,
+    pub sent: RecordingSender,
+    pub clock: ManualClock,
+}
+
+impl World {
+    /// alice, in `SSPR-Users`, on a directory without lockout; everyone may reset.
+    pub fn new() -> Self {
+        Self::with_directory(MemoryDirectory::new())
+    }
+
+    pub fn with_directory(directory: MemoryDirectory) -> Self {
+        directory.add_user(ALICE, "alice-old-Passw0rd", &["SSPR-Users"]);
+        let store = Arc::new(CountingStore::new(FaultyStore::new(MemoryStore::new())));
+        let sent = RecordingSender::default();
+        let clock = ManualClock::new(Timestamp(1_800_000_000));
+        let branding = Branding { organisation: "Example".into(), public_url: "https://reset.example.com".into() };
+        let mut settings = Settings::new(branding, Policy::default());
+        // A light proof of work: the tests solve it by trying every number.
+        settings.challenge_max_number = 20;
+        let ports = Ports {
+            store: store.clone(),
+            directory: Arc::new(directory.clone()),
+            sms: Arc::new(sent.clone()),
+            mailer: Arc::new(sent.clone()),
+            clock: Arc::new(clock.clone()),
+            rng: Arc::new(SystemRng),
+        };
+        let hasher = KeyedHasher::new(Pepper::new(vec![7; 32]).expect("a long enough pepper"));
+        Self { sspr: Sspr::new(ports, hasher, settings), store, directory, sent, clock }
+    }
+
+    /// alice, signed in just now.
+    pub fn alice(&self) -> SignedIn {
+        SignedIn { username: username(ALICE), groups: vec!["SSPR-Users".into()], signed_in_at: Some(self.clock_now()) }
+    }
+
+    fn clock_now(&self) -> Timestamp {
+        crate::ports::Clock::now(&self.clock)
+    }
+
+    /// A solved proof-of-work challenge.
+    pub fn challenge(&self) -> String {
+        solve(&self.sspr.new_challenge()).expect("a solvable challenge")
+    }
+
+    /// The code in the last message to `to`.
+    pub fn last_code_to(&self, to: &str) -> Code {
+        let sent = self.sent.sent_to(to);
+        let text = &sent.last().unwrap_or_else(|| panic!("nothing was sent to {to}")).text;
+        let digits = text.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 8).expect("an 8-digit code");
+        Code::parse(digits).expect("a code")
+    }
+
+    /// Registers `destination` for alice, as the registration page does.
+    pub async fn register(&self, kind: MethodKind, destination: &str) {
+        let alice = self.alice();
+        self.sspr.begin_method(&alice, kind, destination).await.expect("confirmation code sent");
+        let code = self.last_code_to(destination);
+        self.sspr.confirm_method(&alice, kind, &code).await.expect("method confirmed");
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub fn username(name: &str) -> Username {
+    Username::parse(name).expect("a valid name")
+}

@@ -1,0 +1,232 @@
+//! The reset flow's branches on fakes, without HTTP: decoys, failure counts across new codes,
+//! retries after a lost race, the token given back after a directory refusal, and the store
+//! round trips each step costs.
+
+use secrecy::SecretString;
+
+use super::{Completion, ResetStarted};
+use crate::fakes::directory::MemoryDirectory;
+use crate::fakes::world::{username, World, ALICE, ALICE_EMAIL, ALICE_PHONE};
+use crate::policy::Policy;
+use crate::types::{Code, MethodKind, ResetToken, SessionId};
+use crate::FlowError;
+
+async fn start(world: &World, name: &str) -> ResetStarted {
+    world.sspr.start_reset(&username(name), &world.challenge()).await.expect("a session")
+}
+
+fn wrong(code: &Code) -> Code {
+    Code::parse(if code.expose() == "11111111" { "22222222" } else { "11111111" }).expect("code")
+}
+
+async fn send(world: &World, session: &SessionId, method: MethodKind, to: &str) {
+    world.sspr.send_code(session, method, to).await.expect("accepted");
+}
+
+/// A session of alice's whose email is proved; returns the session and its reset token.
+async fn verified(world: &World) -> (SessionId, ResetToken) {
+    let session = start(world, ALICE).await.session;
+    send(world, &session, MethodKind::Email, ALICE_EMAIL).await;
+    let code = world.last_code_to(ALICE_EMAIL);
+    let verified = world.sspr.verify_method(&session, MethodKind::Email, &code).await.expect("verified");
+    (session, verified.reset_token.expect("a reset token"))
+}
+
+fn new_password(s: &str) -> Completion {
+    Completion::NewPassword(SecretString::from(s.to_owned()))
+}
+
+#[tokio::test]
+async fn nothing_is_sent_where_nothing_is_registered_and_the_answers_are_the_same() {
+    let world = World::new();
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    let before = world.sent.sent().len();
+    for (name, to) in [("nobody-here", ALICE_EMAIL), (ALICE, "someone.else@example.com")] {
+        let session = start(&world, name).await.session;
+        let sent = world.sspr.send_code(&session, MethodKind::Email, to).await.expect("the same answer");
+        assert_eq!(sent.expires_in, 300);
+        // A decoy stands in: any code is wrong, and the failure counts.
+        let r = world.sspr.verify_method(&session, MethodKind::Email, &Code::parse("12345678").expect("code")).await;
+        assert!(matches!(r, Err(FlowError::InvalidCode)), "{r:?}");
+    }
+    assert_eq!(world.sent.sent().len(), before, "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_new_code_does_not_reset_the_failures() {
+    let world = World::new();
+    world.register(MethodKind::Sms, ALICE_PHONE).await;
+    let session = start(&world, ALICE).await.session;
+    send(&world, &session, MethodKind::Sms, ALICE_PHONE).await;
+    let first = world.last_code_to(ALICE_PHONE);
+    for _ in 0..3 {
+        let r = world.sspr.verify_method(&session, MethodKind::Sms, &wrong(&first)).await;
+        assert!(matches!(r, Err(FlowError::InvalidCode)), "{r:?}");
+    }
+    send(&world, &session, MethodKind::Sms, ALICE_PHONE).await;
+    let second = world.last_code_to(ALICE_PHONE);
+    let r = world.sspr.verify_method(&session, MethodKind::Sms, &wrong(&second)).await;
+    assert!(matches!(r, Err(FlowError::InvalidCode)), "the fourth failure: {r:?}");
+    let r = world.sspr.verify_method(&session, MethodKind::Sms, &wrong(&second)).await;
+    assert!(matches!(r, Err(FlowError::TooManyAttempts)), "the fifth failure: {r:?}");
+    let r = world.sspr.verify_method(&session, MethodKind::Sms, &second).await;
+    assert!(matches!(r, Err(FlowError::TooManyAttempts)), "the right code is dead too: {r:?}");
+    let r = world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE).await;
+    assert!(matches!(r, Err(FlowError::TooManyAttempts)), "and no new code is sent: {r:?}");
+}
+
+#[tokio::test]
+async fn a_lost_race_is_retried_and_the_code_sent_once() {
+    let world = World::new();
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    let session = start(&world, ALICE).await.session;
+    let before = world.sent.sent_to(ALICE_EMAIL).len();
+    world.store.inner().fail_next_writes(2);
+    send(&world, &session, MethodKind::Email, ALICE_EMAIL).await;
+    assert_eq!(world.sent.sent_to(ALICE_EMAIL).len(), before + 1, "one code, after two lost races");
+    let code = world.last_code_to(ALICE_EMAIL);
+    world.store.inner().fail_next_writes(1);
+    let verified = world.sspr.verify_method(&session, MethodKind::Email, &code).await.expect("verified on retry");
+    assert!(verified.reset_token.is_some());
+}
+
+#[tokio::test]
+async fn a_race_lost_every_time_is_a_conflict_not_a_success() {
+    let world = World::new();
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    let session = start(&world, ALICE).await.session;
+    world.store.inner().fail_next_writes(1_000);
+    let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL).await;
+    assert!(matches!(r, Err(FlowError::Conflict)), "{r:?}");
+    world.store.inner().fail_next_writes(0);
+}
+
+#[tokio::test]
+async fn the_token_is_given_back_when_the_directory_refuses_the_password() {
+    let world = World::new();
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    let (session, token) = verified(&world).await;
+    world.directory.refuse_next_password(&["The password was used before."]);
+    let r = world.sspr.complete_reset(&session, &token, new_password("Refused-Passw0rd-1")).await;
+    match r {
+        Err(FlowError::PasswordRejected(reasons)) => assert_eq!(reasons, vec!["The password was used before."]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(world.directory.password_of(ALICE).as_deref(), Some("alice-old-Passw0rd"), "nothing changed");
+    world
+        .sspr
+        .complete_reset(&session, &token, new_password("Accepted-Passw0rd-2"))
+        .await
+        .expect("the token works again");
+    assert_eq!(world.directory.password_of(ALICE).as_deref(), Some("Accepted-Passw0rd-2"));
+    assert_eq!(world.directory.sign_outs(ALICE), 1, "signed out elsewhere once");
+    let r = world.sspr.complete_reset(&session, &token, new_password("Third-Passw0rd-3")).await;
+    assert!(matches!(r, Err(FlowError::TokenUsed)), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_method_removed_after_it_was_proved_no_longer_counts() {
+    let world = World::new();
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    world.register(MethodKind::Sms, ALICE_PHONE).await;
+    let (session, token) = verified(&world).await;
+    let status = world.sspr.registration_status(&world.alice()).await.expect("status");
+    let email = status.methods.iter().find(|m| m.kind == MethodKind::Email).expect("email");
+    let id = crate::types::MethodId::parse(&email.id).expect("id");
+    world.sspr.remove_method(&world.alice(), &id).await.expect("removed");
+    let r = world.sspr.complete_reset(&session, &token, new_password("Too-late-Passw0rd-1")).await;
+    assert!(matches!(r, Err(FlowError::MethodNotAvailable)), "{r:?}");
+    assert_eq!(world.directory.password_of(ALICE).as_deref(), Some("alice-old-Passw0rd"));
+}
+
+#[tokio::test]
+async fn another_change_to_the_registration_does_not_spoil_the_token() {
+    let world = World::new();
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    let (session, token) = verified(&world).await;
+    world.register(MethodKind::Sms, ALICE_PHONE).await;
+    world.sspr.complete_reset(&session, &token, new_password("Still-fine-Passw0rd-1")).await.expect("completed");
+    let told: Vec<_> = world.sent.sent_to(ALICE_EMAIL);
+    assert!(told.last().is_some_and(|m| m.text.contains("password was changed")), "{told:?}");
+}
+
+#[tokio::test]
+async fn unlocking_needs_a_directory_with_a_lockout() {
+    let world = World::new();
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    let (session, token) = verified(&world).await;
+    let r = world.sspr.complete_reset(&session, &token, Completion::UnlockOnly).await;
+    assert!(matches!(r, Err(FlowError::UnlockNotAvailable)), "{r:?}");
+
+    let world = World::with_directory(MemoryDirectory::with_lockout());
+    world.directory.lock(ALICE);
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    let (session, token) = verified(&world).await;
+    world.sspr.complete_reset(&session, &token, Completion::UnlockOnly).await.expect("unlocked");
+    assert!(!world.directory.is_locked(ALICE));
+    assert_eq!(world.directory.password_of(ALICE).as_deref(), Some("alice-old-Passw0rd"), "the password stays");
+    assert_eq!(world.directory.sign_outs(ALICE), 0, "an unlock ends no sessions");
+    assert!(world.sent.sent_to(ALICE_EMAIL).last().is_some_and(|m| m.text.contains("unlocked")));
+}
+
+#[tokio::test]
+async fn a_challenge_opens_one_session() {
+    let world = World::new();
+    let challenge = world.challenge();
+    world.sspr.start_reset(&username(ALICE), &challenge).await.expect("first use");
+    let sessions = world.store.inner().inner().records().len();
+    let r = world.sspr.start_reset(&username(ALICE), &challenge).await;
+    assert!(matches!(r, Err(FlowError::ChallengeFailed)), "{r:?}");
+    assert_eq!(world.store.inner().inner().records().len(), sessions, "no session was opened by the second use");
+}
+
+/// The round-trip budget of docs/architecture.md: at most two store calls per step, three to
+/// complete, nine for a whole SMS reset — with the policy cached or not.
+#[tokio::test]
+async fn each_step_stays_within_its_round_trips() {
+    let world = World::new();
+    world.register(MethodKind::Sms, ALICE_PHONE).await;
+    // A cold process: the policy is not cached yet.
+    world.clock.advance(61);
+    let mut total = 0;
+    let mut step = |name: &str, budget: usize| {
+        let calls = world.store.calls();
+        assert!(calls.total() <= budget, "{name}: {calls:?}");
+        total += calls.total();
+        world.store.reset();
+    };
+    world.store.reset();
+    let _ = world.sspr.new_challenge();
+    let challenge = world.challenge();
+    step("challenge", 0);
+    let session = world.sspr.start_reset(&username(ALICE), &challenge).await.expect("started").session;
+    step("start", 2);
+    send(&world, &session, MethodKind::Sms, ALICE_PHONE).await;
+    step("send-code", 2);
+    let code = world.last_code_to(ALICE_PHONE);
+    let token = world.sspr.verify_method(&session, MethodKind::Sms, &code).await.expect("verified").reset_token;
+    step("verify", 2);
+    world.sspr.complete_reset(&session, &token.expect("token"), new_password("Budget-Passw0rd-9")).await.expect("done");
+    step("complete", 3);
+    assert!(total <= 9, "a whole SMS reset: {total}");
+}
+
+#[tokio::test]
+async fn the_policy_is_read_once_a_minute_and_a_change_applies_at_once_here() {
+    let world = World::new();
+    world.clock.advance(61);
+    world.store.reset();
+    world.sspr.policy().await.expect("policy");
+    world.sspr.policy().await.expect("policy");
+    assert_eq!(world.store.calls().total(), 1, "read once, then cached");
+    let strict = Policy { methods_enabled: vec![MethodKind::Sms], ..Policy::default() };
+    world.sspr.save_policy(strict.clone()).await.expect("saved");
+    assert_eq!(world.sspr.policy().await.expect("policy"), strict, "this process applies it at once");
+    world.clock.advance(61);
+    world.store.reset();
+    assert_eq!(world.sspr.policy().await.expect("policy"), strict);
+    assert_eq!(world.store.calls().total(), 1, "read again after a minute");
+    let session = start(&world, ALICE).await.session;
+    let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL).await;
+    assert!(matches!(r, Err(FlowError::MethodNotAvailable)), "{r:?}");
+}
