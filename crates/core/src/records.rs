@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::Policy;
 use crate::ports::{RecordKey, RecordStore, StoreError, StoredRecord, Unavailable};
-use crate::secret::Digest;
 use crate::reset::session::ResetSession;
+use crate::secret::Digest;
 use crate::types::{Destination, MethodId, MethodKind, Timestamp, Username};
 
 /// A record with the version it was read at; writing it succeeds only if nobody wrote since.

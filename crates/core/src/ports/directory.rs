@@ -51,4 +51,3 @@ pub trait Directory: Send + Sync {
     /// Clears a lockout; [`DirectoryError::UnlockNotSupported`] where the directory has none.
     async fn unlock(&self, username: &Username) -> Result<(), DirectoryError>;
 }
-

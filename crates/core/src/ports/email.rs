@@ -17,4 +17,3 @@ pub struct EmailMessage {
 pub trait Mailer: Send + Sync {
     async fn send_email(&self, to: &Email, message: &EmailMessage) -> Result<(), Unavailable>;
 }
-

@@ -10,4 +10,3 @@ use crate::types::PhoneNumber;
 pub trait Sms: Send + Sync {
     async fn send_sms(&self, to: &PhoneNumber, text: &str) -> Result<(), Unavailable>;
 }
-

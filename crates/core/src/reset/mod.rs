@@ -10,11 +10,11 @@ pub mod session;
 
 use serde::Serialize;
 
+use self::session::{IssuedCode, ResetSession, ResetState, SentTo, TransitionError};
 use crate::password::NewPassword;
 use crate::ports::StoreError;
 use crate::records::{load, registration_key, save, session_key, Registration, Versioned};
 use crate::secret::Digest;
-use self::session::{IssuedCode, ResetSession, ResetState, SentTo, TransitionError};
 use crate::types::{Code, Destination, MethodKind, ResetToken, SessionId, Username};
 use crate::{CodePurpose, FlowError, Sspr, CONFLICT_RETRIES};
 
