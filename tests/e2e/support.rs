@@ -33,30 +33,40 @@ impl std::io::Write for LogSink {
     }
 }
 
-/// Routes every log line of the test process (at debug level) into a buffer tests can search.
+/// Routes every log line of the test process (at debug level) into a buffer tests can search,
+/// and on to standard error, where the test script searches it too. Fails when it cannot: a
+/// subscriber installed before this one would leave the buffer empty and every check of it
+/// vacuous.
 pub fn capture_logs() {
     LOGS.get_or_init(|| {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let sink = LogSink(Arc::clone(&buffer));
-        let _ = tracing_subscriber::fmt()
+        tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(
                 "debug,hyper=info,h2=info,aws_smithy_runtime=info,aws_config=info,rustls=info",
             ))
             .with_writer(move || sink.clone())
             .with_ansi(false)
-            .try_init();
+            .try_init()
+            .unwrap_or_else(|e| panic!("log capture cannot be set up (was another subscriber installed first?): {e}"));
         buffer
     });
 }
 
 pub fn captured_logs() -> String {
-    LOGS.get().and_then(|b| b.lock().ok().map(|b| String::from_utf8_lossy(&b).into_owned())).unwrap_or_default()
+    let buffer = LOGS.get().expect("log capture is not set up: call capture_logs first");
+    let bytes = buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Fails if any of `secrets` appears in any captured log line.
+/// The line `complete_reset` logs; call [`assert_not_logged`] after a reset was completed.
+pub const RESET_COMPLETED: &str = "reset completed";
+
+/// Fails if any of `secrets` appears in any captured log line (S9 in docs/security.md), or if
+/// the capture misses the line a completed reset logs: an empty capture proves nothing.
 pub fn assert_not_logged(secrets: &[&str]) {
     let logs = captured_logs();
-    assert!(!logs.is_empty() || LOGS.get().is_some(), "log capture is not set up");
+    assert!(logs.contains(RESET_COMPLETED), "no \"{RESET_COMPLETED}\" line was captured: logs are not being captured");
     for secret in secrets {
         assert!(!secret.is_empty());
         assert!(!logs.contains(secret), "a secret appeared in the logs");
