@@ -73,6 +73,38 @@ pub fn assert_not_logged(secrets: &[&str]) {
     }
 }
 
+// ---------------------------------------------------------------- secrets used
+
+static SECRETS_FILE: Mutex<()> = Mutex::new(());
+
+/// Notes a secret the tests used (a code, reset token, session id, sign-in token, password or
+/// pepper) in the file `SSPR_TEST_SECRETS_FILE` names, one a line, so the test script can look
+/// for each in every log once the tests are done (S9 in docs/security.md). Without that variable
+/// nothing is written. Values under 8 characters are too short to search logs for.
+pub fn record_secret(secret: &str) {
+    let Some(path) = std::env::var_os("SSPR_TEST_SECRETS_FILE") else { return };
+    assert!(!secret.contains(['\n', '\r']), "a secret is one line");
+    if secret.chars().count() < 8 {
+        return;
+    }
+    let _one_writer = SECRETS_FILE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", std::path::Path::new(&path).display()));
+    std::io::Write::write_all(&mut file, format!("{secret}\n").as_bytes()).expect("secrets file");
+}
+
+/// Records the secret fields of a request or response body.
+fn record_secrets_in(body: &Value) {
+    for field in ["session", "reset_token", "token", "code", "password", "new_password"] {
+        if let Some(secret) = body.get(field).and_then(Value::as_str) {
+            record_secret(secret);
+        }
+    }
+}
+
 // ---------------------------------------------------------------- the moto server
 
 /// The moto server started by the test script; every test that needs AWS fails without it.
@@ -419,15 +451,19 @@ impl TestServer {
             .http
             .request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), format!("{}{path}", self.url));
         if let Some(token) = token {
+            record_secret(token);
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
+            record_secrets_in(&body);
             request = request.json(&body);
         }
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        record_secrets_in(&body);
+        Reply { status, body }
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
@@ -483,7 +519,9 @@ impl TestServer {
             let messages = self.messages_to(to).await;
             if messages.len() > before {
                 let last = messages.last().expect("a message");
-                return extract_code(last).unwrap_or_else(|| panic!("no code in the message to {to}"));
+                let code = extract_code(last).unwrap_or_else(|| panic!("no code in the message to {to}"));
+                record_secret(&code);
+                return code;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
