@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 venv=${SSPR_VENV:-$root/.venv}
-target_dir=${CARGO_TARGET_DIR:-$root/target}
+# Where cargo puts what it builds, as cargo itself says (CARGO_TARGET_DIR or its configuration).
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 moto_version=5.2.5
 cargo_lambda_version=1.9.2
 
