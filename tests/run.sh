@@ -4,11 +4,15 @@
 # template lint, and the browser test in Debian's Chromium.
 #
 # Servers started here listen on loopback only and are stopped on exit, even on failure.
+#
+# S9 in docs/security.md: the tests note every code, reset token, session id, sign-in token and
+# password they use in one file; at the end every log is searched for each of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 venv=${SSPR_VENV:-$root/.venv}
-target_dir=${CARGO_TARGET_DIR:-$root/target}
+# Where cargo puts what it builds, as cargo itself says (CARGO_TARGET_DIR or its configuration).
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 moto_version=5.2.5
 cargo_lambda_version=1.9.2
 
@@ -43,6 +47,9 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+secrets=$tmp/secrets
+mkdir "$tmp/logs"
+: >"$secrets"
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # Retries `check ARG` for up to 30 s; on failure shows the servers' logs.
@@ -81,6 +88,7 @@ SSPR_TEST_MOTO_URL="http://127.0.0.1:$moto_port" \
 AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" \
 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 AWS_EC2_METADATA_DISABLED=true \
+SSPR_TEST_SECRETS_FILE="$secrets" SSPR_TEST_LOG_DIR="$tmp/logs" \
   cargo test --workspace 2>&1 | tee "$tmp/cargo-test.log"
 
 # --- infrastructure --------------------------------------------------------------------------
@@ -90,21 +98,44 @@ bash tests/infra/lint.sh
 # --- browser ---------------------------------------------------------------------------------
 step "browser test against the local server (embedded default)"
 web_port=$(free_port)
-(cd "$tmp" && exec env -u AWS_ENDPOINT_URL "$target_dir/debug/sspr" serve --addr "127.0.0.1:$web_port" --data "$tmp/data" >"$tmp/sspr.log" 2>&1) &
+# Its log lines go to standard error (sspr.log); standard output (sspr.out) has the start
+# banner and the outbox, which exists to show codes.
+(cd "$tmp" && exec env -u AWS_ENDPOINT_URL "$target_dir/debug/sspr" serve --addr "127.0.0.1:$web_port" --data "$tmp/data" >"$tmp/sspr.out" 2>"$tmp/sspr.log") &
 pids+=($!)
 wait_for "sspr serve" url_answers "http://127.0.0.1:$web_port/reset"
 # The demo accounts and their passwords are printed at start (and listed in the README).
-alice_password=$(sed -n 's/^  demo user: alice (password \(.*\))$/\1/p' "$tmp/sspr.log")
+alice_password=$(sed -n 's/^  demo user: alice (password \(.*\))$/\1/p' "$tmp/sspr.out")
 if [ -z "$alice_password" ]; then
-  echo "sspr serve did not list the demo user alice; its log:" >&2
-  cat "$tmp/sspr.log" >&2
+  echo "sspr serve did not list the demo user alice; its output and log:" >&2
+  cat "$tmp/sspr.out" "$tmp/sspr.log" >&2
   exit 1
 fi
-SSPR_URL="http://127.0.0.1:$web_port" SSPR_ALICE_PASSWORD="$alice_password" node --test tests/browser/*.test.mjs
+printf '%s\n' "$alice_password" >>"$secrets"
+noted_before_browser=$(wc -l <"$secrets")
+SSPR_URL="http://127.0.0.1:$web_port" SSPR_ALICE_PASSWORD="$alice_password" SSPR_TEST_SECRETS_FILE="$secrets" \
+  node --test tests/browser/*.test.mjs 2>&1 | tee "$tmp/browser.log"
 
-# S9: the server's own log lines (not the outbox, which exists to show codes) carry no secret.
-if grep -F 'Brand-new-Passw0rd-42' "$tmp/sspr.log" >/dev/null; then
-  echo "a secret appeared in the local server's log" >&2
-  exit 1
-fi
+# --- S9: no secret in any log ----------------------------------------------------------------
+step "searching every log for the secrets the tests used"
+fail() { echo "$*" >&2; exit 1; }
+[ "$(wc -l <"$secrets")" -gt "$noted_before_browser" ] || fail "the browser test noted no secret"
+sort -u "$secrets" >"$tmp/secrets.sorted"
+# Codes are searched as whole numbers (a longer number may hold the same eight digits), the
+# other secrets as any substring.
+grep -E '^[0-9]+$' "$tmp/secrets.sorted" >"$tmp/secret-codes" || fail "the tests noted no code"
+grep -vE '^[0-9]+$' "$tmp/secrets.sorted" >"$tmp/secret-others" || fail "the tests noted no token or password"
+echo "$(wc -l <"$tmp/secret-codes") codes and $(wc -l <"$tmp/secret-others") tokens, session ids and passwords"
+leaked=0
+for log in cargo-test.log logs/functions.log sspr.log browser.log; do
+  [ -s "$tmp/$log" ] || fail "$log is missing or empty"
+  # A log that misses the line of a completed reset shows nothing was logged there to search.
+  if [ "$log" != browser.log ] && ! grep -qF 'reset completed' "$tmp/$log"; then
+    fail "$log has no \"reset completed\" line: nothing to search"
+  fi
+  if grep -qwF -f "$tmp/secret-codes" "$tmp/$log" || grep -qF -f "$tmp/secret-others" "$tmp/$log"; then
+    echo "a secret the tests used appears in $log (not shown here)" >&2
+    leaked=1
+  fi
+done
+[ "$leaked" = 0 ] || exit 1
 step "all tests passed"

@@ -7,7 +7,12 @@
 //   SSPR_URL             its base URL, e.g. http://127.0.0.1:8080
 //   SSPR_ALICE_PASSWORD  alice's password, as the server printed it at start
 // Codes are read from the server's outbox at /dev/outbox.
+//
+// With SSPR_TEST_SECRETS_FILE set, every code, reset token, session id, sign-in token and
+// password the test uses is appended to that file, one a line, so the test script can look for
+// each in the server's log afterwards (S9 in docs/security.md).
 
+import { appendFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
@@ -24,10 +29,21 @@ const BASE = requiredEnv('SSPR_URL', 'http://127.0.0.1:8080').replace(/\/+$/, ''
 const ALICE_PASSWORD = requiredEnv('SSPR_ALICE_PASSWORD', "the password printed after 'demo user: alice'");
 const CHROMIUM = process.env.SSPR_CHROMIUM || '/usr/bin/chromium';
 
+/** Notes a secret this test used (see above); nothing is written without the variable. */
+function noteSecret(secret) {
+  const file = process.env.SSPR_TEST_SECRETS_FILE;
+  if (file && typeof secret === 'string' && secret.length >= 8) {
+    appendFileSync(file, `${secret}\n`);
+  }
+}
+
 const EMAIL = 'alice@example.com';
 const PHONE = '+12025550123';
 const NEW_PASSWORD = 'Brand-new-Passw0rd-42';
 const STEP_TIMEOUT = 60_000;
+
+noteSecret(ALICE_PASSWORD);
+noteSecret(NEW_PASSWORD);
 
 let browser;
 
@@ -57,6 +73,12 @@ async function newPage() {
   const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT);
+  // The secrets the API hands the pages: sessions, reset tokens, sign-in tokens.
+  page.on('response', async (response) => {
+    if (!new URL(response.url()).pathname.startsWith('/v1/')) return;
+    const body = await response.json().catch(() => ({}));
+    for (const field of ['session', 'reset_token', 'token']) noteSecret(body[field]);
+  });
   return { context, page };
 }
 
@@ -78,6 +100,7 @@ async function codeSentTo(to, seen) {
     if (mine.length > 0) {
       const match = /\b(\d{8})\b/.exec(mine[mine.length - 1].body);
       assert.ok(match, `the message to ${to} holds an 8-digit code`);
+      noteSecret(match[1]);
       return match[1];
     }
     if (Date.now() > deadline) {
@@ -178,7 +201,11 @@ test('alice registers email and SMS, resets her password by email, and signs in 
       assert.match(await page.locator('#reset-status').innerText(), /code is on its way/);
       code = await codeSentTo(EMAIL, seen);
       await page.locator('#reset-code').fill(code);
+      // The answer is read here: a response listener may not have run yet when the page moves on.
+      const verifyAnswer = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/reset/verify');
       await page.locator('#reset-verify').click();
+      const verified = await (await verifyAnswer).json();
+      if (verified.reset_token) seenSecrets.token = verified.reset_token;
       await page.locator('#new-password').waitFor({ state: 'visible' });
       assert.ok(seenSecrets.token, 'the verify answer carried a reset token');
 
@@ -217,6 +244,7 @@ test('alice registers email and SMS, resets her password by email, and signs in 
       ['new password', NEW_PASSWORD],
     ]) {
       assert.ok(secret, `${name} was seen`);
+      noteSecret(secret);
       assert.ok(!left.url.includes(secret), `the address holds no ${name}`);
       assert.ok(!left.text.includes(secret), `the page text holds no ${name}`);
       assert.ok(!left.inputs.includes(secret), `no input holds the ${name}`);

@@ -10,6 +10,7 @@ use sspr_core::ports::{
     Authenticate, Cursor, Directory, DirectoryError, EmailMessage, Index, IndexKey, Mailer, Query, RecordKey,
     RecordStore, Sms, SortKeys, StoreError, StoredRecord, SystemClock, Write,
 };
+use sspr_core::secret::{KeyedHasher, Pepper};
 use sspr_core::types::{Email, PhoneNumber, Timestamp, Username};
 use sspr_embedded::{DirectorySeed, EmbeddedDirectory, Outbox, SqliteStore};
 
@@ -634,20 +635,26 @@ where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Vec<String>>,
 {
+    // Only what arrives after sending counts: a reused server keeps older messages to the same
+    // (fictional) destinations.
     let (phone, email) = support::destinations();
     let phone_number = PhoneNumber::parse(&phone).expect("phone");
+    let before = read(phone.clone()).await.len();
     sms.send_sms(&phone_number, "sspr conformance code 12345678").await.expect("sms");
     let got = read(phone.clone()).await;
-    assert!(got.iter().any(|m| m.contains("12345678")), "{got:?}");
+    assert!(got.len() > before, "no new message to {phone}");
+    assert!(got[before..].iter().any(|m| m.contains("12345678")), "{got:?}");
 
     let message = EmailMessage {
         subject: "Conformance".into(),
         text: "text part 87654321".into(),
         html: "<p>html part 87654321</p>".into(),
     };
+    let before = read(email.clone()).await.len();
     mailer.send_email(&Email::parse(&email).expect("email"), &message).await.expect("email");
     let got = read(email.clone()).await;
-    assert!(got.iter().any(|m| m.contains("87654321") && m.contains("Conformance")), "{got:?}");
+    assert!(got.len() > before, "no new message to {email}");
+    assert!(got[before..].iter().any(|m| m.contains("87654321") && m.contains("Conformance")), "{got:?}");
     assert!(read("nobody@example.com".into()).await.is_empty());
 }
 
@@ -685,23 +692,36 @@ async fn ses_refuses_an_unverified_sender() {
     let sdk = support::sdk().await;
     let mailer = sspr_aws::SesMailer::from_config(&sdk, Email::parse("unverified@example.org").expect("from"));
     let message = EmailMessage { subject: "s".into(), text: "t".into(), html: "h".into() };
-    assert!(mailer.send_email(&Email::parse("alice@example.com").expect("to"), &message).await.is_err());
+    let refused = mailer
+        .send_email(&Email::parse("alice@example.com").expect("to"), &message)
+        .await
+        .expect_err("an unverified sender is refused");
+    // SES answers MessageRejected, "Email address not verified <address>".
+    let said = refused.to_string();
+    assert!(said.contains("not verified") && said.contains("unverified@example.org"), "{said}");
 }
+
+const PEPPER: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZab";
 
 #[tokio::test]
 async fn secrets_manager_gives_the_pepper() {
+    support::record_secret(PEPPER);
     let sdk = support::sdk().await;
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
     let name = support::unique("sspr-secrets");
     let created = client
         .create_secret()
         .name(&name)
-        .secret_string(r#"{"pepper":"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZab"}"#)
+        .secret_string(json!({ "pepper": PEPPER }).to_string())
         .send()
         .await
         .expect("secret");
     let arn = created.arn().expect("arn");
-    assert!(sspr_aws::secrets::load_pepper(&sdk, arn).await.is_ok());
+    let loaded = sspr_aws::secrets::load_pepper(&sdk, arn).await.expect("the pepper loads");
+    // The pepper is the string's bytes: digests with it are those with the known bytes.
+    let known = Pepper::new(PEPPER.as_bytes().to_vec()).expect("pepper");
+    let digest = |pepper: Pepper| KeyedHasher::new(pepper).digest("conformance", &[b"part"]);
+    assert_eq!(digest(loaded).to_hex(), digest(known).to_hex());
     let short = client
         .create_secret()
         .name(format!("{name}-short"))

@@ -1,10 +1,12 @@
 //! The product's flows over HTTP against the local server, each run twice: on the embedded
 //! adapters and on the AWS adapters against the moto server (DynamoDB, Cognito, SNS, SES).
 
+use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
 use serde_json::{json, Value};
 
 use crate::support::{
-    assert_not_logged, destinations, start_embedded, start_moto, Backend, Reply, TestServer, ALICE, ALICE_PASSWORD,
+    assert_not_logged, destinations, record_secret, start_embedded, start_moto, Backend, CognitoPool, Reply,
+    TestServer, ALICE, ALICE_PASSWORD,
 };
 
 macro_rules! on_both_backends {
@@ -30,8 +32,10 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     register_then_reset_by_email_and_by_sms,
-    five_wrong_codes_kill_the_code_and_a_new_code_does_not_help,
-    an_expired_code_and_an_expired_session_are_refused,
+    five_wrong_codes_kill_the_method_even_across_new_codes,
+    a_code_lives_300_seconds_and_a_session_900,
+    a_code_works_only_in_its_session_for_its_method_and_once,
+    a_reset_tells_every_registered_address_and_ends_other_sign_ins,
     a_reset_token_is_used_once,
     of_fifty_parallel_completions_exactly_one_succeeds,
     callers_cannot_tell_unknown_users_from_registered_ones,
@@ -62,6 +66,21 @@ async fn start_reset(server: &TestServer, username: &str) -> String {
     let r = server.start_reset(username).await;
     assert_eq!(r.status, 200, "{r:?}");
     r.body["session"].as_str().expect("session").to_owned()
+}
+
+/// Asks for a reset code for `kind` at `destination` in `session` and reads it from the message.
+async fn send_code(server: &TestServer, session: &str, kind: &str, destination: &str) -> String {
+    server
+        .code_sent_by(
+            destination,
+            server
+                .post("/v1/reset/send-code", json!({ "session": session, "method": kind, "destination": destination })),
+        )
+        .await
+}
+
+async fn verify(server: &TestServer, session: &str, kind: &str, code: &str) -> Reply {
+    server.post("/v1/reset/verify", json!({ "session": session, "method": kind, "code": code })).await
 }
 
 /// Proves `kind` at `destination` in a new session; returns (session, code, reset token).
@@ -152,47 +171,188 @@ async fn register_then_reset_by_email_and_by_sms(server: TestServer) {
     assert_not_logged(&secrets.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
-async fn five_wrong_codes_kill_the_code_and_a_new_code_does_not_help(server: TestServer) {
+/// S3 in docs/security.md: five wrong codes end the method for the session; asking for a new
+/// code does not start the count again.
+async fn five_wrong_codes_kill_the_method_even_across_new_codes(server: TestServer) {
     let (_, email, _) = alice_with_email(&server).await;
     let session = start_reset(&server, ALICE).await;
-    let send =
-        || server.post("/v1/reset/send-code", json!({"session": session, "method": "email", "destination": email}));
-    let code = server.code_sent_by(&email, send()).await;
-    let wrong = if code == "11111111" { "22222222" } else { "11111111" };
-    for attempt in 1..=5 {
-        let r = server.post("/v1/reset/verify", json!({"session": session, "method": "email", "code": wrong})).await;
-        let expected = if attempt < 5 { "invalid_code" } else { "too_many_attempts" };
-        assert_eq!(r.error(), expected, "attempt {attempt}: {r:?}");
+    let wrong_for = |code: &str| if code == "11111111" { "22222222" } else { "11111111" }.to_owned();
+    let first = send_code(&server, &session, "email", &email).await;
+    for attempt in 1..=3 {
+        let r = verify(&server, &session, "email", &wrong_for(&first)).await;
+        assert_eq!((r.status, r.error()), (400, "invalid_code"), "attempt {attempt}: {r:?}");
     }
-    let r = server.post("/v1/reset/verify", json!({"session": session, "method": "email", "code": code})).await;
+    // A new code after three failures: two more wrong ones make five.
+    let code = send_code(&server, &session, "email", &email).await;
+    let r = verify(&server, &session, "email", &wrong_for(&code)).await;
+    assert_eq!((r.status, r.error()), (400, "invalid_code"), "attempt 4: {r:?}");
+    let r = verify(&server, &session, "email", &wrong_for(&code)).await;
+    assert_eq!((r.status, r.error()), (429, "too_many_attempts"), "attempt 5 counts the failures before the new code");
+    let r = verify(&server, &session, "email", &code).await;
     assert_eq!((r.status, r.error()), (429, "too_many_attempts"), "the right code is dead too");
-    let r = send().await;
-    assert_eq!((r.status, r.error()), (429, "too_many_attempts"), "a new code does not reset the count");
+    let r =
+        server.post("/v1/reset/send-code", json!({"session": session, "method": "email", "destination": email})).await;
+    assert_eq!((r.status, r.error()), (429, "too_many_attempts"), "no new code either");
 }
 
-async fn an_expired_code_and_an_expired_session_are_refused(server: TestServer) {
+/// S2 in docs/security.md: a code is good for 300 seconds from when it was sent, a session
+/// (and the reset token it holds) for 900 seconds from when it started.
+async fn a_code_lives_300_seconds_and_a_session_900(server: TestServer) {
     let (_, email, _) = alice_with_email(&server).await;
+
     let session = start_reset(&server, ALICE).await;
-    let code = server
-        .code_sent_by(
-            &email,
-            server.post("/v1/reset/send-code", json!({"session": session, "method": "email", "destination": email})),
+    let code = send_code(&server, &session, "email", &email).await;
+    server.clock.advance(299);
+    let r = verify(&server, &session, "email", &code).await;
+    assert_eq!(r.status, 200, "a code 299 s old: {r:?}");
+
+    let session = start_reset(&server, ALICE).await;
+    let code = send_code(&server, &session, "email", &email).await;
+    server.clock.advance(300);
+    let r = verify(&server, &session, "email", &code).await;
+    assert_eq!((r.status, r.error()), (400, "code_expired"), "a code 300 s old: {r:?}");
+    // A fresh code works within the session.
+    let code = send_code(&server, &session, "email", &email).await;
+    let r = verify(&server, &session, "email", &code).await;
+    assert_eq!(r.status, 200, "a fresh code in the same session: {r:?}");
+
+    // At 899 s a session still sends, verifies and hands out a reset token...
+    let session = start_reset(&server, ALICE).await;
+    server.clock.advance(899);
+    let code = send_code(&server, &session, "email", &email).await;
+    let r = verify(&server, &session, "email", &code).await;
+    assert_eq!(r.status, 200, "a session 899 s old: {r:?}");
+    let token = r.body["reset_token"].as_str().expect("reset token").to_owned();
+    // ...at 900 s it is over, and so is its token.
+    server.clock.advance(1);
+    let r = server
+        .post(
+            "/v1/reset/complete",
+            json!({"session": session, "reset_token": token, "new_password": "Too-late-Passw0rd-9"}),
         )
         .await;
-    server.clock.advance(301);
-    let r = server.post("/v1/reset/verify", json!({"session": session, "method": "email", "code": code})).await;
-    assert_eq!((r.status, r.error()), (400, "code_expired"), "{r:?}");
-    // A fresh code works within the session...
-    let code = server
-        .code_sent_by(
-            &email,
-            server.post("/v1/reset/send-code", json!({"session": session, "method": "email", "destination": email})),
-        )
-        .await;
-    // ...but not once the session's 15 minutes are over.
-    server.clock.advance(900);
-    let r = server.post("/v1/reset/verify", json!({"session": session, "method": "email", "code": code})).await;
+    assert_eq!((r.status, r.error()), (410, "session_expired"), "a session 900 s old: {r:?}");
+    let r =
+        server.post("/v1/reset/send-code", json!({"session": session, "method": "email", "destination": email})).await;
     assert_eq!((r.status, r.error()), (410, "session_expired"), "{r:?}");
+    assert!(server.password_works(ALICE, ALICE_PASSWORD).await, "nothing changed");
+}
+
+/// S2 in docs/security.md: a code proves one method in one session, once.
+async fn a_code_works_only_in_its_session_for_its_method_and_once(server: TestServer) {
+    let (token, email, _) = alice_with_email(&server).await;
+    let (phone, _) = destinations();
+    register(&server, &token, "sms", &phone).await;
+    let a = start_reset(&server, ALICE).await;
+    let b = start_reset(&server, ALICE).await;
+    let code_a = send_code(&server, &a, "email", &email).await;
+    let code_b = send_code(&server, &b, "email", &email).await;
+    let sms_a = send_code(&server, &a, "sms", &phone).await;
+    assert!(code_a != code_b && code_a != sms_a, "three codes drawn alike");
+
+    let r = verify(&server, &b, "email", &code_a).await;
+    assert_eq!((r.status, r.error()), (400, "invalid_code"), "session A's code in session B: {r:?}");
+    let r = verify(&server, &a, "sms", &code_a).await;
+    assert_eq!((r.status, r.error()), (400, "invalid_code"), "an email code presented as sms: {r:?}");
+
+    // Where they belong, both codes work.
+    let r = verify(&server, &b, "email", &code_b).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = verify(&server, &a, "email", &code_a).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let reset_token = r.body["reset_token"].as_str().expect("reset token").to_owned();
+
+    // Used once, a code proves nothing more: not again, and not after the reset.
+    let r = verify(&server, &a, "email", &code_a).await;
+    assert_eq!((r.status, r.error()), (409, "already_verified"), "{r:?}");
+    assert!(r.body.get("reset_token").is_none(), "{r:?}");
+    let done = server
+        .post(
+            "/v1/reset/complete",
+            json!({"session": a, "reset_token": reset_token, "new_password": "Brand-new-Passw0rd-1"}),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{done:?}");
+    let r = verify(&server, &a, "email", &code_a).await;
+    assert!(r.status >= 400 && r.body.get("reset_token").is_none(), "a used code after the reset: {r:?}");
+    let r = verify(&server, &a, "sms", &sms_a).await;
+    assert!(r.status >= 400 && r.body.get("reset_token").is_none(), "a completed session proves nothing: {r:?}");
+}
+
+/// S10 in docs/security.md: after a reset every registered address is told, and sessions
+/// elsewhere end (on Cognito, a refresh token from before the reset stops working).
+async fn a_reset_tells_every_registered_address_and_ends_other_sign_ins(server: TestServer) {
+    let (token, first, _) = alice_with_email(&server).await;
+    let (_, second) = destinations();
+    register(&server, &token, "email", &second).await;
+    let refresh_token = match &server.backend {
+        Backend::Moto { sdk, pool, .. } => {
+            let refresh = cognito_refresh_token(sdk, pool, ALICE_PASSWORD).await;
+            assert!(cognito_refresh_works(sdk, pool, &refresh).await, "the refresh token works before the reset");
+            Some(refresh)
+        }
+        Backend::Embedded => None,
+    };
+    let before = (server.messages_to(&first).await.len(), server.messages_to(&second).await.len());
+
+    let (session, _, reset_token) = verified_session(&server, "email", &second).await;
+    let new_password = "Brand-new-Passw0rd-1";
+    let done = server
+        .post(
+            "/v1/reset/complete",
+            json!({"session": session, "reset_token": reset_token, "new_password": new_password}),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{done:?}");
+
+    let told = |messages: Vec<String>, before: usize| {
+        messages.iter().skip(before).filter(|m| m.contains("password was changed")).count()
+    };
+    // The second address also received the reset code; each gets exactly one notice.
+    assert_eq!(told(server.messages_to(&first).await, before.0), 1, "the first address is told");
+    assert_eq!(told(server.messages_to(&second).await, before.1), 1, "the second address is told");
+    if let (Backend::Moto { sdk, pool, .. }, Some(refresh)) = (&server.backend, refresh_token) {
+        assert!(!cognito_refresh_works(sdk, pool, &refresh).await, "a refresh token from before the reset");
+        assert!(server.password_works(ALICE, new_password).await);
+    }
+}
+
+/// Signs alice in to Cognito with `password` and returns the refresh token an application
+/// would keep.
+async fn cognito_refresh_token(sdk: &aws_config::SdkConfig, pool: &CognitoPool, password: &str) -> String {
+    let out = aws_sdk_cognitoidentityprovider::Client::new(sdk)
+        .admin_initiate_auth()
+        .user_pool_id(&pool.pool_id)
+        .client_id(&pool.client_id)
+        .auth_flow(AuthFlowType::AdminUserPasswordAuth)
+        .auth_parameters("USERNAME", ALICE)
+        .auth_parameters("PASSWORD", password)
+        .send()
+        .await
+        .expect("sign in to Cognito");
+    let refresh = out.authentication_result().and_then(|r| r.refresh_token()).expect("a refresh token").to_owned();
+    record_secret(&refresh);
+    refresh
+}
+
+/// Whether Cognito still gives new tokens for `refresh`.
+async fn cognito_refresh_works(sdk: &aws_config::SdkConfig, pool: &CognitoPool, refresh: &str) -> bool {
+    let out = aws_sdk_cognitoidentityprovider::Client::new(sdk)
+        .admin_initiate_auth()
+        .user_pool_id(&pool.pool_id)
+        .client_id(&pool.client_id)
+        .auth_flow(AuthFlowType::RefreshTokenAuth)
+        .auth_parameters("REFRESH_TOKEN", refresh)
+        .send()
+        .await;
+    match out {
+        Ok(out) => out.authentication_result().and_then(|r| r.access_token()).is_some(),
+        Err(e) => {
+            let e = e.into_service_error();
+            assert!(e.is_not_authorized_exception(), "refreshing failed otherwise than as not authorized: {e}");
+            false
+        }
+    }
 }
 
 async fn a_reset_token_is_used_once(server: TestServer) {

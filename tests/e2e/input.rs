@@ -69,6 +69,28 @@ async fn malformed_requests_get_stable_4xx_errors() {
     }
 }
 
+/// Request bodies may be up to 16 KiB: one byte more is refused as too large, before parsing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_up_to_16_kib_are_read_and_larger_ones_refused() {
+    const LIMIT: usize = 16 * 1024;
+    let server = start_embedded().await;
+    // Valid JSON of exactly `len` bytes: trailing whitespace pads it.
+    let body = |len: usize| {
+        let mut body = br#"{"username": "alice", "challenge": "x"}"#.to_vec();
+        body.resize(len, b' ');
+        body
+    };
+    for route in POST_ROUTES {
+        for len in [LIMIT - 1, LIMIT] {
+            let (status, reply) = raw(&server, "POST", route, Some("application/json"), body(len)).await;
+            assert!(status != 413 && reply["error"] != "body_too_large", "{route}, {len} bytes: {status} {reply}");
+            assert_ne!(reply["error"], "invalid_json", "{route}, {len} bytes: the body was read whole");
+        }
+        let (status, reply) = raw(&server, "POST", route, Some("application/json"), body(LIMIT + 1)).await;
+        assert_eq!((status, reply["error"].as_str()), (413, Some("body_too_large")), "{route}, {} bytes", LIMIT + 1);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_unicode_and_bad_values_are_refused_cleanly() {
     let server = start_embedded().await;

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::repo_root;
 use crate::support::{
     cognito_password_works, create_cognito_pool, create_table_from_template, destinations, extract_code, moto_messages,
-    moto_url, sdk, unique, verify_sender, ALICE, ALICE_PASSWORD,
+    moto_url, record_secret, sdk, unique, verify_sender, ALICE, ALICE_PASSWORD,
 };
 
 /// The runtime emulator (`cargo lambda watch --only-lambda-apis`) the test script started.
@@ -110,6 +110,84 @@ async fn sent_to(to: &str) -> usize {
     moto_messages().await.into_iter().filter(|(t, _)| t == to).count()
 }
 
+const PEPPER: &str = "k7Qp2vX9mZ4rT8wY1nB6cF3hJ5sL0dGaE2uI9oP4yR7tW1xV";
+
+/// The environment `Globals.Function.Environment.Variables` of `infra/template.yaml` gives
+/// every function, its intrinsic functions worked out with `values`: what a deployment would
+/// give each parameter and resource (by logical name). Parameters not in `values` take their
+/// default; a variable whose value is `AWS::NoValue` is left out.
+fn template_environment(values: &[(&str, String)]) -> Vec<(String, String)> {
+    let template = crate::template();
+    let variables =
+        template["Globals"]["Function"]["Environment"]["Variables"].as_mapping().expect("Globals environment");
+    let mut env = Vec::new();
+    for (name, value) in variables {
+        let name = name.as_str().expect("variable name");
+        match evaluate(&template, value, values) {
+            Evaluated::Text(text) => env.push((name.to_owned(), text)),
+            Evaluated::NoValue => {}
+            Evaluated::Bool(b) => panic!("template: {name} is the condition {b}, not a value"),
+        }
+    }
+    env
+}
+
+enum Evaluated {
+    Text(String),
+    Bool(bool),
+    NoValue,
+}
+
+/// Works out a template value: a literal, or `!Ref`, `!If`, `!Not` or `!Equals` of values.
+fn evaluate(template: &serde_yaml::Value, value: &serde_yaml::Value, values: &[(&str, String)]) -> Evaluated {
+    use serde_yaml::Value as Yaml;
+    let text = |v: &Yaml| match evaluate(template, v, values) {
+        Evaluated::Text(t) => t,
+        _ => panic!("template: expected a value in {v:?}"),
+    };
+    let condition = |v: &Yaml| match evaluate(template, v, values) {
+        Evaluated::Bool(b) => b,
+        _ => panic!("template: expected a condition in {v:?}"),
+    };
+    let arguments = |v: &Yaml, n: usize| -> Vec<Yaml> {
+        let list = v.as_sequence().unwrap_or_else(|| panic!("template: expected a list in {v:?}"));
+        assert_eq!(list.len(), n, "template: {v:?}");
+        list.clone()
+    };
+    match value {
+        Yaml::String(s) => Evaluated::Text(s.clone()),
+        Yaml::Number(n) => Evaluated::Text(n.to_string()),
+        Yaml::Bool(b) => Evaluated::Text(b.to_string()),
+        Yaml::Tagged(tagged) => match tagged.tag.to_string().trim_start_matches('!') {
+            "Ref" => {
+                let name = tagged.value.as_str().expect("!Ref names something");
+                if name == "AWS::NoValue" {
+                    return Evaluated::NoValue;
+                }
+                if let Some((_, v)) = values.iter().find(|(n, _)| *n == name) {
+                    return Evaluated::Text(v.clone());
+                }
+                let default = &template["Parameters"][name]["Default"];
+                assert!(!default.is_null(), "template: !Ref {name} needs a value in this test");
+                evaluate(template, default, values)
+            }
+            "If" => {
+                let args = arguments(&tagged.value, 3);
+                let name = args[0].as_str().expect("!If names a condition");
+                let holds = condition(&template["Conditions"][name]);
+                evaluate(template, &args[if holds { 1 } else { 2 }], values)
+            }
+            "Not" => Evaluated::Bool(!condition(&arguments(&tagged.value, 1)[0])),
+            "Equals" => {
+                let args = arguments(&tagged.value, 2);
+                Evaluated::Bool(text(&args[0]) == text(&args[1]))
+            }
+            other => panic!("template: !{other} is not worked out here"),
+        },
+        other => panic!("template: unexpected value {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
     let sdk = sdk().await;
@@ -120,34 +198,38 @@ async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
     let secret = aws_sdk_secretsmanager::Client::new(&sdk)
         .create_secret()
         .name(unique("sspr-secrets"))
-        .secret_string(json!({ "pepper": "k7Qp2vX9mZ4rT8wY1nB6cF3hJ5sL0dGaE2uI9oP4yR7tW1xV" }).to_string())
+        .secret_string(json!({ "pepper": PEPPER }).to_string())
         .send()
         .await
         .expect("secret");
 
-    // What the template's Globals give every function, with deploy-time values filled in.
-    let env: Vec<(String, String)> = [
-        ("SSPR_STORE", "dynamodb".to_owned()),
-        ("SSPR_TABLE", table.clone()),
-        ("SSPR_DIRECTORY", "cognito".to_owned()),
-        ("SSPR_COGNITO_USER_POOL_ID", pool.pool_id.clone()),
-        ("SSPR_SENDER", "aws".to_owned()),
-        ("SSPR_EMAIL_FROM", "noreply@example.com".to_owned()),
-        ("SSPR_PUBLIC_URL", "https://reset.example.com".to_owned()),
-        ("SSPR_SECRETS_ARN", secret.arn().expect("arn").to_owned()),
-        ("SSPR_TARGET_GROUP", "SSPR-Users".to_owned()),
-        ("RUST_LOG", "info".to_owned()),
+    record_secret(PEPPER);
+
+    // What the template's Globals give every function, with deploy-time values filled in, and
+    // what the AWS SDK needs to reach moto.
+    let mut env = template_environment(&[
+        ("Table", table.clone()),
+        ("UserPoolId", pool.pool_id.clone()),
+        ("EmailFrom", "noreply@example.com".to_owned()),
+        ("PublicUrl", "https://reset.example.com".to_owned()),
+        ("Secrets", secret.arn().expect("arn").to_owned()),
+        ("TargetGroup", "SSPR-Users".to_owned()),
+    ]);
+    for (name, value) in [
         ("AWS_ENDPOINT_URL", moto_url()),
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    ] {
+        env.push((name.to_owned(), value));
+    }
+    // The functions' log stays where the test script searches logs for secrets, when it says.
     let logs = tempfile::tempdir().expect("log dir");
-    let log = logs.path().join("functions.log");
+    let log = match std::env::var_os("SSPR_TEST_LOG_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir).join("functions.log"),
+        None => logs.path().join("functions.log"),
+    };
     let functions: Vec<Function> =
         sspr_http::Function::ALL.iter().map(|f| Function::start(f.binary(), &env, &log)).collect();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
@@ -160,9 +242,10 @@ async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
     let (status, body) =
         invoke(&http, "register", &sample("me-methods-email", Some(json!({ "destination": email })))).await;
     assert_eq!(status, 202, "{body}");
-    let code = code_for(&email, before).await;
+    let registration_code = code_for(&email, before).await;
     let (status, body) =
-        invoke(&http, "register", &sample("me-methods-email-confirm", Some(json!({ "code": code })))).await;
+        invoke(&http, "register", &sample("me-methods-email-confirm", Some(json!({ "code": registration_code }))))
+            .await;
     assert_eq!((status, body["registered"].as_bool()), (200, Some(true)), "{body}");
 
     // The reset, one function per step, sharing the session through the table.
@@ -174,6 +257,7 @@ async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
         invoke(&http, "reset", &sample("reset-start", Some(json!({ "username": ALICE, "challenge": solved })))).await;
     assert_eq!(status, 200, "{started}");
     let session = started["session"].as_str().expect("session").to_owned();
+    record_secret(&session);
     let before = sent_to(&email).await;
     let (status, body) = invoke(
         &http,
@@ -191,7 +275,9 @@ async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
     .await;
     assert_eq!(status, 200, "{verified}");
     let token = verified["reset_token"].as_str().expect("reset token").to_owned();
+    record_secret(&token);
     let new_password = "Lambda-Passw0rd-77";
+    record_secret(new_password);
     let complete = json!({ "session": session, "reset_token": token, "new_password": new_password });
     let (status, body) = invoke(&http, "reset", &sample("reset-complete", Some(complete.clone()))).await;
     assert_eq!((status, body), (200, json!({ "done": true })));
@@ -204,8 +290,8 @@ async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
     let raw = format!("{:?}", raw.items());
     drop(functions);
     let logged = std::fs::read_to_string(&log).expect("function logs");
-    assert!(logged.contains("\"level\""), "the functions log JSON lines: {logged}");
-    for secret in [code.as_str(), token.as_str(), session.as_str(), new_password] {
+    assert!(logged.contains("\"level\"") && logged.contains("reset completed"), "the functions log JSON lines");
+    for secret in [registration_code.as_str(), code.as_str(), token.as_str(), session.as_str(), new_password, PEPPER] {
         assert!(!raw.contains(secret), "a secret is stored in clear");
         assert!(!logged.contains(secret), "a secret was logged");
     }

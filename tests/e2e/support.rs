@@ -33,33 +33,76 @@ impl std::io::Write for LogSink {
     }
 }
 
-/// Routes every log line of the test process (at debug level) into a buffer tests can search.
+/// Routes every log line of the test process (at debug level) into a buffer tests can search,
+/// and on to standard error, where the test script searches it too. Fails when it cannot: a
+/// subscriber installed before this one would leave the buffer empty and every check of it
+/// vacuous.
 pub fn capture_logs() {
     LOGS.get_or_init(|| {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let sink = LogSink(Arc::clone(&buffer));
-        let _ = tracing_subscriber::fmt()
+        tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(
                 "debug,hyper=info,h2=info,aws_smithy_runtime=info,aws_config=info,rustls=info",
             ))
             .with_writer(move || sink.clone())
             .with_ansi(false)
-            .try_init();
+            .try_init()
+            .unwrap_or_else(|e| panic!("log capture cannot be set up (was another subscriber installed first?): {e}"));
         buffer
     });
 }
 
 pub fn captured_logs() -> String {
-    LOGS.get().and_then(|b| b.lock().ok().map(|b| String::from_utf8_lossy(&b).into_owned())).unwrap_or_default()
+    let buffer = LOGS.get().expect("log capture is not set up: call capture_logs first");
+    let bytes = buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Fails if any of `secrets` appears in any captured log line.
+/// The line `complete_reset` logs; call [`assert_not_logged`] after a reset was completed.
+pub const RESET_COMPLETED: &str = "reset completed";
+
+/// Fails if any of `secrets` appears in any captured log line (S9 in docs/security.md), or if
+/// the capture misses the line a completed reset logs: an empty capture proves nothing.
 pub fn assert_not_logged(secrets: &[&str]) {
     let logs = captured_logs();
-    assert!(!logs.is_empty() || LOGS.get().is_some(), "log capture is not set up");
+    assert!(logs.contains(RESET_COMPLETED), "no \"{RESET_COMPLETED}\" line was captured: logs are not being captured");
     for secret in secrets {
         assert!(!secret.is_empty());
         assert!(!logs.contains(secret), "a secret appeared in the logs");
+    }
+}
+
+// ---------------------------------------------------------------- secrets used
+
+static SECRETS_FILE: Mutex<()> = Mutex::new(());
+
+/// Notes a secret the tests used (a code, reset token, session id, sign-in token, password or
+/// pepper) in the file `SSPR_TEST_SECRETS_FILE` names, one a line, so the test script can look
+/// for each in every log once the tests are done (S9 in docs/security.md). Without that variable
+/// nothing is written. Values under 8 characters are too short to search logs for.
+pub fn record_secret(secret: &str) {
+    let Some(path) = std::env::var_os("SSPR_TEST_SECRETS_FILE") else { return };
+    assert!(!secret.contains(['\n', '\r']), "a secret is one line");
+    if secret.chars().count() < 8 {
+        return;
+    }
+    let _one_writer = SECRETS_FILE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", std::path::Path::new(&path).display()));
+    std::io::Write::write_all(&mut file, format!("{secret}\n").as_bytes()).expect("secrets file");
+}
+
+/// Records the secret fields of a request or response body. Codes are recorded as they are
+/// read from messages ([`extract_code`]), not as sent: tests also send codes never issued.
+fn record_secrets_in(body: &Value) {
+    for field in ["session", "reset_token", "token", "password", "new_password"] {
+        if let Some(secret) = body.get(field).and_then(Value::as_str) {
+            record_secret(secret);
+        }
     }
 }
 
@@ -410,15 +453,19 @@ impl TestServer {
             .http
             .request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), format!("{}{path}", self.url));
         if let Some(token) = token {
+            record_secret(token);
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
+            record_secrets_in(&body);
             request = request.json(&body);
         }
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        record_secrets_in(&body);
+        Reply { status, body }
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
@@ -506,7 +553,9 @@ impl TestServer {
     }
 }
 
-/// The 8-digit code in a message.
+/// The 8-digit code in a message (recorded as a secret the tests used).
 pub fn extract_code(message: &str) -> Option<String> {
-    message.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 8).map(str::to_owned)
+    let code = message.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 8).map(str::to_owned)?;
+    record_secret(&code);
+    Some(code)
 }
