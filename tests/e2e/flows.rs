@@ -40,6 +40,7 @@ on_both_backends!(
     of_fifty_parallel_completions_exactly_one_succeeds,
     callers_cannot_tell_unknown_users_from_registered_ones,
     changing_methods_needs_a_recent_sign_in,
+    each_route_stays_within_its_store_round_trips,
 );
 
 /// Registers `destination` for `kind` as the signed-in person; returns the code used.
@@ -516,4 +517,76 @@ async fn local_password_rules_give_reasons() {
         )
         .await;
     assert_eq!(r.status, 200, "the token survived both refusals: {r:?}");
+}
+
+/// The round-trip budget (docs/architecture.md, "Round-trip budget"): every route makes at
+/// most two store round trips, `complete` three, a whole SMS reset nine — counted as calls of
+/// the embedded store, or as requests the DynamoDB client sends.
+async fn each_route_stays_within_its_store_round_trips(server: TestServer) {
+    let (phone, _) = destinations();
+    let token = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("alice signs in");
+    let mut measured: Vec<(&str, usize)> = Vec::new();
+    let mut last = server.round_trips.count();
+    let mut took = |route: &'static str, budget: usize, measured: &mut Vec<(&str, usize)>| {
+        let now = server.round_trips.count();
+        let used = now - last;
+        last = now;
+        assert!(used <= budget, "{route}: {used} store round trips, the budget is {budget}");
+        measured.push((route, used));
+    };
+
+    let r = server.call("GET", "/v1/me/registration", Some(&token), None).await;
+    assert_eq!(r.status, 200);
+    took("GET /v1/me/registration", 2, &mut measured);
+    let code = server
+        .code_sent_by(
+            &phone,
+            server.call("POST", "/v1/me/methods/sms", Some(&token), Some(json!({ "destination": phone }))),
+        )
+        .await;
+    took("POST /v1/me/methods/{kind}", 2, &mut measured);
+    let r = server.call("POST", "/v1/me/methods/sms/confirm", Some(&token), Some(json!({ "code": code }))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let id = r.body["methods"][0]["id"].as_str().expect("id").to_owned();
+    took("POST /v1/me/methods/{kind}/confirm", 2, &mut measured);
+
+    let challenge = server.challenge().await;
+    took("GET /v1/reset/challenge", 0, &mut measured);
+    let r = server.post("/v1/reset/start", json!({ "username": ALICE, "challenge": challenge })).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let session = r.body["session"].as_str().expect("session").to_owned();
+    took("POST /v1/reset/start", 2, &mut measured);
+    let code = server
+        .code_sent_by(
+            &phone,
+            server.post("/v1/reset/send-code", json!({ "session": session, "method": "sms", "destination": phone })),
+        )
+        .await;
+    took("POST /v1/reset/send-code", 2, &mut measured);
+    let r = server.post("/v1/reset/verify", json!({ "session": session, "method": "sms", "code": code })).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    took("POST /v1/reset/verify", 2, &mut measured);
+    let reset_token = r.body["reset_token"].as_str().expect("reset token").to_owned();
+    let r = server
+        .post(
+            "/v1/reset/complete",
+            json!({ "session": session, "reset_token": reset_token, "new_password": "Budget-Passw0rd-42" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    took("POST /v1/reset/complete", 3, &mut measured);
+    let r = server.call("DELETE", &format!("/v1/me/methods/{id}"), Some(&token), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    took("DELETE /v1/me/methods/{id}", 2, &mut measured);
+
+    let reset: usize = measured.iter().filter(|(route, _)| route.contains("/v1/reset/")).map(|(_, n)| n).sum();
+    assert!(reset <= 9, "a whole SMS reset: {reset} store round trips, the budget is 9");
+    let backend = match server.backend {
+        Backend::Embedded => "embedded store",
+        Backend::Moto { .. } => "DynamoDB",
+    };
+    for (route, n) in &measured {
+        println!("round trips ({backend}): {route}: {n}");
+    }
+    println!("round trips ({backend}): a whole SMS reset: {reset}");
 }

@@ -2,12 +2,14 @@
 //! (embedded adapters, or AWS adapters on the moto server), reading sent codes back the way a
 //! person would, and captured logs.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use sspr_app::{Config, Deployment};
+use sspr_core::fakes::store::CountingStore;
+use sspr_core::ports::RecordStore;
 use sspr_core::ports::{ManualClock, SystemClock, SystemRng};
 use sspr_embedded::{Outbox, SqliteStore};
 use sspr_local::{build, LocalOptions};
@@ -355,6 +357,8 @@ pub struct TestServer {
     pub backend: Backend,
     pub outbox: Option<Outbox>,
     pub embedded_store: Option<SqliteStore>,
+    /// Counts the store's round trips: calls of the embedded store, or requests to DynamoDB.
+    pub round_trips: RoundTrips,
     pub http: reqwest::Client,
     _data: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -389,6 +393,22 @@ pub async fn start(backend: Backend) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let clock = ManualClock::new(sspr_core::ports::Clock::now(&SystemClock));
+    // The store the configuration names, built here so its round trips can be counted.
+    let (store, embedded_store, round_trips): (Arc<dyn RecordStore>, _, _) = match &backend {
+        Backend::Embedded => {
+            let sqlite = SqliteStore::open(&data.path().join("sspr.db")).expect("embedded store");
+            let counting = Arc::new(CountingStore::new(sqlite.clone()));
+            (counting.clone(), Some(sqlite), RoundTrips::Embedded(counting))
+        }
+        Backend::Moto { sdk, table, .. } => {
+            let requests = Arc::new(AtomicUsize::new(0));
+            let config = aws_sdk_dynamodb::config::Builder::from(&**sdk)
+                .interceptor(CountRequests(Arc::clone(&requests)))
+                .build();
+            let client = aws_sdk_dynamodb::Client::from_conf(config);
+            (Arc::new(sspr_aws::DynamoDbStore::new(client, table.clone())), None, RoundTrips::DynamoDb(requests))
+        }
+    };
     let server = build(LocalOptions {
         config,
         data_dir: data.path().to_owned(),
@@ -396,7 +416,7 @@ pub async fn start(backend: Backend) -> TestServer {
         clock: Arc::new(clock.clone()),
         rng: Arc::new(SystemRng),
         echo_outbox: false,
-        store: None,
+        store: Some(store),
     })
     .await
     .expect("local server");
@@ -414,10 +434,47 @@ pub async fn start(backend: Backend) -> TestServer {
         clock,
         backend,
         outbox: server.outbox.clone(),
-        embedded_store: server.embedded_store.clone(),
+        embedded_store,
+        round_trips,
         http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
         _data: data,
         shutdown: Some(tx),
+    }
+}
+
+/// Counts a store's round trips.
+pub enum RoundTrips {
+    Embedded(Arc<CountingStore<SqliteStore>>),
+    DynamoDb(Arc<AtomicUsize>),
+}
+
+impl RoundTrips {
+    /// Round trips so far.
+    pub fn count(&self) -> usize {
+        match self {
+            RoundTrips::Embedded(counting) => counting.calls().total(),
+            RoundTrips::DynamoDb(requests) => requests.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// Counts every request the DynamoDB client sends, retries included: each is a round trip.
+#[derive(Debug)]
+struct CountRequests(Arc<AtomicUsize>);
+
+impl aws_sdk_dynamodb::config::Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 }
 
