@@ -237,6 +237,26 @@ async fn write_all_conformance(store: Arc<dyn RecordStore>) {
         assert_eq!(read[0].as_ref().map(|r| r.body["at"].clone()), Some(json!(2)));
     }
 
+    // A check writes nothing but holds the batch to a record's version (0: absent).
+    let absent = key(&part("absent"), "REGISTRATION");
+    let checked = |version: u64, on: &RecordKey, at: i64| {
+        vec![
+            Write::Check { key: on.clone(), version },
+            Write::Put { key: x.clone(), record: record(3, json!({"at": at}), None) },
+        ]
+    };
+    for stale in [checked(1, &y, 30), checked(0, &y, 31), checked(1, &absent, 32)] {
+        assert!(matches!(store.write_all(&stale).await, Err(StoreError::Conflict)), "{stale:?}");
+        let read = store.get(&x).await.expect("get").expect("x");
+        assert_eq!(read.version, 2, "a failed check stops the batch: {stale:?}");
+    }
+    store.write_all(&checked(2, &y, 3)).await.expect("the check holds");
+    store.write_all(&[Write::Check { key: absent.clone(), version: 0 }]).await.expect("absent as expected");
+    let read = store.get_many(&[x.clone(), y.clone(), absent.clone()]).await.expect("get_many");
+    assert_eq!(read[0].as_ref().map(|r| (r.version, r.body["at"].clone())), Some((3, json!(3))));
+    assert_eq!(read[1], Some(record(2, json!({"at": 2}), Some(1_900_000_000))), "a checked record is unchanged");
+    assert!(read[2].is_none(), "a check creates nothing");
+
     // Empty, and limits: at most 100 writes, no key twice.
     store.write_all(&[]).await.expect("nothing to write");
     let too_many: Vec<Write> = (0..101)

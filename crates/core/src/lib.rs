@@ -175,3 +175,22 @@ impl Sspr {
 
 /// How many times a flow re-reads and retries after losing a race on a conditional write.
 const CONFLICT_RETRIES: usize = 8;
+
+#[cfg(test)]
+mod tests {
+    use crate::fakes::world::{username, World};
+    use crate::ports::DirectoryUser;
+
+    #[test]
+    fn administrators_are_the_members_of_the_admin_group_the_directory_reports() {
+        let world = World::new();
+        let user = |groups: &[&str]| DirectoryUser {
+            username: username("someone"),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            enabled: true,
+        };
+        assert!(world.sspr.is_administrator(&user(&["SSPR-Users", "SSPR-Admins"])));
+        assert!(!world.sspr.is_administrator(&user(&["SSPR-Users"])));
+        assert!(!world.sspr.is_administrator(&user(&["sspr-admins"])), "group names are exact");
+    }
+}
