@@ -8,36 +8,49 @@ use axum::Router;
 use serde_json::{json, Value};
 use sspr_app::{assemble, Assembly, Config, Deployment};
 use sspr_embedded::Outbox;
-use sspr_http::{api, ApiState, Function, JwtClaims, Needs, Slice};
+use sspr_http::{api, ApiState, Function, JwtClaims, Slice};
 use tower::ServiceExt as _;
 
 use crate::{repo_root, template};
 
-/// The product as the app assembles it, on embedded adapters in a temporary directory; only
-/// the HTTP layer under test is the Lambda one.
+/// Each function assembled as a deployment builds it — with only the ports its routes declare —
+/// on embedded adapters sharing one data directory, as deployed functions share the table:
+/// a route that used a port its function lacks would fail here.
 struct Functions {
-    state: ApiState,
-    outbox: Outbox,
+    functions: Vec<(Function, ApiState, Option<Outbox>)>,
     _data: tempfile::TempDir,
 }
 
 impl Functions {
     async fn new() -> Self {
         let data = tempfile::tempdir().expect("data dir");
-        let config = Config::from_lookup(Deployment::Local, |name| {
-            (name == "SSPR_PUBLIC_URL").then(|| "https://reset.example.com".to_owned())
-        })
-        .expect("configuration");
-        let mut assembly = Assembly::new(config, Needs::ALL);
-        assembly.data_dir = Some(data.path().to_owned());
-        let assembled = assemble(assembly).await.expect("assembled");
-        let outbox = assembled.outbox.clone().expect("outbox");
-        Self { state: ApiState { sspr: assembled.sspr, auth: Arc::new(JwtClaims::default()) }, outbox, _data: data }
+        let mut functions = Vec::new();
+        for function in Function::ALL {
+            let config = Config::from_lookup(Deployment::Local, |name| {
+                (name == "SSPR_PUBLIC_URL").then(|| "https://reset.example.com".to_owned())
+            })
+            .expect("configuration");
+            let mut assembly = Assembly::new(config, function.needs());
+            assembly.data_dir = Some(data.path().to_owned());
+            let assembled = assemble(assembly).await.expect("assembled");
+            let state = ApiState { sspr: assembled.sspr, auth: Arc::new(JwtClaims::default()) };
+            functions.push((function, state, assembled.outbox));
+        }
+        Self { functions, _data: data }
     }
 
-    /// One function's router over the shared state: the functions of a deployment share the table.
+    fn get(&self, function: Function) -> &(Function, ApiState, Option<Outbox>) {
+        self.functions.iter().find(|(f, _, _)| *f == function).expect("every function is built")
+    }
+
+    /// The function's router over its own state.
     fn router(&self, function: Function) -> Router {
-        api(self.state.clone(), Slice::Function(function))
+        api(self.get(function).1.clone(), Slice::Function(function))
+    }
+
+    /// What the function sent.
+    fn outbox(&self, function: Function) -> Outbox {
+        self.get(function).2.clone().unwrap_or_else(|| panic!("{function:?} sends nothing"))
     }
 }
 
@@ -120,7 +133,8 @@ async fn the_functions_share_the_session_through_the_store() {
     );
     let (status, body) = invoke(&register, signed_in_now("me-methods-email")).await;
     assert_eq!(status, 202, "{body}");
-    let code = crate::support::extract_code(&functions.outbox.entries().last().expect("sent").body).expect("code");
+    let sent = functions.outbox(Function::Register).entries();
+    let code = crate::support::extract_code(&sent.last().expect("sent").body).expect("code");
     let (status, body) =
         invoke(&register, with_body(signed_in_now("me-methods-email-confirm"), json!({ "code": code }))).await;
     assert_eq!(status, 200, "{body}");
@@ -138,7 +152,8 @@ async fn the_functions_share_the_session_through_the_store() {
     )
     .await;
     assert_eq!((status, body.clone()), (202, json!({"expires_in": 300})));
-    let code = crate::support::extract_code(&functions.outbox.entries().last().expect("sent").body).expect("code");
+    let sent = functions.outbox(Function::SendCode).entries();
+    let code = crate::support::extract_code(&sent.last().expect("sent").body).expect("code");
     let (status, body) =
         invoke(&verify, event("reset-verify", Some(json!({"session": session, "method": "email", "code": code}))))
             .await;
@@ -153,6 +168,11 @@ async fn the_functions_share_the_session_through_the_store() {
     )
     .await;
     assert_eq!((status, body), (200, json!({"done": true})));
+    let told = functions.outbox(Function::Reset).entries();
+    assert!(
+        told.last().is_some_and(|m| m.to == "alice@example.com" && m.body.contains("password was changed")),
+        "the reset function tells the registered address: {told:?}"
+    );
     let (status, _) = invoke(&verify, event("reset-start", None)).await;
     assert_eq!(status, 404, "verify serves only its own route");
 }
@@ -160,7 +180,7 @@ async fn the_functions_share_the_session_through_the_store() {
 #[tokio::test]
 async fn register_function_reads_the_jwt_claims() {
     let functions = Functions::new().await;
-    let (register, outbox) = (functions.router(Function::Register), functions.outbox.clone());
+    let (register, outbox) = (functions.router(Function::Register), functions.outbox(Function::Register));
     let (status, body) = invoke(&register, event("me-registration", None)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"registered": false, "must_register": true, "reconfirm_due": false, "methods": []}));
