@@ -315,7 +315,7 @@ fn each_function_links_only_the_adapters_it_uses() {
     for function in Function::ALL {
         let package = format!("sspr-fn-{}", function.binary());
         let out = std::process::Command::new(&cargo)
-            .args(["tree", "--offline", "--locked", "-e", "normal", "--prefix", "none", "-p", &package])
+            .args(["tree", "--locked", "-e", "normal", "--prefix", "none", "-p", &package])
             .current_dir(repo_root())
             .output()
             .expect("cargo tree");
