@@ -624,6 +624,13 @@ async fn directory_conformance_embedded() {
 }
 
 #[tokio::test]
+async fn directory_conformance_memory() {
+    let memory = sspr_core::fakes::directory::MemoryDirectory::new();
+    memory.add_user(ALICE, ALICE_PASSWORD, &["SSPR-Users"]);
+    directory_conformance(&memory).await;
+}
+
+#[tokio::test]
 async fn directory_conformance_cognito() {
     let sdk = support::sdk().await;
     let pool = support::create_cognito_pool(&sdk).await;
@@ -691,6 +698,17 @@ async fn sender_conformance_outbox() {
                 .map(|e| format!("{} {}", e.subject.unwrap_or_default(), e.body))
                 .collect()
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sender_conformance_recording() {
+    let sender = sspr_core::fakes::senders::RecordingSender::default();
+    let sent = sender.clone();
+    sender_conformance(&sender, &sender, |to| {
+        let texts: Vec<String> = sent.sent_to(&to).into_iter().map(|m| m.text).collect();
+        async move { texts }
     })
     .await;
 }
