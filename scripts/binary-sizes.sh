@@ -8,7 +8,8 @@
 # The release profile strips symbols (Cargo.toml), so the size printed is what Lambda loads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target_dir=${CARGO_TARGET_DIR:-$PWD/target}
+# Where cargo puts what it builds, as cargo itself says (CARGO_TARGET_DIR or its configuration).
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 printf '%-10s %10s\n' function bytes
 for dir in functions/*/; do
   name=$(basename "$dir")
