@@ -12,12 +12,9 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use serde::{Deserialize, Serialize};
 use sspr_core::ports::{
-    validate_keys, validate_writes, Cursor, Index, IndexKey, Page, Query, RecordKey, RecordStore, SortKeys, StoreError,
-    StoredRecord, Unavailable, Write,
+    validate_keys, validate_writes, Cursor, Index, IndexKey, Page, PageEnd, Query, RecordKey, RecordStore, SortKeys,
+    StoreError, StoredRecord, Unavailable, Write,
 };
 use sspr_core::types::Timestamp;
 
@@ -128,53 +125,31 @@ fn delete_values(version: u64) -> Item {
     HashMap::from([(":expected".to_owned(), AttributeValue::N(version.to_string()))])
 }
 
-/// Where a page ended, as this store writes it into a [`Cursor`]: the key DynamoDB reported
-/// as last evaluated.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "of", rename_all = "lowercase")]
-enum Mark {
-    Table { pk: String, sk: String },
-    Index { ipk: String, isk: String, pk: String, sk: String },
+/// The `ExclusiveStartKey` to continue from, if the cursor's page end belongs to this query.
+fn start_key(end: PageEnd, index: Option<Index>, partition: &str) -> Result<Item, StoreError> {
+    match (end, index) {
+        (PageEnd::Table { pk, sk }, None) if pk == partition => {
+            Ok(HashMap::from([("pk".to_owned(), s(&pk)), ("sk".to_owned(), s(&sk))]))
+        }
+        (PageEnd::Index { ipk, isk, pk, sk }, Some(_)) if ipk == partition => Ok(HashMap::from([
+            ("gsi1pk".to_owned(), s(&ipk)),
+            ("gsi1sk".to_owned(), s(&isk)),
+            ("pk".to_owned(), s(&pk)),
+            ("sk".to_owned(), s(&sk)),
+        ])),
+        _ => Err(unavailable("a cursor of another query")),
+    }
 }
 
-impl Mark {
-    fn encode(&self) -> Result<Cursor, StoreError> {
-        Ok(Cursor::new(URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).map_err(unavailable)?)))
-    }
-
-    fn decode(cursor: &Cursor) -> Result<Self, StoreError> {
-        URL_SAFE_NO_PAD
-            .decode(cursor.as_str())
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or_else(|| unavailable("a cursor this store did not issue"))
-    }
-
-    /// The `ExclusiveStartKey` to continue from, if the cursor belongs to this query.
-    fn start_key(self, index: Option<Index>, partition: &str) -> Result<Item, StoreError> {
-        match (self, index) {
-            (Mark::Table { pk, sk }, None) if pk == partition => {
-                Ok(HashMap::from([("pk".to_owned(), s(&pk)), ("sk".to_owned(), s(&sk))]))
-            }
-            (Mark::Index { ipk, isk, pk, sk }, Some(_)) if ipk == partition => Ok(HashMap::from([
-                ("gsi1pk".to_owned(), s(&ipk)),
-                ("gsi1sk".to_owned(), s(&isk)),
-                ("pk".to_owned(), s(&pk)),
-                ("sk".to_owned(), s(&sk)),
-            ])),
-            _ => Err(unavailable("a cursor of another query")),
+/// The page end DynamoDB reported as its last evaluated key.
+fn page_end(key: &Item, index: Option<Index>) -> Result<PageEnd, StoreError> {
+    let (pk, sk) = (required_string(key, "pk")?, required_string(key, "sk")?);
+    Ok(match index {
+        None => PageEnd::Table { pk, sk },
+        Some(_) => {
+            PageEnd::Index { ipk: required_string(key, "gsi1pk")?, isk: required_string(key, "gsi1sk")?, pk, sk }
         }
-    }
-
-    fn from_last_evaluated(key: &Item, index: Option<Index>) -> Result<Self, StoreError> {
-        let (pk, sk) = (required_string(key, "pk")?, required_string(key, "sk")?);
-        Ok(match index {
-            None => Mark::Table { pk, sk },
-            Some(_) => {
-                Mark::Index { ipk: required_string(key, "gsi1pk")?, isk: required_string(key, "gsi1sk")?, pk, sk }
-            }
-        })
-    }
+    })
 }
 
 impl DynamoDbStore {
@@ -221,7 +196,7 @@ impl DynamoDbStore {
         }
         let start = match &query.after {
             None => None,
-            Some(cursor) => Some(Mark::decode(cursor)?.start_key(index, &query.partition)?),
+            Some(cursor) => Some(start_key(cursor.end()?, index, &query.partition)?),
         };
         let mut request = self
             .client
@@ -239,7 +214,7 @@ impl DynamoDbStore {
         };
         let out = request.send().await.map_err(|e| unavailable(describe(e)))?;
         let next = match &out.last_evaluated_key {
-            Some(key) => Some(Mark::from_last_evaluated(key, index)?.encode()?),
+            Some(key) => Some(page_end(key, index)?.cursor()),
             None => None,
         };
         Ok((out.items.unwrap_or_default(), next))

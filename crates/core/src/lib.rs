@@ -78,12 +78,7 @@ pub struct Ports {
 
 /// The product: every flow, with the adapters it was given.
 pub struct Sspr {
-    pub store: Arc<dyn RecordStore>,
-    pub directory: Arc<dyn Directory>,
-    pub sms: Arc<dyn Sms>,
-    pub mailer: Arc<dyn Mailer>,
-    pub clock: Arc<dyn Clock>,
-    pub rng: Arc<dyn Rng>,
+    pub ports: Ports,
     pub hasher: KeyedHasher,
     pub settings: Settings,
     /// The stored policy as last read, and when.
@@ -92,13 +87,12 @@ pub struct Sspr {
 
 impl Sspr {
     pub fn new(ports: Ports, hasher: KeyedHasher, settings: Settings) -> Self {
-        let Ports { store, directory, sms, mailer, clock, rng } = ports;
-        Self { store, directory, sms, mailer, clock, rng, hasher, settings, policy_cache: Mutex::new(None) }
+        Self { ports, hasher, settings, policy_cache: Mutex::new(None) }
     }
 
     /// The cached policy while it is fresh.
     fn cached_policy(&self) -> Option<Policy> {
-        let now = self.clock.now();
+        let now = self.ports.clock.now();
         let cache = self.policy_cache.lock().ok()?;
         match &*cache {
             Some((policy, at)) if now.0 >= at.0 && now.0 - at.0 < self.settings.policy_cache_secs => {
@@ -110,7 +104,7 @@ impl Sspr {
 
     fn cache_policy(&self, policy: &Policy) {
         if let Ok(mut cache) = self.policy_cache.lock() {
-            *cache = Some((policy.clone(), self.clock.now()));
+            *cache = Some((policy.clone(), self.ports.clock.now()));
         }
     }
 
@@ -124,12 +118,12 @@ impl Sspr {
     /// so a flow's reads cost one round trip whatever the cache holds.
     async fn read_with_policy(&self, keys: &[RecordKey]) -> Result<(Policy, Vec<Option<StoredRecord>>), Unavailable> {
         if let Some(policy) = self.cached_policy() {
-            return Ok((policy, load_many(&*self.store, keys).await?));
+            return Ok((policy, load_many(&*self.ports.store, keys).await?));
         }
         let policy_key = policy_key();
         let mut all = keys.to_vec();
         all.push(policy_key.clone());
-        let mut records = load_many(&*self.store, &all).await?;
+        let mut records = load_many(&*self.ports.store, &all).await?;
         let stored = records.pop().flatten();
         let policy =
             decode::<Policy>(&policy_key, stored)?.map_or_else(|| self.settings.default_policy.clone(), |v| v.value);
@@ -141,12 +135,12 @@ impl Sspr {
     pub async fn save_policy(&self, policy: Policy) -> Result<(), FlowError> {
         let key = policy_key();
         for _ in 0..CONFLICT_RETRIES {
-            let version = load_many(&*self.store, std::slice::from_ref(&key))
+            let version = load_many(&*self.ports.store, std::slice::from_ref(&key))
                 .await?
                 .pop()
                 .flatten()
                 .map_or(0, |stored| stored.version);
-            match save(&*self.store, &key, &Versioned { value: policy.clone(), version }).await {
+            match save(&*self.ports.store, &key, &Versioned { value: policy.clone(), version }).await {
                 Ok(_) => {
                     self.cache_policy(&policy);
                     return Ok(());
@@ -166,7 +160,7 @@ impl Sspr {
     /// Sends a notice to each address; a failed notice is logged, not fatal to the flow it follows.
     async fn notify_all<'a>(&self, to: impl IntoIterator<Item = &'a Email>, message: &EmailMessage) {
         for email in to {
-            if let Err(e) = self.mailer.send_email(email, message).await {
+            if let Err(e) = self.ports.mailer.send_email(email, message).await {
                 tracing::warn!(error = %e, "a notification could not be sent");
             }
         }

@@ -6,13 +6,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
-use serde::{Deserialize, Serialize};
 use sspr_core::ports::{
-    validate_keys, validate_writes, Cursor, Index, IndexKey, Page, Query, RecordKey, RecordStore, SortKeys, StoreError,
-    StoredRecord, Unavailable, Write,
+    validate_keys, validate_writes, Index, IndexKey, Page, PageEnd, Query, RecordKey, RecordStore, SortKeys,
+    StoreError, StoredRecord, Unavailable, Write,
 };
 use sspr_core::types::Timestamp;
 
@@ -101,28 +98,6 @@ fn delete_record(conn: &Connection, key: &RecordKey, version: u64) -> Result<boo
         .optional()
         .map_err(unavailable)?;
     Ok(present.is_none())
-}
-
-/// Where a page ended, as this store writes it into a [`Cursor`].
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "of", rename_all = "lowercase")]
-enum Mark {
-    Table { pk: String, sk: String },
-    Index { ipk: String, isk: String, pk: String, sk: String },
-}
-
-impl Mark {
-    fn encode(&self) -> Result<Cursor, StoreError> {
-        Ok(Cursor::new(URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).map_err(unavailable)?)))
-    }
-
-    fn decode(cursor: &Cursor) -> Result<Self, StoreError> {
-        URL_SAFE_NO_PAD
-            .decode(cursor.as_str())
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or_else(|| unavailable("a cursor this store did not issue"))
-    }
 }
 
 /// The smallest text after every text that starts with `prefix` (`None`: there is none), so a
@@ -353,7 +328,7 @@ impl RecordStore for SqliteStore {
             let mut conditions = vec!["pk = ?1".to_owned()];
             conditions.extend(sort_conditions("sk", &query.sort, &mut values));
             if let Some(cursor) = &query.after {
-                let Mark::Table { pk, sk } = Mark::decode(cursor)? else {
+                let PageEnd::Table { pk, sk } = cursor.end()? else {
                     return Err(unavailable("a cursor of another query"));
                 };
                 if pk != query.partition {
@@ -381,7 +356,7 @@ impl RecordStore for SqliteStore {
                 items.push((RecordKey { pk: query.partition.clone(), sk }, read_record(row, 1)?));
             }
             let next = match items.last() {
-                Some((key, _)) if more => Some(Mark::Table { pk: key.pk.clone(), sk: key.sk.clone() }.encode()?),
+                Some((key, _)) if more => Some(PageEnd::Table { pk: key.pk.clone(), sk: key.sk.clone() }.cursor()),
                 _ => None,
             };
             Ok(Page { items, next })
@@ -398,7 +373,7 @@ impl RecordStore for SqliteStore {
             let mut conditions = vec!["gsi1pk = ?1".to_owned()];
             conditions.extend(sort_conditions("gsi1sk", &query.sort, &mut values));
             if let Some(cursor) = &query.after {
-                let Mark::Index { ipk, isk, pk, sk } = Mark::decode(cursor)? else {
+                let PageEnd::Index { ipk, isk, pk, sk } = cursor.end()? else {
                     return Err(unavailable("a cursor of another query"));
                 };
                 if ipk != query.partition {
@@ -425,8 +400,8 @@ impl RecordStore for SqliteStore {
             rows.truncate(query.limit);
             let next = match rows.last() {
                 Some((pk, sk, isk)) if more => Some(
-                    Mark::Index { ipk: query.partition.clone(), isk: isk.clone(), pk: pk.clone(), sk: sk.clone() }
-                        .encode()?,
+                    PageEnd::Index { ipk: query.partition.clone(), isk: isk.clone(), pk: pk.clone(), sk: sk.clone() }
+                        .cursor(),
                 ),
                 _ => None,
             };

@@ -7,12 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use serde::{Deserialize, Serialize};
 
 use crate::ports::{
-    validate_keys, validate_writes, Cursor, Index, IndexKey, Page, Query, RecordKey, RecordStore, StoreError,
+    validate_keys, validate_writes, Index, IndexKey, Page, PageEnd, Query, RecordKey, RecordStore, StoreError,
     StoredRecord, Unavailable, Write,
 };
 use crate::types::Timestamp;
@@ -35,28 +32,6 @@ struct Data {
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     data: Arc<Mutex<Data>>,
-}
-
-/// Where a page ended, as the memory store writes it into a [`Cursor`].
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "of", rename_all = "lowercase")]
-enum Mark {
-    Table { pk: String, sk: String },
-    Index { ipk: String, isk: String, pk: String, sk: String },
-}
-
-impl Mark {
-    fn encode(&self) -> Cursor {
-        Cursor::new(URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default()))
-    }
-
-    fn decode(cursor: &Cursor) -> Result<Self, StoreError> {
-        URL_SAFE_NO_PAD
-            .decode(cursor.as_str())
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or_else(|| unavailable("a cursor this store did not issue"))
-    }
 }
 
 fn key_of(key: &RecordKey) -> Key {
@@ -162,8 +137,8 @@ impl RecordStore for MemoryStore {
         query.validate()?;
         let after = match &query.after {
             None => None,
-            Some(cursor) => match Mark::decode(cursor)? {
-                Mark::Table { pk, sk } if pk == query.partition => Some(sk),
+            Some(cursor) => match cursor.end()? {
+                PageEnd::Table { pk, sk } if pk == query.partition => Some(sk),
                 _ => return Err(unavailable("a cursor of another query")),
             },
         };
@@ -186,7 +161,7 @@ impl RecordStore for MemoryStore {
         let more = rows.len() > query.limit;
         rows.truncate(query.limit);
         let next = match rows.last() {
-            Some((key, _)) if more => Some(Mark::Table { pk: key.pk.clone(), sk: key.sk.clone() }.encode()),
+            Some((key, _)) if more => Some(PageEnd::Table { pk: key.pk.clone(), sk: key.sk.clone() }.cursor()),
             _ => None,
         };
         Ok(Page { items: rows, next })
@@ -197,8 +172,8 @@ impl RecordStore for MemoryStore {
         query.validate()?;
         let after = match &query.after {
             None => None,
-            Some(cursor) => match Mark::decode(cursor)? {
-                Mark::Index { ipk, isk, pk, sk } if ipk == query.partition => Some((isk, pk, sk)),
+            Some(cursor) => match cursor.end()? {
+                PageEnd::Index { ipk, isk, pk, sk } if ipk == query.partition => Some((isk, pk, sk)),
                 _ => return Err(unavailable("a cursor of another query")),
             },
         };
@@ -226,7 +201,8 @@ impl RecordStore for MemoryStore {
         rows.truncate(query.limit);
         let next = match rows.last() {
             Some((isk, pk, sk)) if more => Some(
-                Mark::Index { ipk: query.partition.clone(), isk: isk.clone(), pk: pk.clone(), sk: sk.clone() }.encode(),
+                PageEnd::Index { ipk: query.partition.clone(), isk: isk.clone(), pk: pk.clone(), sk: sk.clone() }
+                    .cursor(),
             ),
             _ => None,
         };

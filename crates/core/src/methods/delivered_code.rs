@@ -128,15 +128,17 @@ impl Sspr {
         let b = &self.settings.branding;
         let minutes = self.code_minutes();
         match (destination, purpose) {
-            (Destination::Phone(p), CodePurpose::Reset) => self.sms.send_sms(p, &b.reset_code_sms(code, minutes)).await,
+            (Destination::Phone(p), CodePurpose::Reset) => {
+                self.ports.sms.send_sms(p, &b.reset_code_sms(code, minutes)).await
+            }
             (Destination::Phone(p), CodePurpose::Confirm) => {
-                self.sms.send_sms(p, &b.confirmation_code_sms(code, minutes)).await
+                self.ports.sms.send_sms(p, &b.confirmation_code_sms(code, minutes)).await
             }
             (Destination::Email(e), CodePurpose::Reset) => {
-                self.mailer.send_email(e, &b.reset_code_email(code, minutes)).await
+                self.ports.mailer.send_email(e, &b.reset_code_email(code, minutes)).await
             }
             (Destination::Email(e), CodePurpose::Confirm) => {
-                self.mailer.send_email(e, &b.confirmation_code_email(code, minutes)).await
+                self.ports.mailer.send_email(e, &b.confirmation_code_email(code, minutes)).await
             }
         }
     }

@@ -14,8 +14,8 @@ pub use email::{EmailMessage, Mailer};
 pub use rng::{Rng, SystemRng};
 pub use sms::Sms;
 pub use store::{
-    validate_keys, validate_writes, Cursor, Index, IndexKey, Page, Query, RecordKey, RecordStore, SortKeys, StoreError,
-    StoredRecord, Write, MAX_BATCH, MAX_LIMIT,
+    validate_keys, validate_writes, Cursor, Index, IndexKey, Page, PageEnd, Query, RecordKey, RecordStore, SortKeys,
+    StoreError, StoredRecord, Write, MAX_BATCH, MAX_LIMIT,
 };
 
 /// A failure of infrastructure (network, throttling, a corrupt record): never the caller's fault.

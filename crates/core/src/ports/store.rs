@@ -5,6 +5,8 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 
 use super::Unavailable;
 use crate::types::Timestamp;
@@ -124,6 +126,35 @@ impl Cursor {
     /// Its text, to hand to a caller (e.g. as a page token) or to decode in the adapter.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Where a page ended: the last key it read. Every store writes it into its [`Cursor`] the same
+/// way, so a cursor names its query's partition and a store can refuse one of another query.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "of", rename_all = "lowercase")]
+pub enum PageEnd {
+    /// The last record of a query of the table.
+    Table { pk: String, sk: String },
+    /// The last entry of a query of an index: its index key and its record's key.
+    Index { ipk: String, isk: String, pk: String, sk: String },
+}
+
+impl PageEnd {
+    /// The cursor that continues after this end.
+    pub fn cursor(&self) -> Cursor {
+        Cursor::new(URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default()))
+    }
+}
+
+impl Cursor {
+    /// Where the page this cursor continues ended; an error for a cursor no store issued.
+    pub fn end(&self) -> Result<PageEnd, StoreError> {
+        URL_SAFE_NO_PAD
+            .decode(self.as_str())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| StoreError::Unavailable(Unavailable::new("a cursor no store issued")))
     }
 }
 

@@ -68,7 +68,7 @@ impl Sspr {
 
     /// Whether the policy lets this person use self-service reset at all.
     async fn in_scope(&self, policy: &Policy, who: &SignedIn) -> Result<bool, FlowError> {
-        Ok(match self.directory.find_user(&who.username).await? {
+        Ok(match self.ports.directory.find_user(&who.username).await? {
             Some(user) => policy.covers(&user),
             None => false,
         })
@@ -81,7 +81,7 @@ impl Sspr {
             && reconfirm_days > 0
             && registration
                 .confirmed_at
-                .is_none_or(|at| at.plus_secs(i64::from(reconfirm_days) * 86_400) <= self.clock.now());
+                .is_none_or(|at| at.plus_secs(i64::from(reconfirm_days) * 86_400) <= self.ports.clock.now());
         RegistrationStatus {
             registered,
             must_register: in_scope && policy.require_registration && (!registered || reconfirm_due),
@@ -104,7 +104,7 @@ impl Sspr {
     /// Changing recovery methods needs a sign-in of the last few minutes: a stolen, long-lived
     /// session must not be enough to add an attacker's phone or remove the owner's.
     fn require_recent_sign_in(&self, who: &SignedIn) -> Result<(), FlowError> {
-        let now = self.clock.now();
+        let now = self.ports.clock.now();
         let recent = who.signed_in_at.is_some_and(|at| {
             at.0 <= now.0.saturating_add(60) && now.0.saturating_sub(at.0) <= self.settings.recent_signin_secs
         });
@@ -124,7 +124,7 @@ impl Sspr {
         kind: MethodKind,
         destination: &str,
     ) -> Result<ConfirmationSent, FlowError> {
-        let code = Code::generate(&*self.rng, self.settings.code_digits);
+        let code = Code::generate(&*self.ports.rng, self.settings.code_digits);
         let key = pending_key(&who.username, kind);
         for _ in 0..CONFLICT_RETRIES {
             let (policy, mut records) = self.read_with_policy(std::slice::from_ref(&key)).await?;
@@ -136,7 +136,7 @@ impl Sspr {
             if !self.in_scope(&policy, who).await? {
                 return Err(FlowError::NotEnabled);
             }
-            let now = self.clock.now();
+            let now = self.ports.clock.now();
             let existing = decode::<PendingMethod>(&key, records.pop().flatten())?;
             let failures = existing.as_ref().map_or(0, |p| p.value.failures);
             if failures >= self.settings.max_code_failures {
@@ -153,7 +153,7 @@ impl Sspr {
                 },
                 version: existing.map_or(0, |p| p.version),
             };
-            match save(&*self.store, &key, &pending).await {
+            match save(&*self.ports.store, &key, &pending).await {
                 Ok(_) => {
                     self.deliver_code(&destination, &code, CodePurpose::Confirm).await?;
                     return Ok(ConfirmationSent { expires_in: self.settings.code_ttl_secs });
@@ -182,7 +182,7 @@ impl Sspr {
                 .unwrap_or_else(|| Versioned::new(Registration::default()));
             let mut pending =
                 decode::<PendingMethod>(&key, records.pop().flatten())?.ok_or(FlowError::NoPendingCode)?;
-            let now = self.clock.now();
+            let now = self.ports.clock.now();
             let max = self.settings.max_code_failures;
             if pending.value.failures >= max {
                 return Err(FlowError::TooManyAttempts);
@@ -190,7 +190,7 @@ impl Sspr {
             let expected = self.confirmation_hash(&who.username, kind, &pending.value.destination, code);
             if !expected.matches_hex(&pending.value.code_hash) {
                 pending.value.failures += 1;
-                match save(&*self.store, &key, &pending).await {
+                match save(&*self.ports.store, &key, &pending).await {
                     Ok(_) if pending.value.failures >= max => return Err(FlowError::TooManyAttempts),
                     Ok(_) => return Err(FlowError::InvalidCode),
                     Err(StoreError::Conflict) => continue,
@@ -203,7 +203,7 @@ impl Sspr {
             let destination = pending.value.destination.clone();
             if registration.value.find(kind, &destination).is_none() {
                 registration.value.methods.push(RegisteredMethod {
-                    id: MethodId::generate(&*self.rng),
+                    id: MethodId::generate(&*self.ports.rng),
                     kind,
                     destination: destination.clone(),
                     added_at: now,
@@ -214,7 +214,7 @@ impl Sspr {
             // with the same code finds nothing pending.
             let writes =
                 [Write::Delete { key: key.clone(), version: pending.version }, put(&registration_key, &registration)?];
-            match save_all(&*self.store, &writes).await {
+            match save_all(&*self.ports.store, &writes).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
@@ -243,7 +243,7 @@ impl Sspr {
             if registration.value.methods.len() == before.methods.len() {
                 return Err(FlowError::MethodNotFound);
             }
-            match save(&*self.store, &registration_key(&who.username), &registration).await {
+            match save(&*self.ports.store, &registration_key(&who.username), &registration).await {
                 Ok(_) => {}
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),

@@ -66,12 +66,12 @@ impl Sspr {
 
     pub fn new_challenge(&self) -> Challenge {
         let mut salt = [0u8; 12];
-        self.rng.fill(&mut salt);
-        let expires = self.clock.now().plus_secs(CHALLENGE_TTL_SECS);
+        self.ports.rng.fill(&mut salt);
+        let expires = self.ports.clock.now().plus_secs(CHALLENGE_TTL_SECS);
         let salt = format!("{}?expires={}", hex::encode(salt), expires.0);
         let max = self.settings.challenge_max_number.max(1);
         let mut n = [0u8; 8];
-        self.rng.fill(&mut n);
+        self.ports.rng.fill(&mut n);
         let number = u64::from_le_bytes(n) % (max + 1);
         let challenge = sha256_hex(&salt, number);
         Challenge {
@@ -100,7 +100,7 @@ impl Sspr {
             .ok_or(FlowError::ChallengeFailed)?;
         let valid = solution.algorithm == "SHA-256"
             && self.challenge_signature(&solution.challenge).matches_hex(&solution.signature)
-            && self.clock.now() < expires
+            && self.ports.clock.now() < expires
             && sha256_hex(&solution.salt, solution.number) == solution.challenge;
         if !valid {
             return Err(FlowError::ChallengeFailed);

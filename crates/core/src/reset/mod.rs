@@ -89,7 +89,7 @@ impl Sspr {
         Attempt {
             session_id: id,
             method,
-            now: self.clock.now(),
+            now: self.ports.clock.now(),
             hasher: &self.hasher,
             max_failures: self.settings.max_code_failures,
         }
@@ -104,7 +104,7 @@ impl Sspr {
         let (policy, mut records) = self.read_with_policy(&keys).await?;
         let rest = records.split_off(1);
         let session = decode::<ResetSession>(&key, records.pop().flatten())?;
-        Ok(SessionRead { policy, session, rest, now: self.clock.now() })
+        Ok(SessionRead { policy, session, rest, now: self.ports.clock.now() })
     }
 
     /// Opens a reset session for whatever name was given, spending the proof-of-work
@@ -117,7 +117,7 @@ impl Sspr {
         // Everyone's registration is read, known or not, so every name costs the same.
         let registration_key = registration_key(username);
         let (user, read) = futures::join!(
-            self.directory.find_user(username),
+            self.ports.directory.find_user(username),
             self.read_with_policy(std::slice::from_ref(&registration_key))
         );
         let (policy, mut records) = read?;
@@ -131,14 +131,14 @@ impl Sspr {
         let registration = match &subject {
             Some(subject) if subject != username => {
                 let key = crate::records::registration_key(subject);
-                crate::records::load::<Registration>(&*self.store, &key).await?
+                crate::records::load::<Registration>(&*self.ports.store, &key).await?
             }
             Some(_) => registration,
             None => None,
         };
         let (methods, registration_version) = registration.map_or((Vec::new(), 0), |r| (r.value.methods, r.version));
-        let now = self.clock.now();
-        let id = SessionId::generate(&*self.rng);
+        let now = self.ports.clock.now();
+        let id = SessionId::generate(&*self.ports.rng);
         let session = ResetSession {
             subject,
             created_at: now,
@@ -150,7 +150,7 @@ impl Sspr {
             registration_version,
         };
         let open = put(&session_key(&self.session_hash(&id)), &Versioned::new(session))?;
-        match save_all(&*self.store, &[spend_challenge, open]).await {
+        match save_all(&*self.ports.store, &[spend_challenge, open]).await {
             Ok(()) => {}
             // The only record that can exist already is the spent challenge.
             Err(StoreError::Conflict) => return Err(FlowError::ChallengeFailed),
@@ -168,7 +168,7 @@ impl Sspr {
         method: MethodKind,
         destination: &str,
     ) -> Result<CodeSent, FlowError> {
-        let code = Code::generate(&*self.rng, self.settings.code_digits);
+        let code = Code::generate(&*self.ports.rng, self.settings.code_digits);
         for _ in 0..CONFLICT_RETRIES {
             let mut read = self.read_session(id, &[]).await?;
             if !read.policy.allows_method(method) {
@@ -191,7 +191,7 @@ impl Sspr {
                 &destination,
                 &code,
             );
-            match save(&*self.store, &session_key(&self.session_hash(id)), &session).await {
+            match save(&*self.ports.store, &session_key(&self.session_hash(id)), &session).await {
                 Ok(_) => {
                     if deliver {
                         self.deliver_code(&destination, &code, CodePurpose::Reset).await?;
@@ -214,7 +214,7 @@ impl Sspr {
         method: MethodKind,
         code: &Code,
     ) -> Result<MethodVerified, FlowError> {
-        let token = ResetToken::generate(&*self.rng);
+        let token = ResetToken::generate(&*self.ports.rng);
         for _ in 0..CONFLICT_RETRIES {
             let mut read = self.read_session(id, &[]).await?;
             let verifier = verifier(method).filter(|_| read.policy.allows_method(method));
@@ -235,7 +235,7 @@ impl Sspr {
                     Ok(())
                 }
             };
-            match save(&*self.store, &session_key(&self.session_hash(id)), &session).await {
+            match save(&*self.ports.store, &session_key(&self.session_hash(id)), &session).await {
                 Ok(_) => {}
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
@@ -257,7 +257,7 @@ impl Sspr {
         token: &ResetToken,
         completion: Completion,
     ) -> Result<ResetCompleted, FlowError> {
-        let lockout = self.directory.lockout();
+        let lockout = self.ports.directory.lockout();
         if matches!(completion, Completion::UnlockOnly) && lockout.is_none() {
             return Err(FlowError::UnlockNotAvailable);
         }
@@ -267,26 +267,26 @@ impl Sspr {
             self.claim_token(id, &key, &self.token_hash(id, token), &completion).await?;
 
         let applied = match (&password, lockout) {
-            (Some(password), _) => self.directory.set_password(&username, password).await,
+            (Some(password), _) => self.ports.directory.set_password(&username, password).await,
             (None, Some(lockout)) => lockout.unlock(&username).await,
             (None, None) => unreachable!("an unlock without the capability was refused above"),
         };
         if let Err(e) = applied {
             // Nothing changed in the directory: give the token back so the person can try again.
             session.value.state = session.value.state.clone().release_token();
-            if let Err(release) = save(&*self.store, &key, &session).await {
+            if let Err(release) = save(&*self.ports.store, &key, &session).await {
                 tracing::error!(error = %release, "a claimed reset token could not be released");
             }
             return Err(e.into());
         }
-        session.value.state = session.value.state.clone().complete(self.clock.now())?;
-        if let Err(e) = save(&*self.store, &key, &session).await {
+        session.value.state = session.value.state.clone().complete(self.ports.clock.now())?;
+        if let Err(e) = save(&*self.ports.store, &key, &session).await {
             // The password is changed; the session stays claimed, so the token stays spent.
             tracing::error!(error = %e, "a completed reset could not be recorded");
         }
         let unlock_only = password.is_none();
         if !unlock_only {
-            if let Err(e) = self.directory.sign_out_everywhere(&username).await {
+            if let Err(e) = self.ports.directory.sign_out_everywhere(&username).await {
                 tracing::warn!(error = %e, "sessions elsewhere could not be ended");
             }
         }
@@ -326,7 +326,7 @@ impl Sspr {
                 Write::Check { key: registration_key.clone(), version: session.value.registration_version },
                 put(key, &claiming)?,
             ];
-            match save_all(&*self.store, &writes).await {
+            match save_all(&*self.ports.store, &writes).await {
                 Ok(()) => {
                     claiming.version += 1;
                     let registration =
