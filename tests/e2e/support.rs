@@ -120,6 +120,7 @@ pub fn moto_url() -> String {
 pub async fn sdk() -> aws_config::SdkConfig {
     let url = moto_url();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(sspr_aws::https_client())
         .endpoint_url(url)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "test"))

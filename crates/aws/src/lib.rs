@@ -23,9 +23,16 @@ pub use ses::SesMailer;
 #[cfg(feature = "sns")]
 pub use sns::SnsSms;
 
+/// The HTTPS client of every AWS call: rustls with ring, which keeps the functions' binaries
+/// smaller than the SDKs' default (rustls with aws-lc).
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+}
+
 /// The shared SDK configuration, loaded once at start.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client()).load().await
 }
 
 /// An SDK error with its whole chain of causes, for logs.
