@@ -15,7 +15,7 @@ use crate::methods::delivered_code::{CodePurpose, DeliveredCode};
 use crate::methods::{verifier, Attempt, Proof, Verdict};
 use crate::password::NewPassword;
 use crate::policy::Policy;
-use crate::ports::{RecordKey, StoreError, StoredRecord, Write};
+use crate::ports::{DirectoryError, RecordKey, StoreError, StoredRecord, Unavailable, Write};
 use crate::records::{decode, put, registration_key, save, save_all, session_key, Registration, Versioned};
 use crate::secret::Digest;
 use crate::types::{Code, Destination, MethodKind, ResetToken, SessionId, Username};
@@ -257,19 +257,20 @@ impl Sspr {
         token: &ResetToken,
         completion: Completion,
     ) -> Result<ResetCompleted, FlowError> {
-        let lockout = self.ports.directory.lockout();
-        if matches!(completion, Completion::UnlockOnly) && lockout.is_none() {
-            return Err(FlowError::UnlockNotAvailable);
-        }
+        // An unlock needs a directory with a lockout; asked before anything is claimed.
+        let unlocker = match completion {
+            Completion::UnlockOnly => Some(self.ports.directory.lockout().ok_or(FlowError::UnlockNotAvailable)?),
+            Completion::NewPassword(_) => None,
+        };
         let key = session_key(&self.session_hash(id));
         // Claim the token with a conditional write: of concurrent completions one wins.
         let Claimed { mut session, password, username, registration } =
             self.claim_token(id, &key, &self.token_hash(id, token), &completion).await?;
 
-        let applied = match (&password, lockout) {
+        let applied = match (&password, unlocker) {
             (Some(password), _) => self.ports.directory.set_password(&username, password).await,
             (None, Some(lockout)) => lockout.unlock(&username).await,
-            (None, None) => unreachable!("an unlock without the capability was refused above"),
+            (None, None) => Err(DirectoryError::Unavailable(Unavailable::new("neither a password nor an unlock"))),
         };
         if let Err(e) = applied {
             // Nothing changed in the directory: give the token back so the person can try again.
