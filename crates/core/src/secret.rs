@@ -83,6 +83,95 @@ impl KeyedHasher {
     }
 }
 
+/// A secret sealed for storage: AES-256-GCM with a key derived from the pepper, a fresh 96-bit
+/// nonce, and the id of the key, so keys can be rotated and an old value still told apart.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sealed {
+    pub key_id: String,
+    pub nonce: String,
+    pub ciphertext: String,
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sealed {{ key_id: {:?}, .. }}", self.key_id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("the value was sealed with another key ({0})")]
+    UnknownKey(String),
+    #[error("the sealed value is damaged, or belongs to someone else")]
+    Damaged,
+}
+
+/// Seals secrets that must be read back (authenticator seeds): AES-256-GCM, its key derived from
+/// the pepper with a label of its own, so one secret in Secrets Manager (or `secrets.json`)
+/// serves both hashing and sealing without one key doing two jobs (S6 in docs/security.md).
+#[derive(Clone)]
+pub struct Sealer {
+    key: Zeroizing<[u8; 32]>,
+    key_id: String,
+}
+
+impl Sealer {
+    pub fn new(pepper: &Pepper) -> Self {
+        let derive = |label: &[u8]| -> [u8; 32] {
+            let mut mac = HmacSha256::new_from_slice(&pepper.0).expect("HMAC accepts any key length");
+            mac.update(label);
+            mac.finalize().into_bytes().into()
+        };
+        let key = Zeroizing::new(derive(b"sspr seal key v1"));
+        let key_id = hex::encode(&derive(b"sspr seal key id v1")[..8]);
+        Self { key, key_id }
+    }
+
+    /// The id stored beside every value this sealer seals.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    fn cipher(&self) -> aes_gcm::Aes256Gcm {
+        use aes_gcm::KeyInit as _;
+        aes_gcm::Aes256Gcm::new(aes_gcm::Key::<aes_gcm::Aes256Gcm>::from_slice(&*self.key))
+    }
+
+    /// Seals `plain` for `owner` (bound as associated data: a value copied to another owner's
+    /// record does not open there).
+    pub fn seal(&self, rng: &dyn crate::ports::Rng, owner: &[u8], plain: &[u8]) -> Sealed {
+        use aes_gcm::aead::{Aead as _, Payload};
+        let mut nonce = [0u8; 12];
+        rng.fill(&mut nonce);
+        let ciphertext = self
+            .cipher()
+            .encrypt(aes_gcm::Nonce::from_slice(&nonce), Payload { msg: plain, aad: owner })
+            .expect("AES-GCM seals any message shorter than 64 GiB");
+        Sealed { key_id: self.key_id.clone(), nonce: hex::encode(nonce), ciphertext: hex::encode(ciphertext) }
+    }
+
+    /// Opens what [`Sealer::seal`] sealed for the same `owner`.
+    pub fn open(&self, sealed: &Sealed, owner: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        use aes_gcm::aead::{Aead as _, Payload};
+        if sealed.key_id != self.key_id {
+            return Err(SealError::UnknownKey(sealed.key_id.clone()));
+        }
+        let nonce: [u8; 12] =
+            hex::decode(&sealed.nonce).ok().and_then(|n| n.try_into().ok()).ok_or(SealError::Damaged)?;
+        let ciphertext = hex::decode(&sealed.ciphertext).map_err(|_| SealError::Damaged)?;
+        self.cipher()
+            .decrypt(aes_gcm::Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: owner })
+            .map(Zeroizing::new)
+            .map_err(|_| SealError::Damaged)
+    }
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sealer {{ key_id: {:?} }}", self.key_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +234,35 @@ mod tests {
         assert!(Pepper::new(vec![1; 31]).is_err());
         let p = Pepper::new(b"0123456789abcdef0123456789abcdef".to_vec()).expect("ok");
         assert!(!format!("{p:?}").contains("0123"));
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_their_key_and_owner() {
+        use crate::ports::SystemRng;
+        let pepper = |b: u8| Pepper::new(vec![b; 32]).expect("pepper");
+        let sealer = Sealer::new(&pepper(1));
+        let seed = b"12345678901234567890";
+        let sealed = sealer.seal(&SystemRng, b"USER#alice", seed);
+        assert_eq!(sealer.open(&sealed, b"USER#alice").expect("opens").as_slice(), seed);
+        assert!(!sealed.ciphertext.contains(&hex::encode(seed)), "nothing in clear");
+        assert_ne!(sealer.seal(&SystemRng, b"USER#alice", seed).nonce, sealed.nonce, "a fresh nonce each time");
+        assert_eq!(sealer.open(&sealed, b"USER#bob"), Err(SealError::Damaged), "bound to its owner");
+        let mut tampered = sealed.clone();
+        let flipped = if tampered.ciphertext.starts_with('0') { '1' } else { '0' };
+        tampered.ciphertext.replace_range(0..1, &flipped.to_string());
+        assert_eq!(sealer.open(&tampered, b"USER#alice"), Err(SealError::Damaged), "tampering is caught");
+        let other = Sealer::new(&pepper(2));
+        assert_ne!(other.key_id(), sealer.key_id());
+        assert!(matches!(other.open(&sealed, b"USER#alice"), Err(SealError::UnknownKey(_))));
+        assert_eq!(Sealer::new(&pepper(1)).key_id(), sealer.key_id(), "the key id follows the key");
+        assert!(!format!("{sealer:?} {sealed:?}").contains(&sealed.ciphertext));
+    }
+
+    #[test]
+    fn the_sealing_key_id_has_a_known_answer() {
+        // HMAC-SHA-256(key = 32 bytes of 0x01, "sspr seal key id v1"), first 8 bytes, computed
+        // independently (Python's hmac module).
+        let sealer = Sealer::new(&Pepper::new(vec![1; 32]).expect("pepper"));
+        assert_eq!(sealer.key_id(), "83f91c7acf7d97e7");
     }
 }

@@ -3,6 +3,7 @@
 //! authenticator app and security questions plug in beside them.
 
 pub mod delivered_code;
+pub mod totp;
 
 use crate::reset::session::ResetSession;
 use crate::secret::KeyedHasher;
