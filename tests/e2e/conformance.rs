@@ -7,7 +7,7 @@ use serde_json::json;
 use sspr_core::fakes::store::MemoryStore;
 use sspr_core::password::{NewPassword, PasswordRules};
 use sspr_core::ports::{
-    Authenticate, Cursor, Directory, DirectoryError, EmailMessage, Index, IndexKey, Mailer, Query, RecordKey,
+    Authenticate, Cursor, Directory, DirectoryError, EmailMessage, Index, IndexKey, Mailer, Page, Query, RecordKey,
     RecordStore, Sms, SortKeys, StoreError, StoredRecord, SystemClock, Write,
 };
 use sspr_core::secret::{KeyedHasher, Pepper};
@@ -47,11 +47,15 @@ fn is_unavailable<T>(result: Result<T, StoreError>) -> bool {
     matches!(result, Err(StoreError::Unavailable(_)))
 }
 
-/// Every page of a query, following cursors to the end.
-async fn pages(store: &dyn RecordStore, mut q: Query) -> Vec<Vec<(RecordKey, StoredRecord)>> {
+/// Every page of a query, following cursors to the end; `read` reads one page.
+async fn all_pages<T, F, Fut>(mut q: Query, read: F) -> Vec<Vec<T>>
+where
+    F: Fn(Query) -> Fut,
+    Fut: std::future::Future<Output = Page<T>>,
+{
     let mut pages = Vec::new();
     loop {
-        let page = store.query(&q).await.expect("query");
+        let page = read(q.clone()).await;
         assert!(page.items.len() <= q.limit, "a page holds at most the limit");
         pages.push(page.items);
         match page.next {
@@ -62,19 +66,14 @@ async fn pages(store: &dyn RecordStore, mut q: Query) -> Vec<Vec<(RecordKey, Sto
     }
 }
 
-/// Every page of an index query, following cursors to the end.
-async fn index_pages(store: &dyn RecordStore, mut q: Query) -> Vec<Vec<(RecordKey, IndexKey)>> {
-    let mut pages = Vec::new();
-    loop {
-        let page = store.query_index(Index::ReconfirmDue, &q).await.expect("query_index");
-        assert!(page.items.len() <= q.limit, "a page holds at most the limit");
-        pages.push(page.items);
-        match page.next {
-            Some(next) => q.after = Some(next),
-            None => return pages,
-        }
-        assert!(pages.len() < 100, "pagination does not end");
-    }
+/// Every page of a query of the table.
+async fn pages(store: &dyn RecordStore, q: Query) -> Vec<Vec<(RecordKey, StoredRecord)>> {
+    all_pages(q, |q| async move { store.query(&q).await.expect("query") }).await
+}
+
+/// Every page of an index query.
+async fn index_pages(store: &dyn RecordStore, q: Query) -> Vec<Vec<(RecordKey, IndexKey)>> {
+    all_pages(q, |q| async move { store.query_index(Index::ReconfirmDue, &q).await.expect("query_index") }).await
 }
 
 /// Pages are full but the last; DynamoDB may add an empty page after an exactly full one.

@@ -166,7 +166,7 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
             outbox = Some(o.clone());
             (Arc::new(o.clone()), Arc::new(o))
         }
-        SenderKind::Aws => (aws_sms(&config, needs, sdk)?, aws_mailer(&config, needs, sdk)?),
+        SenderKind::Aws => (aws_sms(needs, sdk)?, aws_mailer(&config, needs, sdk)?),
         #[allow(unreachable_patterns)]
         kind => return Err(not_built("SSPR_SENDER", &format!("{kind:?}"))),
     };
@@ -191,7 +191,6 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
 
 #[allow(unused_variables)]
 fn aws_sms<'a>(
-    config: &Config,
     needs: Needs,
     sdk: impl Fn() -> anyhow::Result<&'a aws_config::SdkConfig>,
 ) -> anyhow::Result<Arc<dyn Sms>> {

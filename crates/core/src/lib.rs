@@ -135,11 +135,7 @@ impl Sspr {
     pub async fn save_policy(&self, policy: Policy) -> Result<(), FlowError> {
         let key = policy_key();
         for _ in 0..CONFLICT_RETRIES {
-            let version = load_many(&*self.ports.store, std::slice::from_ref(&key))
-                .await?
-                .pop()
-                .flatten()
-                .map_or(0, |stored| stored.version);
+            let version = self.ports.store.get(&key).await?.map_or(0, |stored| stored.version);
             match save(&*self.ports.store, &key, &Versioned { value: policy.clone(), version }).await {
                 Ok(_) => {
                     self.cache_policy(&policy);

@@ -198,11 +198,16 @@ impl Registration {
     }
 
     pub fn emails(&self) -> impl Iterator<Item = &Email> {
-        self.methods.iter().filter_map(|m| match &m.destination {
-            Destination::Email(e) => Some(e),
-            Destination::Phone(_) => None,
-        })
+        emails_of(&self.methods)
     }
+}
+
+/// The email addresses among registered methods.
+pub fn emails_of(methods: &[RegisteredMethod]) -> impl Iterator<Item = &Email> {
+    methods.iter().filter_map(|m| match &m.destination {
+        Destination::Email(e) => Some(e),
+        Destination::Phone(_) => None,
+    })
 }
 
 /// A destination waiting for its confirmation code before it is registered.

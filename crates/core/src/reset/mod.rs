@@ -16,7 +16,7 @@ use crate::methods::{verifier, Attempt, Proof, Verdict};
 use crate::password::NewPassword;
 use crate::policy::Policy;
 use crate::ports::{DirectoryError, RecordKey, StoreError, StoredRecord, Unavailable, Write};
-use crate::records::{decode, put, registration_key, save, save_all, session_key, Registration, Versioned};
+use crate::records::{decode, emails_of, put, registration_key, save, save_all, session_key, Registration, Versioned};
 use crate::secret::Digest;
 use crate::types::{Code, Destination, MethodKind, ResetToken, SessionId, Username};
 use crate::{FlowError, Sspr, CONFLICT_RETRIES};
@@ -264,7 +264,7 @@ impl Sspr {
         };
         let key = session_key(&self.session_hash(id));
         // Claim the token with a conditional write: of concurrent completions one wins.
-        let Claimed { mut session, password, username, registration } =
+        let Claimed { mut session, password, username } =
             self.claim_token(id, &key, &self.token_hash(id, token), &completion).await?;
 
         let applied = match (&password, unlocker) {
@@ -291,7 +291,8 @@ impl Sspr {
                 tracing::warn!(error = %e, "sessions elsewhere could not be ended");
             }
         }
-        self.notify_all(registration.emails(), &self.settings.branding.password_changed(unlock_only)).await;
+        // The methods the claim checked against the registration: every address registered now.
+        self.notify_all(emails_of(&session.value.methods), &self.settings.branding.password_changed(unlock_only)).await;
         tracing::info!(unlock_only, "reset completed");
         Ok(ResetCompleted { done: true })
     }
@@ -330,9 +331,7 @@ impl Sspr {
             match save_all(&*self.ports.store, &writes).await {
                 Ok(()) => {
                     claiming.version += 1;
-                    let registration =
-                        Registration { methods: claiming.value.methods.clone(), ..Registration::default() };
-                    return Ok(Claimed { session: claiming, password, username, registration });
+                    return Ok(Claimed { session: claiming, password, username });
                 }
                 Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e.into()),
@@ -342,14 +341,13 @@ impl Sspr {
             let registration = decode::<Registration>(&registration_key, read.rest.pop().flatten())?;
             policy = read.policy.clone();
             session = read.live()?;
-            let (methods, version) = registration.map_or((Vec::new(), 0), |r| (r.value.methods, r.version));
+            let current = registration.unwrap_or_else(|| Versioned::new(Registration::default()));
             // A method removed since it was proved no longer counts.
-            let current = Registration { methods: methods.clone(), ..Registration::default() };
-            if !session.value.proved_methods().all(|m| current.still_has(&m.method_id, &m.destination)) {
+            if !session.value.proved_methods().all(|m| current.value.still_has(&m.method_id, &m.destination)) {
                 return Err(FlowError::MethodNotAvailable);
             }
-            session.value.methods = methods;
-            session.value.registration_version = version;
+            session.value.methods = current.value.methods;
+            session.value.registration_version = current.version;
         }
         Err(FlowError::Conflict)
     }
@@ -377,7 +375,6 @@ struct Claimed {
     session: Versioned<ResetSession>,
     password: Option<NewPassword>,
     username: Username,
-    registration: Registration,
 }
 
 #[cfg(test)]
