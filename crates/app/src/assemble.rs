@@ -8,7 +8,6 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context as _};
 use sspr_core::notify::Branding;
 use sspr_core::ports::{Authenticate, Clock, Directory, Mailer, RecordStore, Rng, Sms};
-use sspr_core::secret::KeyedHasher;
 use sspr_core::{Ports, Settings, Sspr};
 use sspr_http::Needs;
 
@@ -177,7 +176,7 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
         public_url: config.public_url.clone().or(public_url).context("SSPR_PUBLIC_URL: is required")?,
     };
     let ports = Ports { store, directory, sms, mailer, clock, rng };
-    let sspr = Sspr::new(ports, KeyedHasher::new(pepper), Settings::new(branding, config.default_policy()));
+    let sspr = Sspr::new(ports, pepper, Settings::new(branding, config.default_policy()));
     Ok(Assembled {
         sspr: Arc::new(sspr),
         authenticate,

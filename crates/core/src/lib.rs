@@ -22,7 +22,7 @@ use notify::Branding;
 use policy::Policy;
 use ports::{Clock, Directory, EmailMessage, Mailer, RecordKey, RecordStore, Rng, Sms, StoredRecord, Unavailable};
 use records::{decode, load_many, policy_key, save, Versioned};
-use secret::KeyedHasher;
+use secret::{KeyedHasher, Pepper, Sealer};
 use types::{Email, Timestamp};
 
 /// Limits and texts that deployments may tune; the defaults are those of docs/security.md.
@@ -80,14 +80,18 @@ pub struct Ports {
 pub struct Sspr {
     pub ports: Ports,
     pub hasher: KeyedHasher,
+    /// Seals what must be read back (authenticator seeds), under a key of its own derived from
+    /// the same secret as the hasher's.
+    pub sealer: Sealer,
     pub settings: Settings,
     /// The stored policy as last read, and when.
     policy_cache: Mutex<Option<(Policy, Timestamp)>>,
 }
 
 impl Sspr {
-    pub fn new(ports: Ports, hasher: KeyedHasher, settings: Settings) -> Self {
-        Self { ports, hasher, settings, policy_cache: Mutex::new(None) }
+    pub fn new(ports: Ports, pepper: Pepper, settings: Settings) -> Self {
+        let sealer = Sealer::new(&pepper);
+        Self { ports, hasher: KeyedHasher::new(pepper), sealer, settings, policy_cache: Mutex::new(None) }
     }
 
     /// The cached policy while it is fresh.

@@ -7,9 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::Policy;
 use crate::ports::{IndexKey, RecordKey, RecordStore, StoreError, StoredRecord, Unavailable, Write};
-use crate::reset::challenge::SpentChallenge;
 use crate::reset::session::ResetSession;
-use crate::secret::Digest;
+use crate::secret::{Digest, Sealed};
 use crate::types::{Destination, Email, MethodId, MethodKind, Timestamp, Username};
 
 // ---------------------------------------------------------------- every key of the table
@@ -27,6 +26,11 @@ pub fn registration_key(username: &Username) -> RecordKey {
 /// A destination waiting for its confirmation code.
 pub fn pending_key(username: &Username, kind: MethodKind) -> RecordKey {
     RecordKey { pk: format!("USER#{username}"), sk: format!("PENDING#{kind}") }
+}
+
+/// An authenticator code's step once accepted for a person: each step is accepted once (S8).
+pub fn totp_step_key(username: &Username, step: u64) -> RecordKey {
+    RecordKey { pk: format!("USER#{username}"), sk: format!("TOTP-STEP#{step}") }
 }
 
 /// The policy administrators store.
@@ -154,19 +158,52 @@ impl Record for ResetSession {
 
 impl Record for Policy {}
 
-impl Record for SpentChallenge {
-    fn expires_at(&self) -> Option<Timestamp> {
-        Some(self.expires_at)
-    }
-}
-
 /// One recovery method a person registered and confirmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisteredMethod {
     pub id: MethodId,
     pub kind: MethodKind,
-    pub destination: Destination,
+    /// What a proof of the method is checked against.
+    #[serde(flatten)]
+    pub held: Held,
     pub added_at: Timestamp,
+}
+
+/// What the product holds to check a proof of a registered method: where its codes go, or the
+/// authenticator's sealed seed (S6 and S8 in docs/security.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Held {
+    /// Email, SMS and voice: codes are delivered here.
+    Destination { destination: Destination },
+    /// The authenticator app: its seed, sealed for the person.
+    Seed { seed: Sealed },
+}
+
+impl RegisteredMethod {
+    /// Where codes of this method go, for delivered-code methods.
+    pub fn destination(&self) -> Option<&Destination> {
+        match &self.held {
+            Held::Destination { destination } => Some(destination),
+            Held::Seed { .. } => None,
+        }
+    }
+
+    /// The sealed seed of an authenticator app.
+    pub fn seed(&self) -> Option<&Sealed> {
+        match &self.held {
+            Held::Seed { seed } => Some(seed),
+            Held::Destination { .. } => None,
+        }
+    }
+
+    /// What the person sees of the method: a masked destination, or the method's name.
+    pub fn hint(&self) -> String {
+        match &self.held {
+            Held::Destination { destination } => destination.hint(),
+            Held::Seed { .. } => "authenticator app".to_owned(),
+        }
+    }
 }
 
 /// Everything a person registered.
@@ -189,12 +226,12 @@ impl Record for Registration {
 
 impl Registration {
     pub fn find(&self, kind: MethodKind, destination: &Destination) -> Option<&RegisteredMethod> {
-        self.methods.iter().find(|m| m.kind == kind && &m.destination == destination)
+        self.methods.iter().find(|m| m.kind == kind && m.destination() == Some(destination))
     }
 
-    /// Whether the method `id` is still registered, at the same destination.
-    pub fn still_has(&self, id: &MethodId, destination: &Destination) -> bool {
-        self.methods.iter().any(|m| &m.id == id && &m.destination == destination)
+    /// Whether the method `id` is still registered, holding the same destination (if it has one).
+    pub fn still_has(&self, id: &MethodId, destination: Option<&Destination>) -> bool {
+        self.methods.iter().any(|m| &m.id == id && (destination.is_none() || m.destination() == destination))
     }
 
     pub fn emails(&self) -> impl Iterator<Item = &Email> {
@@ -204,9 +241,9 @@ impl Registration {
 
 /// The email addresses among registered methods.
 pub fn emails_of(methods: &[RegisteredMethod]) -> impl Iterator<Item = &Email> {
-    methods.iter().filter_map(|m| match &m.destination {
-        Destination::Email(e) => Some(e),
-        Destination::Phone(_) => None,
+    methods.iter().filter_map(|m| match m.destination() {
+        Some(Destination::Email(e)) => Some(e),
+        _ => None,
     })
 }
 
@@ -228,6 +265,40 @@ impl Record for PendingMethod {
     }
 }
 
+/// An authenticator app waiting for its first code before it is registered: the seed, sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingTotp {
+    pub seed: Sealed,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub failures: u32,
+}
+
+impl Record for PendingTotp {
+    /// Kept a day past its expiry, as a pending destination is, so the failures stay counted.
+    fn expires_at(&self) -> Option<Timestamp> {
+        Some(self.expires_at.plus_secs(24 * 3600))
+    }
+}
+
+/// A record whose existence is the fact: a proof-of-work solution or an authenticator step
+/// already used. It outlives the time in which what it spends is valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spent {
+    pub expires_at: Timestamp,
+}
+
+impl Record for Spent {
+    fn expires_at(&self) -> Option<Timestamp> {
+        Some(self.expires_at)
+    }
+}
+
+/// The write that creates `key` as spent until `expires_at`; it conflicts if `key` exists.
+pub fn spend(key: &RecordKey, expires_at: Timestamp) -> Result<Write, Unavailable> {
+    put(key, &Versioned::new(Spent { expires_at }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,7 +311,9 @@ mod tests {
                 .map(|i| RegisteredMethod {
                     id: MethodId::parse(&format!("{i:016x}")).expect("id"),
                     kind: MethodKind::Email,
-                    destination: Destination::parse(MethodKind::Email, "alice@example.com").expect("email"),
+                    held: Held::Destination {
+                        destination: Destination::parse(MethodKind::Email, "alice@example.com").expect("email"),
+                    },
                     added_at: Timestamp(1),
                 })
                 .collect(),
@@ -253,5 +326,27 @@ mod tests {
         assert_eq!(early.pk, CONFIRMED_INDEX_PARTITION);
         assert!(early.sk < late.sk, "sort keys order by time: {} {}", early.sk, late.sk);
         assert!(late.sk.ends_with("#USER#alice"));
+    }
+
+    #[test]
+    fn methods_keep_their_stored_shape_and_read_back_by_what_they_hold() {
+        // A delivered-code method as stored since the first release: the destination at the top.
+        let stored = serde_json::json!({
+            "id": "00112233445566ff", "kind": "sms", "added_at": 5,
+            "destination": {"type": "phone", "value": "+14155550100"},
+        });
+        let sms: RegisteredMethod = serde_json::from_value(stored.clone()).expect("readable");
+        assert_eq!(sms.destination().map(Destination::as_str), Some("+14155550100"));
+        assert_eq!(serde_json::to_value(&sms).expect("json"), stored, "written back the same");
+        let sealed = Sealed { key_id: "k".into(), nonce: "00".into(), ciphertext: "ff".into() };
+        let app = RegisteredMethod {
+            id: MethodId::parse("00112233445566ee").expect("id"),
+            kind: MethodKind::Totp,
+            held: Held::Seed { seed: sealed.clone() },
+            added_at: Timestamp(6),
+        };
+        let back: RegisteredMethod = serde_json::from_value(serde_json::to_value(&app).expect("json")).expect("back");
+        assert_eq!(back.seed(), Some(&sealed));
+        assert_eq!((back.destination(), back.hint().as_str()), (None, "authenticator app"));
     }
 }

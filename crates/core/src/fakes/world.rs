@@ -7,12 +7,13 @@ use std::sync::Arc;
 use super::directory::MemoryDirectory;
 use super::senders::RecordingSender;
 use super::store::{CountingStore, FaultyStore, MemoryStore};
+use crate::methods::totp::TotpSeed;
 use crate::notify::Branding;
 use crate::policy::Policy;
 use crate::ports::{ManualClock, SystemRng};
 use crate::registration::SignedIn;
 use crate::reset::challenge::solve;
-use crate::secret::{KeyedHasher, Pepper};
+use crate::secret::Pepper;
 use crate::types::{Code, MethodKind, Timestamp, Username};
 use crate::{Ports, Settings, Sspr};
 
@@ -51,8 +52,8 @@ impl World {
             clock: Arc::new(clock.clone()),
             rng: Arc::new(SystemRng),
         };
-        let hasher = KeyedHasher::new(Pepper::new(vec![7; 32]).expect("a long enough pepper"));
-        Self { sspr: Sspr::new(ports, hasher, settings), store, directory, sent, clock }
+        let pepper = Pepper::new(vec![7; 32]).expect("a long enough pepper");
+        Self { sspr: Sspr::new(ports, pepper, settings), store, directory, sent, clock }
     }
 
     /// alice, signed in just now.
@@ -84,6 +85,30 @@ impl World {
         let code = self.last_code_to(destination);
         self.sspr.confirm_method(&alice, kind, &code).await.expect("method confirmed");
     }
+}
+
+impl World {
+    /// Adds an authenticator app for alice, as the page does: the app reads the key shown, and
+    /// its first code confirms it. Returns the app's seed; the confirming code's step is spent.
+    pub async fn register_totp(&self) -> TotpSeed {
+        let alice = self.alice();
+        let enrolment = self.sspr.begin_totp(&alice).await.expect("enrolment");
+        let seed = seed_of(&enrolment.manual_key);
+        let code = Code::parse(&seed.code_at(self.clock_now())).expect("a code");
+        self.sspr.confirm_method(&alice, MethodKind::Totp, &code).await.expect("app confirmed");
+        seed
+    }
+
+    /// The code alice's app shows now.
+    pub fn app_code(&self, seed: &TotpSeed) -> Code {
+        Code::parse(&seed.code_at(self.clock_now())).expect("a code")
+    }
+}
+
+/// The seed behind a key shown for typing (base32 in groups of four).
+pub fn seed_of(manual_key: &str) -> TotpSeed {
+    let secret = totp_rs::Secret::try_from_base32(manual_key.replace(' ', "")).expect("base32");
+    TotpSeed::from_bytes(secret.as_bytes()).expect("a 20-byte seed")
 }
 
 impl Default for World {

@@ -100,7 +100,7 @@ impl Verifier for DeliveredCode {
         }
         issued.used = true;
         match &issued.sent_to {
-            Some(sent) => Verdict::Proved(sent.method_id.clone()),
+            Some(sent) => Verdict::Proved { id: sent.method_id.clone(), once: None },
             None => Verdict::Refused(FlowError::InvalidCode),
         }
     }

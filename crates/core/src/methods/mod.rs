@@ -1,12 +1,12 @@
 //! Recovery methods: how each kind is proved at reset, behind one interface keyed by method
-//! kind. Codes delivered to a registered destination (email, SMS) are the first; the
-//! authenticator app and security questions plug in beside them.
+//! kind: codes delivered to a registered destination (email, SMS), and the authenticator app.
 
 pub mod delivered_code;
 pub mod totp;
 
+use crate::ports::RecordKey;
 use crate::reset::session::ResetSession;
-use crate::secret::KeyedHasher;
+use crate::secret::{KeyedHasher, Sealer};
 use crate::types::{Code, MethodId, MethodKind, SessionId, Timestamp};
 use crate::FlowError;
 
@@ -22,6 +22,7 @@ pub struct Attempt<'a> {
     pub method: MethodKind,
     pub now: Timestamp,
     pub hasher: &'a KeyedHasher,
+    pub sealer: &'a Sealer,
     /// Wrong proofs before the method is dead for the session (S3).
     pub max_failures: u32,
 }
@@ -29,8 +30,10 @@ pub struct Attempt<'a> {
 /// The outcome of checking a proof.
 #[derive(Debug)]
 pub enum Verdict {
-    /// The registered method the proof came from.
-    Proved(MethodId),
+    /// The registered method the proof came from. With `once`, the proof counts only if that
+    /// record does not exist yet: the flow creates it in the same write as the session, so the
+    /// same proof is accepted once across every session (an authenticator code's step).
+    Proved { id: MethodId, once: Option<RecordKey> },
     /// Refused, and the session changed (a failure was counted): it must be saved.
     Refused(FlowError),
     /// Refused with nothing changed.
@@ -49,6 +52,7 @@ pub trait Verifier: Sync {
 pub fn verifier(kind: MethodKind) -> Option<&'static dyn Verifier> {
     match kind {
         MethodKind::Email | MethodKind::Sms => Some(&delivered_code::DeliveredCode),
-        MethodKind::Voice | MethodKind::Totp | MethodKind::Questions => None,
+        MethodKind::Totp => Some(&totp::AuthenticatorApp),
+        MethodKind::Voice | MethodKind::Questions => None,
     }
 }

@@ -8,8 +8,13 @@ use std::fmt;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 use zeroize::Zeroizing;
 
+use super::{Attempt, Proof, Verdict, Verifier};
 use crate::ports::Rng;
-use crate::types::{Code, Timestamp};
+use crate::records::totp_step_key;
+use crate::reset::session::ResetSession;
+use crate::secret::{Sealed, Sealer};
+use crate::types::{Code, Timestamp, Username};
+use crate::FlowError;
 
 /// Seconds in one step.
 pub const STEP_SECS: i64 = 30;
@@ -82,6 +87,70 @@ impl TotpSeed {
     pub fn manual_key(&self) -> String {
         let base32 = Secret::new(Box::from(self.expose())).to_base32();
         base32.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// What a seed is sealed for: its owner, so a sealed seed copied to another person's record
+/// does not open there.
+pub fn seal_owner(username: &Username) -> Vec<u8> {
+    format!("USER#{username}#totp").into_bytes()
+}
+
+/// Seals `seed` for `username`.
+pub fn seal(sealer: &Sealer, rng: &dyn Rng, username: &Username, seed: &TotpSeed) -> Sealed {
+    sealer.seal(rng, &seal_owner(username), seed.expose())
+}
+
+/// Opens a seed sealed for `username`; `None` if it does not open (another key, or tampered).
+pub fn open(sealer: &Sealer, username: &Username, sealed: &Sealed) -> Option<TotpSeed> {
+    match sealer.open(sealed, &seal_owner(username)) {
+        Ok(bytes) => TotpSeed::from_bytes(&bytes).ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "an authenticator seed could not be opened");
+            None
+        }
+    }
+}
+
+/// How long a spent step is remembered: past the end of the window in which its code is valid.
+pub const STEP_MEMORY_SECS: i64 = 3 * STEP_SECS;
+
+/// The verifier of authenticator codes: nothing is sent; the code is checked against the seed
+/// registered when the session opened, and its step is accepted once across every session.
+pub struct AuthenticatorApp;
+
+impl Verifier for AuthenticatorApp {
+    fn verify(&self, attempt: &Attempt<'_>, session: &mut ResetSession, proof: &Proof<'_>) -> Verdict {
+        let Proof::Code(code) = proof;
+        let method = attempt.method;
+        if session.failures_for(method) >= attempt.max_failures {
+            return Verdict::RefusedUnchanged(FlowError::TooManyAttempts);
+        }
+        // Without a subject or a registered app there is no seed: every code is wrong, and
+        // the failure counts the same.
+        let proved = match (&session.subject, session.registered_kind(method)) {
+            (Some(subject), Some(registered)) => registered
+                .seed()
+                .and_then(|sealed| open(attempt.sealer, subject, sealed))
+                .and_then(|seed| seed.check(code, attempt.now))
+                .map(|step| (registered.id.clone(), totp_step_key(subject, step))),
+            _ => None,
+        };
+        let answered = session.answered_mut(method);
+        match proved {
+            Some((id, once)) => {
+                answered.proved = Some(id.clone());
+                Verdict::Proved { id, once: Some(once) }
+            }
+            None => {
+                answered.failures += 1;
+                Verdict::Refused(if answered.failures >= attempt.max_failures {
+                    FlowError::TooManyAttempts
+                } else {
+                    FlowError::InvalidCode
+                })
+            }
+        }
     }
 }
 

@@ -2,13 +2,15 @@
 //! destination is saved only after the code sent to it is confirmed; changes are announced on
 //! the other channels. Each call reads once (its records with the policy) and writes once.
 
+mod authenticator;
+
 use serde::Serialize;
 
 use crate::methods::delivered_code::CodePurpose;
 use crate::policy::Policy;
 use crate::ports::{StoreError, Write};
 use crate::records::{
-    decode, pending_key, put, registration_key, save, save_all, PendingMethod, RegisteredMethod, Registration,
+    decode, pending_key, put, registration_key, save, save_all, Held, PendingMethod, RegisteredMethod, Registration,
     Versioned,
 };
 use crate::secret::Digest;
@@ -89,7 +91,7 @@ impl Sspr {
             methods: registration
                 .methods
                 .iter()
-                .map(|m| MethodSummary { id: m.id.as_str().to_owned(), kind: m.kind, hint: m.destination.hint() })
+                .map(|m| MethodSummary { id: m.id.as_str().to_owned(), kind: m.kind, hint: m.hint() })
                 .collect(),
         }
     }
@@ -115,6 +117,33 @@ impl Sspr {
         }
     }
 
+    /// Whether this person may change their methods now: a recent sign-in, and in the policy's scope.
+    async fn may_register(&self, policy: &Policy, who: &SignedIn) -> Result<(), FlowError> {
+        self.require_recent_sign_in(who)?;
+        if !self.in_scope(policy, who).await? {
+            return Err(FlowError::NotEnabled);
+        }
+        Ok(())
+    }
+
+    /// Tells the person's other addresses that a method was added, and answers with the status.
+    async fn announce_added(
+        &self,
+        policy: &Policy,
+        who: &SignedIn,
+        registration: &Registration,
+        added_at: Option<&Destination>,
+    ) -> Result<RegistrationStatus, FlowError> {
+        let in_scope = self.in_scope(policy, who).await?;
+        let others: Vec<_> = registration
+            .emails()
+            .filter(|e| added_at.is_none_or(|added| &Destination::Email((*e).clone()) != added))
+            .cloned()
+            .collect();
+        self.notify_all(&others, &self.settings.branding.methods_changed("added")).await;
+        Ok(self.status_of(registration, in_scope, policy))
+    }
+
     /// Sends a confirmation code to a destination the person wants to register; needs a recent
     /// sign-in.
     #[tracing::instrument(skip_all, fields(kind = %kind))]
@@ -132,10 +161,7 @@ impl Sspr {
                 return Err(FlowError::MethodNotAvailable);
             }
             let destination = Destination::parse(kind, destination)?;
-            self.require_recent_sign_in(who)?;
-            if !self.in_scope(&policy, who).await? {
-                return Err(FlowError::NotEnabled);
-            }
+            self.may_register(&policy, who).await?;
             let now = self.ports.clock.now();
             let existing = decode::<PendingMethod>(&key, records.pop().flatten())?;
             let failures = existing.as_ref().map_or(0, |p| p.value.failures);
@@ -174,6 +200,9 @@ impl Sspr {
         kind: MethodKind,
         code: &Code,
     ) -> Result<RegistrationStatus, FlowError> {
+        if kind == MethodKind::Totp {
+            return self.confirm_totp(who, code).await;
+        }
         let key = pending_key(&who.username, kind);
         let registration_key = registration_key(&who.username);
         for _ in 0..CONFLICT_RETRIES {
@@ -205,7 +234,7 @@ impl Sspr {
                 registration.value.methods.push(RegisteredMethod {
                     id: MethodId::generate(&*self.ports.rng),
                     kind,
-                    destination: destination.clone(),
+                    held: Held::Destination { destination: destination.clone() },
                     added_at: now,
                 });
             }
@@ -219,15 +248,7 @@ impl Sspr {
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
-            let in_scope = self.in_scope(&policy, who).await?;
-            let others: Vec<_> = registration
-                .value
-                .emails()
-                .filter(|e| Destination::Email((*e).clone()) != destination)
-                .cloned()
-                .collect();
-            self.notify_all(&others, &self.settings.branding.methods_changed("added")).await;
-            return Ok(self.status_of(&registration.value, in_scope, &policy));
+            return self.announce_added(&policy, who, &registration.value, Some(&destination)).await;
         }
         Err(FlowError::Conflict)
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::ports::Write;
-use crate::records::{challenge_key, put, Versioned};
+use crate::records::{challenge_key, spend};
 use crate::types::Timestamp;
 use crate::{FlowError, Sspr};
 
@@ -34,12 +34,6 @@ struct Solution {
     number: u64,
     salt: String,
     signature: String,
-}
-
-/// Marks a solved challenge as spent until it would have expired anyway.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SpentChallenge {
-    pub expires_at: Timestamp,
 }
 
 pub fn sha256_hex(salt: &str, number: u64) -> String {
@@ -105,6 +99,7 @@ impl Sspr {
         if !valid {
             return Err(FlowError::ChallengeFailed);
         }
-        Ok(put(&challenge_key(&solution.challenge), &Versioned::new(SpentChallenge { expires_at: expires }))?)
+        // Spent until it would have expired anyway.
+        Ok(spend(&challenge_key(&solution.challenge), expires)?)
     }
 }

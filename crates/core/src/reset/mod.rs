@@ -16,7 +16,9 @@ use crate::methods::{verifier, Attempt, Proof, Verdict};
 use crate::password::NewPassword;
 use crate::policy::Policy;
 use crate::ports::{DirectoryError, RecordKey, StoreError, StoredRecord, Unavailable, Write};
-use crate::records::{decode, emails_of, put, registration_key, save, save_all, session_key, Registration, Versioned};
+use crate::records::{
+    decode, emails_of, put, registration_key, save, save_all, session_key, spend, Registration, Versioned,
+};
 use crate::secret::Digest;
 use crate::types::{Code, Destination, MethodKind, ResetToken, SessionId, Username};
 use crate::{FlowError, Sspr, CONFLICT_RETRIES};
@@ -91,6 +93,7 @@ impl Sspr {
             method,
             now: self.ports.clock.now(),
             hasher: &self.hasher,
+            sealer: &self.sealer,
             max_failures: self.settings.max_code_failures,
         }
     }
@@ -148,6 +151,7 @@ impl Sspr {
             codes: Vec::new(),
             methods,
             registration_version,
+            answered: Vec::new(),
         };
         let open = put(&session_key(&self.session_hash(&id)), &Versioned::new(session))?;
         match save_all(&*self.ports.store, &[spend_challenge, open]).await {
@@ -206,7 +210,9 @@ impl Sspr {
     }
 
     /// Checks a proof of `method`. Every wrong proof counts, whether or not anything was sent;
-    /// the fifth kills the method for this session.
+    /// the fifth kills the method for this session. A proof that may be used once (an
+    /// authenticator code) is spent in the same write as the session; one already spent counts
+    /// as wrong.
     #[tracing::instrument(skip_all, fields(method = %method))]
     pub async fn verify_method(
         &self,
@@ -215,28 +221,41 @@ impl Sspr {
         code: &Code,
     ) -> Result<MethodVerified, FlowError> {
         let token = ResetToken::generate(&*self.ports.rng);
+        // A record the proof must not have spent yet, read with the session after a conflict.
+        let mut once_seen: Option<RecordKey> = None;
         for _ in 0..CONFLICT_RETRIES {
-            let mut read = self.read_session(id, &[]).await?;
+            let mut read = self.read_session(id, once_seen.as_slice()).await?;
             let verifier = verifier(method).filter(|_| read.policy.allows_method(method));
             let Some(verifier) = verifier else {
                 return Err(FlowError::MethodNotAvailable);
             };
+            let already_spent = read.rest.pop().flatten().is_some();
             let mut session = read.live()?;
             if session.value.state.verified().contains(&method) {
                 return Err(FlowError::AlreadyVerified);
             }
+            let mut writes = Vec::new();
             let outcome = match verifier.verify(&self.attempt(id, method), &mut session.value, &Proof::Code(code)) {
                 Verdict::RefusedUnchanged(e) => return Err(e),
                 Verdict::Refused(e) => Err(e),
-                Verdict::Proved(_) => {
+                Verdict::Proved { once: Some(once), .. } if already_spent && once_seen.as_ref() == Some(&once) => {
+                    Err(session.value.refuse_replay(method, self.settings.max_code_failures))
+                }
+                Verdict::Proved { once, .. } => {
                     let state = std::mem::replace(&mut session.value.state, ResetState::Started);
                     let required = session.value.required;
                     session.value.state = state.prove(method, required, || self.token_hash(id, &token))?;
+                    if let Some(once) = once {
+                        let until = self.ports.clock.now().plus_secs(crate::methods::totp::STEP_MEMORY_SECS);
+                        writes.push(spend(&once, until)?);
+                        once_seen = Some(once);
+                    }
                     Ok(())
                 }
             };
-            match save(&*self.ports.store, &session_key(&self.session_hash(id)), &session).await {
-                Ok(_) => {}
+            writes.push(put(&session_key(&self.session_hash(id)), &session)?);
+            match save_all(&*self.ports.store, &writes).await {
+                Ok(()) => session.version += 1,
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -343,7 +362,7 @@ impl Sspr {
             session = read.live()?;
             let current = registration.unwrap_or_else(|| Versioned::new(Registration::default()));
             // A method removed since it was proved no longer counts.
-            if !session.value.proved_methods().all(|m| current.value.still_has(&m.method_id, &m.destination)) {
+            if !session.value.proved_methods().all(|(id, destination)| current.value.still_has(id, destination)) {
                 return Err(FlowError::MethodNotAvailable);
             }
             session.value.methods = current.value.methods;

@@ -141,6 +141,18 @@ pub struct ResetSession {
     /// The version of the registration `methods` was read from (0: there was none).
     #[serde(default)]
     pub registration_version: u64,
+    /// Methods proved with nothing sent first (the authenticator app): failures and outcome.
+    #[serde(default)]
+    pub answered: Vec<Answered>,
+}
+
+/// Attempts at a method proved with nothing sent first, in one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answered {
+    pub method: MethodKind,
+    pub failures: u32,
+    /// The registered method proved, once it is.
+    pub proved: Option<MethodId>,
 }
 
 impl ResetSession {
@@ -154,6 +166,7 @@ impl ResetSession {
 
     pub fn failures_for(&self, method: MethodKind) -> u32 {
         self.code_for(method).map_or(0, |c| c.failures)
+            + self.answered.iter().find(|a| a.method == method).map_or(0, |a| a.failures)
     }
 
     /// Replaces the code of `code.method`, keeping the failures counted so far.
@@ -169,12 +182,42 @@ impl ResetSession {
 
     /// The registered method of `kind` at `destination`, as registered when the session opened.
     pub fn registered(&self, kind: MethodKind, destination: &Destination) -> Option<&RegisteredMethod> {
-        self.methods.iter().find(|m| m.kind == kind && &m.destination == destination)
+        self.methods.iter().find(|m| m.kind == kind && m.destination() == Some(destination))
     }
 
-    /// The registered methods whose codes were used, with the destination each was proved at.
-    pub fn proved_methods(&self) -> impl Iterator<Item = &SentTo> {
-        self.codes.iter().filter(|c| c.used).filter_map(|c| c.sent_to.as_ref())
+    /// The registered method of `kind` that holds no destination (the authenticator app).
+    pub fn registered_kind(&self, kind: MethodKind) -> Option<&RegisteredMethod> {
+        self.methods.iter().find(|m| m.kind == kind && m.destination().is_none())
+    }
+
+    /// A proof that was right but already spent elsewhere (an authenticator code used before):
+    /// it counts as a wrong one.
+    pub fn refuse_replay(&mut self, method: MethodKind, max_failures: u32) -> crate::FlowError {
+        let answered = self.answered_mut(method);
+        answered.proved = None;
+        answered.failures += 1;
+        if answered.failures >= max_failures {
+            crate::FlowError::TooManyAttempts
+        } else {
+            crate::FlowError::InvalidCode
+        }
+    }
+
+    pub fn answered_mut(&mut self, method: MethodKind) -> &mut Answered {
+        if let Some(i) = self.answered.iter().position(|a| a.method == method) {
+            &mut self.answered[i]
+        } else {
+            self.answered.push(Answered { method, failures: 0, proved: None });
+            self.answered.last_mut().expect("just pushed")
+        }
+    }
+
+    /// The registered methods proved in this session, each with the destination it was proved
+    /// at when it is a delivered code.
+    pub fn proved_methods(&self) -> impl Iterator<Item = (&MethodId, Option<&Destination>)> {
+        let codes = self.codes.iter().filter(|c| c.used).filter_map(|c| c.sent_to.as_ref());
+        let answered = self.answered.iter().filter_map(|a| a.proved.as_ref());
+        codes.map(|s| (&s.method_id, Some(&s.destination))).chain(answered.map(|id| (id, None)))
     }
 }
 

@@ -230,3 +230,123 @@ async fn the_policy_is_read_once_a_minute_and_a_change_applies_at_once_here() {
     let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL).await;
     assert!(matches!(r, Err(FlowError::MethodNotAvailable)), "{r:?}");
 }
+
+// ---------------------------------------------------------------- the authenticator app
+
+fn wrong_app_code(right: &Code) -> Code {
+    Code::parse(if right.expose() == "111111" { "222222" } else { "111111" }).expect("code")
+}
+
+#[tokio::test]
+async fn an_app_is_registered_by_its_first_right_code_and_proves_a_reset() {
+    let world = World::new();
+    let alice = world.alice();
+    let enrolment = world.sspr.begin_totp(&alice).await.expect("enrolment");
+    assert!(enrolment.otpauth_uri.starts_with("otpauth://totp/Example:alice?"), "{}", enrolment.otpauth_uri);
+    assert!(enrolment.qr_svg.starts_with("<?xml") || enrolment.qr_svg.starts_with("<svg"));
+    let seed = crate::fakes::world::seed_of(&enrolment.manual_key);
+    let right = world.app_code(&seed);
+    let r = world.sspr.confirm_method(&alice, MethodKind::Totp, &wrong_app_code(&right)).await;
+    assert!(matches!(r, Err(FlowError::InvalidCode)), "{r:?}");
+    let status = world.sspr.confirm_method(&alice, MethodKind::Totp, &right).await.expect("confirmed");
+    assert_eq!(status.methods.len(), 1);
+    assert_eq!((status.methods[0].kind, status.methods[0].hint.as_str()), (MethodKind::Totp, "authenticator app"));
+    let raw: String = world
+        .store
+        .inner()
+        .inner()
+        .records()
+        .into_iter()
+        .map(|(key, record)| format!("{} {} {}\n", key.pk, key.sk, serde_json::Value::Object(record.body)))
+        .collect();
+    assert!(raw.contains("\"seed\""), "{raw}");
+    let base32 = enrolment.manual_key.replace(' ', "");
+    assert!(!raw.contains(&base32) && !raw.contains(&hex::encode(seed.expose())), "the seed is sealed at rest");
+
+    let session = start(&world, ALICE).await;
+    assert!(session.methods.contains(&MethodKind::Totp));
+    let r = world.sspr.verify_method(&session.session, MethodKind::Totp, &right).await;
+    assert!(matches!(r, Err(FlowError::InvalidCode)), "the code that confirmed the app is spent: {r:?}");
+    world.clock.advance(30);
+    let verified =
+        world.sspr.verify_method(&session.session, MethodKind::Totp, &world.app_code(&seed)).await.expect("proved");
+    let token = verified.reset_token.expect("one method is enough");
+    world.sspr.complete_reset(&session.session, &token, new_password("App-proved-Passw0rd-1")).await.expect("done");
+    assert_eq!(world.directory.password_of(ALICE).as_deref(), Some("App-proved-Passw0rd-1"));
+}
+
+#[tokio::test]
+async fn an_app_code_is_accepted_once_across_sessions() {
+    let world = World::new();
+    let seed = world.register_totp().await;
+    world.clock.advance(30);
+    let code = world.app_code(&seed);
+    let first = start(&world, ALICE).await.session;
+    world.sspr.verify_method(&first, MethodKind::Totp, &code).await.expect("the first use");
+    let second = start(&world, ALICE).await.session;
+    let r = world.sspr.verify_method(&second, MethodKind::Totp, &code).await;
+    assert!(matches!(r, Err(FlowError::InvalidCode)), "replayed in a new session: {r:?}");
+    world.clock.advance(30);
+    world.sspr.verify_method(&second, MethodKind::Totp, &world.app_code(&seed)).await.expect("the next step's code");
+}
+
+#[tokio::test]
+async fn five_wrong_app_codes_kill_the_app_for_the_session() {
+    let world = World::new();
+    let seed = world.register_totp().await;
+    world.clock.advance(30);
+    let session = start(&world, ALICE).await.session;
+    let right = world.app_code(&seed);
+    for n in 1..=5 {
+        let r = world.sspr.verify_method(&session, MethodKind::Totp, &wrong_app_code(&right)).await;
+        let expected = if n == 5 { "too_many_attempts" } else { "invalid_code" };
+        assert_eq!(r.as_ref().map_err(FlowError::code).err(), Some(expected), "failure {n}: {r:?}");
+    }
+    let r = world.sspr.verify_method(&session, MethodKind::Totp, &right).await;
+    assert!(matches!(r, Err(FlowError::TooManyAttempts)), "the right code is refused too: {r:?}");
+}
+
+#[tokio::test]
+async fn app_codes_for_unknown_or_appless_users_are_wrong_like_any_other() {
+    let world = World::new();
+    let seed = world.register_totp().await;
+    world.clock.advance(30);
+    for name in ["nobody-here", "bob"] {
+        let session = start(&world, name).await.session;
+        let r = world.sspr.verify_method(&session, MethodKind::Totp, &world.app_code(&seed)).await;
+        assert!(matches!(r, Err(FlowError::InvalidCode)), "{name}: {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_replay_found_after_a_lost_race_counts_as_a_wrong_code() {
+    let world = World::new();
+    let seed = world.register_totp().await;
+    world.clock.advance(30);
+    let code = world.app_code(&seed);
+    let first = start(&world, ALICE).await.session;
+    world.sspr.verify_method(&first, MethodKind::Totp, &code).await.expect("the first use");
+    let second = start(&world, ALICE).await.session;
+    // The replay's write loses; the retry reads the spent step and refuses.
+    world.store.inner().fail_next_writes(1);
+    let r = world.sspr.verify_method(&second, MethodKind::Totp, &code).await;
+    assert!(matches!(r, Err(FlowError::InvalidCode)), "{r:?}");
+    for _ in 0..4 {
+        let _ = world.sspr.verify_method(&second, MethodKind::Totp, &code).await;
+    }
+    let r = world.sspr.verify_method(&second, MethodKind::Totp, &code).await;
+    assert!(matches!(r, Err(FlowError::TooManyAttempts)), "replays count toward the five: {r:?}");
+}
+
+#[tokio::test]
+async fn an_app_reset_stays_within_its_round_trips() {
+    let world = World::new();
+    let seed = world.register_totp().await;
+    world.clock.advance(61);
+    world.store.reset();
+    let session = start(&world, ALICE).await.session;
+    assert!(world.store.calls().total() <= 2, "start: {:?}", world.store.calls());
+    world.store.reset();
+    world.sspr.verify_method(&session, MethodKind::Totp, &world.app_code(&seed)).await.expect("proved");
+    assert!(world.store.calls().total() <= 2, "verify: {:?}", world.store.calls());
+}
