@@ -14,6 +14,8 @@ venv=${SSPR_VENV:-$root/.venv}
 # Where cargo puts what it builds, as cargo itself says (CARGO_TARGET_DIR or its configuration).
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 moto_version=5.2.5
+# The phone's authenticator app in the end-to-end tests: an implementation apart from the product's.
+pyotp_version=2.9.0
 cargo_lambda_version=1.9.2
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -25,10 +27,10 @@ if ! command -v chromium >/dev/null 2>&1; then
   sudo_if_needed apt-get update -qq
   DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
-if ! "$venv/moto/bin/python" -c "import sys, moto; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then
-  step "installing moto[server]==$moto_version into $venv/moto"
+if ! "$venv/moto/bin/python" -c "import sys; from importlib.metadata import version; sys.exit(version('moto') != '$moto_version' or version('pyotp') != '$pyotp_version')" 2>/dev/null; then
+  step "installing moto[server]==$moto_version and pyotp==$pyotp_version into $venv/moto"
   python3 -m venv "$venv/moto"
-  "$venv/moto/bin/pip" install -q --disable-pip-version-check "moto[server]==$moto_version"
+  "$venv/moto/bin/pip" install -q --disable-pip-version-check "moto[server]==$moto_version" "pyotp==$pyotp_version"
 fi
 if ! "$venv/lambda/bin/python" -c "import sys; from importlib.metadata import version; sys.exit(version('cargo-lambda') != '$cargo_lambda_version')" 2>/dev/null; then
   step "installing cargo-lambda==$cargo_lambda_version into $venv/lambda"
@@ -89,6 +91,7 @@ AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" \
 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 AWS_EC2_METADATA_DISABLED=true \
 SSPR_TEST_SECRETS_FILE="$secrets" SSPR_TEST_LOG_DIR="$tmp/logs" \
+SSPR_TEST_PYTHON="$venv/moto/bin/python" \
   cargo test --workspace 2>&1 | tee "$tmp/cargo-test.log"
 
 # --- infrastructure --------------------------------------------------------------------------

@@ -5,7 +5,7 @@ use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
 use serde_json::{json, Value};
 
 use crate::support::{
-    assert_not_logged, destinations, record_secret, start_embedded, start_moto, Backend, CognitoPool, Reply,
+    app_code, assert_not_logged, destinations, record_secret, start_embedded, start_moto, Backend, CognitoPool, Reply,
     TestServer, ALICE, ALICE_PASSWORD,
 };
 
@@ -41,6 +41,7 @@ on_both_backends!(
     callers_cannot_tell_unknown_users_from_registered_ones,
     changing_methods_needs_a_recent_sign_in,
     each_route_stays_within_its_store_round_trips,
+    an_app_registered_with_an_independent_phone_resets_once_per_code,
 );
 
 /// Registers `destination` for `kind` as the signed-in person; returns the code used.
@@ -589,4 +590,72 @@ async fn each_route_stays_within_its_store_round_trips(server: TestServer) {
         println!("round trips ({backend}): {route}: {n}");
     }
     println!("round trips ({backend}): a whole SMS reset: {reset}");
+}
+
+/// S8 in docs/security.md: an authenticator app, played by an independent implementation
+/// (pyotp), is added by its first code and proves a reset; its seed is never stored in clear nor
+/// shown again; a code is accepted once, even in a new session; five wrong codes end it.
+async fn an_app_registered_with_an_independent_phone_resets_once_per_code(server: TestServer) {
+    let now = || sspr_core::ports::Clock::now(&server.clock).0;
+    let token = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("alice signs in");
+    let enrolment = server.call("POST", "/v1/me/methods/totp", Some(&token), None).await;
+    assert_eq!(enrolment.status, 200, "{enrolment:?}");
+    let uri = enrolment.body["otpauth_uri"].as_str().expect("otpauth_uri").to_owned();
+    let svg = enrolment.body["qr_svg"].as_str().expect("qr_svg");
+    let manual_key = enrolment.body["manual_key"].as_str().expect("manual_key");
+    let secret = uri.split(['?', '&']).find_map(|p| p.strip_prefix("secret=")).expect("a secret").to_owned();
+    record_secret(&secret);
+    assert!(uri.starts_with("otpauth://totp/") && uri.contains("issuer="), "{uri}");
+    assert!(svg.contains("<svg") && svg.trim_end().ends_with("</svg>"), "an SVG picture");
+    assert_eq!(manual_key.replace(' ', ""), secret, "the key for typing is the URI's");
+    assert!(manual_key.split(' ').all(|group| group.len() == 4), "in groups of four: {manual_key}");
+    assert_eq!(secret.len(), 32, "160 bits in base32");
+
+    let right = app_code(&uri, now());
+    let wrong = if right == "111111" { "222222" } else { "111111" };
+    let r = server.call("POST", "/v1/me/methods/totp/confirm", Some(&token), Some(json!({"code": wrong}))).await;
+    assert_eq!((r.status, r.error()), (400, "invalid_code"), "{r:?}");
+    let r = server.call("POST", "/v1/me/methods/totp/confirm", Some(&token), Some(json!({"code": right}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["methods"][0]["kind"], "totp");
+    assert_eq!(r.body["methods"][0]["hint"], "authenticator app");
+    let status = server.call("GET", "/v1/me/registration", Some(&token), None).await;
+    assert!(!status.body.to_string().contains(&secret), "the seed is never shown again");
+    let again = server.call("POST", "/v1/me/methods/totp/confirm", Some(&token), Some(json!({"code": right}))).await;
+    assert_eq!(again.error(), "no_pending_code", "confirmed once");
+
+    // Reset with the app: no send step.
+    server.clock.advance(30);
+    let session = start_reset(&server, ALICE).await;
+    let code = app_code(&uri, now());
+    record_secret(&code);
+    let r = verify(&server, &session, "totp", &code).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let reset_token = r.body["reset_token"].as_str().expect("a reset token").to_owned();
+    let password = "App-proved-Passw0rd-1";
+    let done = server
+        .post("/v1/reset/complete", json!({"session": session, "reset_token": reset_token, "new_password": password}))
+        .await;
+    assert_eq!(done.status, 200, "{done:?}");
+    assert!(server.password_works(ALICE, password).await);
+
+    // The same code in a new session is refused, and counts.
+    let session = start_reset(&server, ALICE).await;
+    let r = verify(&server, &session, "totp", &code).await;
+    assert_eq!((r.status, r.error()), (400, "invalid_code"), "a replayed code: {r:?}");
+    for attempt in 2..=4 {
+        let r = verify(&server, &session, "totp", wrong).await;
+        assert_eq!((r.status, r.error()), (400, "invalid_code"), "attempt {attempt}: {r:?}");
+    }
+    let r = verify(&server, &session, "totp", wrong).await;
+    assert_eq!((r.status, r.error()), (429, "too_many_attempts"), "the fifth: {r:?}");
+    server.clock.advance(30);
+    let r = verify(&server, &session, "totp", &app_code(&uri, now())).await;
+    assert_eq!((r.status, r.error()), (429, "too_many_attempts"), "a right code is dead too: {r:?}");
+
+    // S6: the seed is sealed at rest.
+    let raw = server.raw_store().await;
+    assert!(raw.contains("seed"), "the scan sees the app");
+    assert!(!raw.contains(&secret) && !raw.contains(manual_key), "the seed is stored sealed");
+    assert_not_logged(&[secret.as_str(), manual_key, code.as_str(), reset_token.as_str(), password]);
 }

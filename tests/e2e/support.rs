@@ -101,7 +101,7 @@ pub fn record_secret(secret: &str) {
 /// Records the secret fields of a request or response body. Codes are recorded as they are
 /// read from messages ([`extract_code`]), not as sent: tests also send codes never issued.
 fn record_secrets_in(body: &Value) {
-    for field in ["session", "reset_token", "token", "password", "new_password"] {
+    for field in ["session", "reset_token", "token", "password", "new_password", "manual_key"] {
         if let Some(secret) = body.get(field).and_then(Value::as_str) {
             record_secret(secret);
         }
@@ -609,6 +609,25 @@ impl TestServer {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- a phone's authenticator app
+
+/// The code an authenticator app shows at `at` (Unix seconds) for the app added with `otpauth_uri`,
+/// computed apart from the product by PyPI's `pyotp`, in the Python the test script prepared.
+pub fn app_code(otpauth_uri: &str, at: i64) -> String {
+    let python = std::env::var("SSPR_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("SSPR_TEST_PYTHON is not set: run the tests with `bash tests/run.sh`, which installs pyotp")
+    });
+    let out = std::process::Command::new(&python)
+        .args(["-c", "import pyotp, sys; print(pyotp.parse_uri(sys.argv[1]).at(int(sys.argv[2])))", otpauth_uri])
+        .arg(at.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e}"));
+    assert!(out.status.success(), "pyotp: {}", String::from_utf8_lossy(&out.stderr));
+    let code = String::from_utf8(out.stdout).expect("utf-8").trim().to_owned();
+    assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()), "pyotp answered {code:?}");
+    code
 }
 
 /// The 8-digit code in a message (recorded as a secret the tests used).

@@ -157,7 +157,7 @@ impl Sspr {
         let key = pending_key(&who.username, kind);
         for _ in 0..CONFLICT_RETRIES {
             let (policy, mut records) = self.read_with_policy(std::slice::from_ref(&key)).await?;
-            if !policy.allows_method(kind) {
+            if !policy.allows_method(kind) || !kind.is_delivered() {
                 return Err(FlowError::MethodNotAvailable);
             }
             let destination = Destination::parse(kind, destination)?;

@@ -175,7 +175,7 @@ impl Sspr {
         let code = Code::generate(&*self.ports.rng, self.settings.code_digits);
         for _ in 0..CONFLICT_RETRIES {
             let mut read = self.read_session(id, &[]).await?;
-            if !read.policy.allows_method(method) {
+            if !read.policy.allows_method(method) || !method.is_delivered() {
                 return Err(FlowError::MethodNotAvailable);
             }
             let destination = Destination::parse(method, destination)?;

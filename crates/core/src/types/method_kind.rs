@@ -25,6 +25,11 @@ impl MethodKind {
         Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or(ParseError::new("method", "is not a known method"))
     }
 
+    /// Whether a code of this kind is sent to a registered destination (`send-code`).
+    pub fn is_delivered(self) -> bool {
+        matches!(self, MethodKind::Email | MethodKind::Sms | MethodKind::Voice)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             MethodKind::Email => "email",

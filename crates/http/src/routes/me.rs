@@ -14,7 +14,7 @@ use sspr_core::FlowError;
 use super::reset::{parse_code, parse_method};
 use super::{Access, ApiState, Function, Needs, Route};
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, MaybeJson};
 
 pub(super) fn routes() -> Vec<Route> {
     let route = |method, path, needs, handler| Route {
@@ -28,6 +28,7 @@ pub(super) fn routes() -> Vec<Route> {
     let directory = Needs { directory: true, ..Needs::NONE };
     vec![
         route(Method::GET, "/v1/me/registration", directory, || get(registration_status)),
+        route(Method::POST, "/v1/me/methods/totp", directory, || post(begin_totp)),
         route(Method::POST, "/v1/me/methods/{kind}", Needs::ALL, || post(begin_method)),
         route(Method::POST, "/v1/me/methods/{kind}/confirm", Needs { email: true, ..directory }, || {
             post(confirm_method)
@@ -66,6 +67,19 @@ async fn begin_method(
     let kind = parse_method(&kind)?;
     let sent = s.sspr.begin_method(&me, kind, &req.destination).await?;
     Ok((StatusCode::ACCEPTED, Json(sent)))
+}
+
+/// An authenticator app is added with `{}` or no body at all.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BeginTotpRequest {}
+
+async fn begin_totp(
+    State(s): State<ApiState>,
+    Me(me): Me,
+    MaybeJson(_): MaybeJson<BeginTotpRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.sspr.begin_totp(&me).await?))
 }
 
 #[derive(Deserialize)]
