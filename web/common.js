@@ -207,5 +207,8 @@ export function kindLabel(kind) {
   if (kind === 'sms') {
     return 'Text message (SMS)';
   }
+  if (kind === 'totp') {
+    return 'Authenticator app';
+  }
   return String(kind);
 }

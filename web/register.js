@@ -22,6 +22,7 @@ import {
 
 const TOKEN_KEY = 'sspr.signin';
 const USER_KEY = 'sspr.username';
+// The methods whose codes are sent to a destination; the authenticator app has a panel of its own.
 const KINDS = ['email', 'sms'];
 
 const el = {
@@ -58,6 +59,17 @@ const el = {
       confirm: $('sms-confirm'),
     },
   },
+  totp: {
+    start: $('totp-start'),
+    begin: $('totp-begin'),
+    setup: $('totp-setup'),
+    qr: $('totp-qr'),
+    key: $('totp-key'),
+    confirmForm: $('totp-confirm-form'),
+    code: $('totp-code'),
+    confirm: $('totp-confirm'),
+    cancel: $('totp-cancel'),
+  },
 };
 
 function stored(key) {
@@ -91,6 +103,7 @@ function clearMethodForms() {
     k.code.value = '';
     k.confirmForm.hidden = true;
   }
+  closeTotpSetup();
 }
 
 /** Forgets the sign-in and shows the sign-in form, with a note when there is one. */
@@ -304,6 +317,77 @@ async function confirmMethod(kind, event) {
   setStatus(el.status, `${kindLabel(kind)} is registered.`);
 }
 
+// --- authenticator app -----------------------------------------------------------------------
+
+/** Hides the app's setup and forgets its key: it is shown once, while it is being set up. */
+function closeTotpSetup() {
+  const t = el.totp;
+  t.qr.removeAttribute('src');
+  t.key.textContent = '';
+  t.code.value = '';
+  hide(t.setup);
+  show(t.start);
+}
+
+async function beginTotp() {
+  clearError(el.error);
+  const t = el.totp;
+  setBusy(t.begin, true);
+  const result = await api('POST', '/v1/me/methods/totp', {}, state.token);
+  setBusy(t.begin, false);
+  if (!result.ok || typeof result.data.qr_svg !== 'string') {
+    if (handledAuthFailure(result)) {
+      return;
+    }
+    showError(el.error, messageFor(result.ok ? { data: {} } : result));
+    return;
+  }
+  // An SVG in an <img> shows a picture and can run nothing.
+  t.qr.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(result.data.qr_svg)}`;
+  t.key.textContent = String(result.data.manual_key ?? '');
+  hide(t.start);
+  show(t.setup);
+  setStatus(el.status, 'Scan the QR code with your app, then enter the code it shows.');
+  t.code.focus();
+}
+
+async function confirmTotp(event) {
+  event.preventDefault();
+  clearError(el.error);
+  const t = el.totp;
+  const code = tidyCode(t.code.value);
+  if (!/^[0-9]{6}$/.test(code)) {
+    showError(el.error, 'Enter the 6-digit code the app shows, digits only.');
+    t.code.focus();
+    return;
+  }
+  setBusy(t.confirm, true);
+  const result = await api('POST', '/v1/me/methods/totp/confirm', { code }, state.token);
+  setBusy(t.confirm, false);
+  t.code.value = '';
+  if (!result.ok) {
+    if (handledAuthFailure(result)) {
+      return;
+    }
+    showError(el.error, messageFor(result));
+    if (errorCode(result) === 'invalid_code') {
+      t.code.focus();
+    } else {
+      // Expired or used up: the setup starts again with a new key.
+      closeTotpSetup();
+      t.begin.focus();
+    }
+    return;
+  }
+  closeTotpSetup();
+  if (Array.isArray(result.data.methods)) {
+    render(result.data);
+  } else {
+    await loadStatus(false);
+  }
+  setStatus(el.status, 'Your authenticator app is registered.');
+}
+
 async function removeMethod(method, button) {
   clearError(el.error);
   setBusy(button, true);
@@ -336,6 +420,13 @@ for (const kind of KINDS) {
   el.kind[kind].sendForm.addEventListener('submit', (event) => beginMethod(kind, event));
   el.kind[kind].confirmForm.addEventListener('submit', (event) => confirmMethod(kind, event));
 }
+el.totp.begin.addEventListener('click', beginTotp);
+el.totp.confirmForm.addEventListener('submit', confirmTotp);
+el.totp.cancel.addEventListener('click', () => {
+  closeTotpSetup();
+  setStatus(el.status, '');
+  el.totp.begin.focus();
+});
 el.methods.tabIndex = -1;
 wirePasswordToggles();
 

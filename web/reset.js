@@ -19,7 +19,9 @@ import {
   wirePasswordToggles,
 } from './common.js';
 
-const KINDS = ['email', 'sms'];
+const KINDS = ['email', 'sms', 'totp'];
+// Methods whose code is sent to a destination the person types; the app's code is on the phone.
+const SENT = ['email', 'sms'];
 
 const el = {
   error: $('reset-error'),
@@ -30,13 +32,15 @@ const el = {
   start: $('reset-start'),
   sendForm: $('send-form'),
   sendIntro: $('send-intro'),
-  choice: { email: $('choice-email'), sms: $('choice-sms') },
-  radio: { email: $('method-email'), sms: $('method-sms') },
+  choice: { email: $('choice-email'), sms: $('choice-sms'), totp: $('choice-totp') },
+  radio: { email: $('method-email'), sms: $('method-sms'), totp: $('method-totp') },
+  destinationField: $('destination-field'),
   destination: $('reset-destination'),
   destinationLabel: $('reset-destination-label'),
   send: $('reset-send'),
   verifyForm: $('verify-form'),
   code: $('reset-code'),
+  codeHint: $('reset-code-hint'),
   verify: $('reset-verify'),
   back: $('reset-back'),
   passwordForm: $('password-form'),
@@ -260,10 +264,17 @@ const DESTINATION_FIELD = {
   },
 };
 
+/** Shows the destination field for a code to send, and nothing to type for the app. */
 function describeDestination() {
-  const field = chosenMethod() === 'sms' ? DESTINATION_FIELD.sms : DESTINATION_FIELD.email;
-  el.destinationLabel.textContent = field.label;
-  Object.assign(el.destination, field.input);
+  const method = chosenMethod();
+  const sent = SENT.includes(method);
+  el.destinationField.hidden = !sent;
+  el.send.textContent = sent ? 'Send code' : 'Continue';
+  if (sent) {
+    const field = DESTINATION_FIELD[method];
+    el.destinationLabel.textContent = field.label;
+    Object.assign(el.destination, field.input);
+  }
 }
 
 function toSend() {
@@ -286,7 +297,7 @@ function toSend() {
   }
   el.destination.value = '';
   describeDestination();
-  showStep(el.sendForm, el.destination);
+  showStep(el.sendForm, el.destinationField.hidden ? el.radio[chosenMethod()] : el.destination);
 }
 
 function destinationProblem(method, value) {
@@ -308,6 +319,15 @@ async function onSend(event) {
   const method = chosenMethod();
   if (!method) {
     showError(el.error, 'Choose a method.');
+    return;
+  }
+  if (!SENT.includes(method)) {
+    // Nothing to send: the app shows its code already.
+    state.method = method;
+    el.code.value = '';
+    el.codeHint.textContent = 'Enter the 6-digit code your authenticator app shows now.';
+    setStatus(el.status, '');
+    showStep(el.verifyForm, el.code);
     return;
   }
   const destination = method === 'sms' ? tidyPhone(el.destination.value) : el.destination.value.trim();
@@ -334,6 +354,7 @@ async function onSend(event) {
   }
   state.method = method;
   el.code.value = '';
+  el.codeHint.textContent = 'Enter the code from the message. It is valid for a few minutes.';
   setStatus(el.status, 'If this matches what you registered, a code is on its way.');
   showStep(el.verifyForm, el.code);
 }
@@ -345,7 +366,10 @@ async function onVerify(event) {
   clearError(el.error);
   const code = tidyCode(el.code.value);
   if (!CODE_PATTERN.test(code)) {
-    showError(el.error, 'Enter the code from the message, digits only.');
+    showError(
+      el.error,
+      SENT.includes(state.method) ? 'Enter the code from the message, digits only.' : 'Enter the code from the app, digits only.',
+    );
     el.code.focus();
     return;
   }

@@ -1,7 +1,10 @@
 // Browser end-to-end test of the hosted pages, in Debian's Chromium driven by playwright-core:
 // alice registers an email address and a phone number, resets her password with the emailed
-// code, and signs in with the new password; the pages raise no console error and no CSP
-// violation.
+// code, and signs in with the new password; she sets up an authenticator app from the QR code
+// page (npm `otpauth` plays the app) and resets with it; the pages raise no console error, no
+// CSP violation, and no axe-core finding in the states the tests visit.
+//
+// With SSPR_SCREENSHOTS set to a folder, each page state visited is saved there as a picture.
 //
 // Needs a running local server (`sspr serve`) with the demo users:
 //   SSPR_URL             its base URL, e.g. http://127.0.0.1:8080
@@ -13,9 +16,13 @@
 // each in the server's log afterwards (S9 in docs/security.md).
 
 import { appendFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as OTPAuth from 'otpauth';
 import { chromium } from 'playwright-core';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 function requiredEnv(name, example) {
   const value = process.env[name];
@@ -40,10 +47,15 @@ function noteSecret(secret) {
 const EMAIL = 'alice@example.com';
 const PHONE = '+12025550123';
 const NEW_PASSWORD = 'Brand-new-Passw0rd-42';
+const APP_PASSWORD = 'App-proved-Passw0rd-43';
 const STEP_TIMEOUT = 60_000;
 
 noteSecret(ALICE_PASSWORD);
 noteSecret(NEW_PASSWORD);
+noteSecret(APP_PASSWORD);
+
+/** alice's password as the tests have left it: they run in order, each resetting it. */
+let alicePassword = ALICE_PASSWORD;
 
 let browser;
 
@@ -69,8 +81,9 @@ after(async () => {
   }
 });
 
-async function newPage() {
-  const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
+/** A page in a fresh context; `options` are the context's (axe-core needs `bypassCSP`). */
+async function newPage(options = {}) {
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 }, ...options });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT);
   // The secrets the API hands the pages: sessions, reset tokens, sign-in tokens.
@@ -142,6 +155,28 @@ async function signIn(page, password) {
   await page.locator('#signin-password').fill(password);
   await page.locator('#signin-submit').click();
 }
+
+/** Saves a picture of the page as `name` when SSPR_SCREENSHOTS names a folder. */
+async function shot(page, name) {
+  const dir = process.env.SSPR_SCREENSHOTS;
+  if (dir) {
+    await page.screenshot({ path: `${dir}/${name}.png`, fullPage: true });
+  }
+}
+
+/** axe-core's findings on the page as it is now (WCAG 2.1 A and AA, and best practice). */
+async function axeFindings(page) {
+  await page.addScriptTag({ path: AXE });
+  return page.evaluate(async () => {
+    const result = await window.axe.run(document, {
+      runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'],
+    });
+    return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const stepNow = () => Math.floor(Date.now() / 30_000);
 
 /** Registers one method on the registration page: send, read the code, confirm. */
 async function registerMethod(page, kind, destination, label) {
@@ -264,6 +299,87 @@ test('alice registers email and SMS, resets her password by email, and signs in 
       await page.locator('#signout').waitFor({ state: 'visible' });
       assert.equal(await page.locator('#methods li').count(), 2, 'both methods are still registered');
     });
+    alicePassword = NEW_PASSWORD;
+  } finally {
+    await context.close();
+  }
+});
+
+test('alice sets up an authenticator app from the QR code and resets with it', { timeout: 240_000 }, async () => {
+  const { context, page } = await newPage({ bypassCSP: true });
+  try {
+    let app;
+    let confirmedIn = 0;
+    await explained(page, async () => {
+      await signIn(page, alicePassword);
+      await page.locator('#totp-begin').waitFor({ state: 'visible' });
+      await page.locator('#totp-begin').click();
+      await page.locator('#totp-qr').waitFor({ state: 'visible' });
+      await page.waitForFunction(() => {
+        const img = document.getElementById('totp-qr');
+        return img.complete && img.naturalWidth > 0;
+      });
+      const key = (await page.locator('#totp-key').innerText()).trim();
+      assert.match(key, /^([A-Z2-7]{4} ){7}[A-Z2-7]{4}$/, 'the key for typing: 160 bits in groups of four');
+      noteSecret(key);
+      noteSecret(key.replace(/ /g, ''));
+      await shot(page, 'register-totp-setup');
+      assert.deepEqual(await axeFindings(page), [], 'axe-core: the app setup');
+
+      app = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(key.replace(/ /g, '')) });
+      const right = app.generate();
+      await page.locator('#totp-code').fill(right === '111111' ? '222222' : '111111');
+      await page.locator('#totp-confirm').click();
+      await page.locator('#register-error').waitFor({ state: 'visible' });
+      await shot(page, 'register-totp-wrong-code');
+
+      confirmedIn = stepNow();
+      const code = app.generate();
+      noteSecret(code);
+      await page.locator('#totp-code').fill(code);
+      await page.locator('#totp-confirm').click();
+      await page.locator('#methods li', { hasText: 'Authenticator app' }).waitFor({ state: 'visible' });
+      assert.equal(await page.locator('#totp-setup').isHidden(), true, 'the setup closes');
+      assert.equal(await page.locator('#totp-key').innerText(), '', 'the key is gone from the page');
+      assert.equal(await page.locator('#totp-qr').getAttribute('src'), null, 'the QR code is gone too');
+      await shot(page, 'register-totp-registered');
+      await page.locator('#signout').click();
+      await page.locator('#signin-username').waitFor({ state: 'visible' });
+    });
+
+    // The code that confirmed the app is spent: the reset uses the next one.
+    while (stepNow() <= confirmedIn) {
+      await sleep(250);
+    }
+    await explained(page, async () => {
+      await page.goto(`${BASE}/reset`);
+      await page.locator('#reset-username').fill('alice');
+      await page.locator('#reset-start').click();
+      await page.locator('#choice-totp').waitFor({ state: 'visible', timeout: 90_000 });
+      await page.locator('#method-totp').check();
+      assert.equal(await page.locator('#reset-destination').isHidden(), true, 'nothing to type for the app');
+      assert.equal((await page.locator('#reset-send').innerText()).trim(), 'Continue');
+      await shot(page, 'reset-choose-totp');
+      assert.deepEqual(await axeFindings(page), [], 'axe-core: choosing the app');
+      await page.locator('#reset-send').click();
+      await page.locator('#reset-code').waitFor({ state: 'visible' });
+      assert.match(await page.locator('#reset-code-hint').innerText(), /authenticator app/);
+      await shot(page, 'reset-totp-code');
+      assert.deepEqual(await axeFindings(page), [], 'axe-core: the app code');
+      const code = app.generate();
+      noteSecret(code);
+      await page.locator('#reset-code').fill(code);
+      await page.locator('#reset-verify').click();
+      await page.locator('#new-password').waitFor({ state: 'visible' });
+      await page.locator('#new-password').fill(APP_PASSWORD);
+      await page.locator('#new-password-confirm').fill(APP_PASSWORD);
+      await page.locator('#reset-complete').click();
+      await page.locator('#reset-done').waitFor({ state: 'visible' });
+
+      await signIn(page, APP_PASSWORD);
+      await page.locator('#signout').waitFor({ state: 'visible' });
+    });
+    alicePassword = APP_PASSWORD;
   } finally {
     await context.close();
   }

@@ -201,7 +201,7 @@ impl RegisteredMethod {
     pub fn hint(&self) -> String {
         match &self.held {
             Held::Destination { destination } => destination.hint(),
-            Held::Seed { .. } => "authenticator app".to_owned(),
+            Held::Seed { .. } => format!("added {}", self.added_at.date()),
         }
     }
 }
@@ -347,6 +347,6 @@ mod tests {
         };
         let back: RegisteredMethod = serde_json::from_value(serde_json::to_value(&app).expect("json")).expect("back");
         assert_eq!(back.seed(), Some(&sealed));
-        assert_eq!((back.destination(), back.hint().as_str()), (None, "authenticator app"));
+        assert_eq!((back.destination(), back.hint().as_str()), (None, "added 1970-01-01"));
     }
 }

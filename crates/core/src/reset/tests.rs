@@ -250,7 +250,7 @@ async fn an_app_is_registered_by_its_first_right_code_and_proves_a_reset() {
     assert!(matches!(r, Err(FlowError::InvalidCode)), "{r:?}");
     let status = world.sspr.confirm_method(&alice, MethodKind::Totp, &right).await.expect("confirmed");
     assert_eq!(status.methods.len(), 1);
-    assert_eq!((status.methods[0].kind, status.methods[0].hint.as_str()), (MethodKind::Totp, "authenticator app"));
+    assert_eq!((status.methods[0].kind, status.methods[0].hint.as_str()), (MethodKind::Totp, "added 2027-01-15"));
     let raw: String = world
         .store
         .inner()

@@ -12,6 +12,12 @@ impl Timestamp {
         Self(self.0.saturating_add(secs))
     }
 
+    /// The day in UTC, as `YYYY-MM-DD`.
+    pub fn date(self) -> String {
+        let rfc3339 = self.to_rfc3339();
+        rfc3339.split_once('T').map_or(rfc3339.clone(), |(day, _)| day.to_owned())
+    }
+
     /// RFC 3339, for people and logs.
     pub fn to_rfc3339(self) -> String {
         time::OffsetDateTime::from_unix_timestamp(self.0)
