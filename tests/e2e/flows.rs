@@ -42,6 +42,7 @@ on_both_backends!(
     changing_methods_needs_a_recent_sign_in,
     each_route_stays_within_its_store_round_trips,
     an_app_registered_with_an_independent_phone_resets_once_per_code,
+    questions_registered_from_the_bank_prove_a_reset_and_a_wrong_answer_redraws,
 );
 
 /// Registers `destination` for `kind` as the signed-in person; returns the code used.
@@ -598,6 +599,41 @@ async fn each_route_stays_within_its_store_round_trips(server: TestServer) {
     assert_eq!(r.status, 200, "{r:?}");
     took("POST /v1/reset/verify (totp)", 2, &mut measured);
 
+    // Security questions: the bank, registration, a draw and the answers.
+    let r = server.call("GET", "/v1/me/methods/questions", Some(&token), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    took("GET /v1/me/methods/questions", 1, &mut measured);
+    let answers = json!({ "answers": [
+        {"question": "q01", "answer": "Lisbon"},
+        {"question": "q03", "answer": "Rex the dog"},
+        {"question": "q07", "answer": "Fiat Panda"},
+    ]});
+    let r = server.call("PUT", "/v1/me/methods/questions", Some(&token), Some(answers)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    took("PUT /v1/me/methods/questions", 2, &mut measured);
+    let session = start_reset(&server, ALICE).await;
+    took("POST /v1/reset/start (questions registered)", 2, &mut measured);
+    let r = server.post("/v1/reset/questions", json!({ "session": session })).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    took("POST /v1/reset/questions", 2, &mut measured);
+    let given: Vec<Value> = r.body["questions"]
+        .as_array()
+        .expect("questions")
+        .iter()
+        .map(|q| {
+            let answer = match q["id"].as_str() {
+                Some("q01") => "Lisbon",
+                Some("q03") => "Rex the dog",
+                _ => "Fiat Panda",
+            };
+            json!({ "id": q["id"], "answer": answer })
+        })
+        .collect();
+    let r =
+        server.post("/v1/reset/verify", json!({ "session": session, "method": "questions", "answers": given })).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    took("POST /v1/reset/verify (questions)", 2, &mut measured);
+
     let served: std::collections::BTreeSet<String> = sspr_http::routes().iter().map(sspr_http::Route::key).collect();
     let counted: std::collections::BTreeSet<String> =
         measured.iter().map(|(route, _)| route.split(" (").next().unwrap_or(route).to_owned()).collect();
@@ -680,4 +716,80 @@ async fn an_app_registered_with_an_independent_phone_resets_once_per_code(server
     assert!(raw.contains("seed"), "the scan sees the app");
     assert!(!raw.contains(&secret) && !raw.contains(manual_key), "the seed is stored sealed");
     assert_not_logged(&[secret.as_str(), manual_key, code.as_str(), reset_token.as_str(), password]);
+}
+
+/// Security questions (docs/security.md): chosen from the bank, answers kept only as Argon2id
+/// hashes, a subset drawn at reset, redrawn after a wrong answer, five wrong answers the end.
+async fn questions_registered_from_the_bank_prove_a_reset_and_a_wrong_answer_redraws(server: TestServer) {
+    let answers = [("q01", "Lisbon"), ("q03", "Rex the dog"), ("q07", "Fiat Panda")];
+    let token = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("alice signs in");
+    let bank = server.call("GET", "/v1/me/methods/questions", Some(&token), None).await;
+    assert_eq!(bank.status, 200, "{bank:?}");
+    assert!(bank.body["bank"].as_array().is_some_and(|b| b.len() >= 20), "a bank of at least 20");
+    assert_eq!((bank.body["to_register"].as_u64(), bank.body["custom_allowed"].as_bool()), (Some(3), Some(false)));
+
+    let body = |pairs: &[(&str, &str)]| json!({ "answers": pairs.iter().map(|(q, a)| json!({"question": q, "answer": a})).collect::<Vec<_>>() });
+    let r = server.call("PUT", "/v1/me/methods/questions", Some(&token), Some(body(&answers[..2]))).await;
+    assert_eq!((r.status, r.error()), (400, "invalid_input"), "two are too few: {r:?}");
+    let same = [("q01", "Lisbon"), ("q03", "lisbon"), ("q07", "Fiat Panda")];
+    let r = server.call("PUT", "/v1/me/methods/questions", Some(&token), Some(body(&same))).await;
+    assert_eq!((r.status, r.error()), (400, "invalid_input"), "an answer twice: {r:?}");
+    let r = server.call("PUT", "/v1/me/methods/questions", Some(&token), Some(body(&answers))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        (r.body["methods"][0]["kind"].as_str(), r.body["methods"][0]["hint"].as_str()),
+        (Some("questions"), Some("3 questions"))
+    );
+    let raw = server.raw_store().await.to_lowercase();
+    assert!(raw.contains("$argon2id$v=19$m=19456,t=2,p=1$"), "answers are Argon2id hashes");
+    for (_, answer) in answers {
+        assert!(!raw.contains(&answer.to_lowercase()), "{answer} is stored in clear");
+    }
+
+    let session = start_reset(&server, ALICE).await;
+    let drawn = server.post("/v1/reset/questions", json!({ "session": session })).await;
+    assert_eq!(drawn.status, 200, "{drawn:?}");
+    let questions = drawn.body["questions"].as_array().expect("questions").clone();
+    assert_eq!(questions.len(), 3);
+    let reply = |session: &str, questions: &[Value], wrong: bool| {
+        let given: Vec<Value> = questions
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let id = q["id"].as_str().expect("id");
+                let right = answers.iter().find(|(q, _)| *q == id).map(|(_, a)| *a).expect("a registered question");
+                json!({ "id": id, "answer": if wrong && i == 0 { "not this one" } else { right } })
+            })
+            .collect();
+        json!({ "session": session, "method": "questions", "answers": given })
+    };
+    let r = server.post("/v1/reset/verify", reply(&session, &questions, true)).await;
+    assert_eq!((r.status, r.error()), (400, "wrong_answers"), "{r:?}");
+    let r = server.post("/v1/reset/verify", reply(&session, &questions, false)).await;
+    assert_eq!((r.status, r.error()), (400, "no_questions_drawn"), "a wrong answer ends the subset: {r:?}");
+    let redrawn = server.post("/v1/reset/questions", json!({ "session": session })).await;
+    let questions = redrawn.body["questions"].as_array().expect("questions").clone();
+    let r = server.post("/v1/reset/verify", reply(&session, &questions, false)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let reset_token = r.body["reset_token"].as_str().expect("a reset token").to_owned();
+    let password = "Questions-Passw0rd-1";
+    let done = server
+        .post("/v1/reset/complete", json!({"session": session, "reset_token": reset_token, "new_password": password}))
+        .await;
+    assert_eq!(done.status, 200, "{done:?}");
+    assert!(server.password_works(ALICE, password).await);
+
+    // Five wrong answers end the method for a session.
+    let session = start_reset(&server, ALICE).await;
+    for attempt in 1..=5 {
+        let drawn = server.post("/v1/reset/questions", json!({ "session": session })).await;
+        let questions = drawn.body["questions"].as_array().expect("questions").clone();
+        let r = server.post("/v1/reset/verify", reply(&session, &questions, true)).await;
+        let expected = if attempt == 5 { (429, "too_many_attempts") } else { (400, "wrong_answers") };
+        assert_eq!((r.status, r.error()), expected, "attempt {attempt}: {r:?}");
+    }
+    let r = server.post("/v1/reset/questions", json!({ "session": session })).await;
+    assert_eq!((r.status, r.error()), (429, "too_many_attempts"), "{r:?}");
+    let secrets: Vec<&str> = answers.iter().map(|(_, a)| *a).chain([password, reset_token.as_str()]).collect();
+    assert_not_logged(&secrets);
 }

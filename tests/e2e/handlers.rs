@@ -112,7 +112,7 @@ async fn reset_function_starts_and_refuses_a_bogus_completion() {
     let (status, body) = invoke(&reset, start_event(&reset).await).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["session"].as_str().is_some_and(|s| s.len() == 22));
-    assert_eq!(body["methods"], json!(["email", "sms", "totp"]));
+    assert_eq!(body["methods"], json!(["email", "sms", "totp", "questions"]), "the local demo's methods");
     let (status, body) = invoke(&reset, event("reset-complete", None)).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_session")), "{body}");
     // Routes of other functions are not served here.

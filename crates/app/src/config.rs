@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use sspr_core::policy::{Enablement, Policy};
-use sspr_core::types::Email;
+use sspr_core::types::{Email, MethodKind};
 use sspr_http::JwtClaims;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -62,7 +62,12 @@ pub struct Config {
     pub organisation: String,
     pub claims: JwtClaims,
     pub target_group: Option<String>,
+    /// The methods the default policy enables, when not the policy's own default.
+    pub methods: Option<Vec<MethodKind>>,
 }
+
+/// The methods the local demo enables: everything this release can prove, so each can be tried.
+const LOCAL_METHODS: [MethodKind; 4] = [MethodKind::Email, MethodKind::Sms, MethodKind::Totp, MethodKind::Questions];
 
 impl Config {
     pub fn from_env(deployment: Deployment) -> Result<Self, ConfigError> {
@@ -132,6 +137,15 @@ impl Config {
             None if !local => return Err(ConfigError::new("SSPR_PUBLIC_URL", "is required")),
             _ => {}
         }
+        let methods = match get("SSPR_METHODS") {
+            Some(list) => Some(
+                list.split(',').map(|m| MethodKind::parse(m.trim())).collect::<Result<Vec<_>, _>>().map_err(|_| {
+                    ConfigError::new("SSPR_METHODS", "is a comma-separated list of email, sms, voice, totp, questions")
+                })?,
+            ),
+            None if local => Some(LOCAL_METHODS.to_vec()),
+            None => None,
+        };
         let secrets_arn = get("SSPR_SECRETS_ARN");
         if !local && secrets_arn.is_none() {
             return Err(ConfigError::new("SSPR_SECRETS_ARN", "is required: secrets come from Secrets Manager"));
@@ -154,17 +168,20 @@ impl Config {
                 groups_claim: get("SSPR_CLAIM_GROUPS").unwrap_or_else(|| "cognito:groups".into()),
             },
             target_group: get("SSPR_TARGET_GROUP"),
+            methods,
         })
     }
 
     /// The policy until an administrator stores one: a deployment names its target group;
-    /// without one, everyone may reset (the local demo).
+    /// without one, everyone may reset (the local demo). `SSPR_METHODS` names the methods; the
+    /// local demo enables security questions too, which the product's own default leaves off.
     pub fn default_policy(&self) -> Policy {
         Policy {
             enablement: match &self.target_group {
                 Some(group) => Enablement::Selected(group.clone()),
                 None => Enablement::Everyone,
             },
+            methods_enabled: self.methods.clone().unwrap_or_else(|| Policy::default().methods_enabled),
             ..Policy::default()
         }
     }
@@ -176,6 +193,25 @@ mod tests {
 
     fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn the_methods_enabled_come_from_the_policy_default_or_the_setting() {
+        let local = Config::from_lookup(Deployment::Local, lookup(&[])).expect("defaults");
+        assert!(local.default_policy().methods_enabled.contains(&MethodKind::Questions), "the demo shows them all");
+        let full = [
+            ("SSPR_TABLE", "t"),
+            ("SSPR_COGNITO_USER_POOL_ID", "p"),
+            ("SSPR_EMAIL_FROM", "noreply@example.com"),
+            ("SSPR_PUBLIC_URL", "https://reset.example.com"),
+            ("SSPR_SECRETS_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:s"),
+        ];
+        let lambda = Config::from_lookup(Deployment::Lambda, lookup(&full)).expect("complete");
+        assert_eq!(lambda.default_policy().methods_enabled, Policy::default().methods_enabled, "questions off");
+        let set = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_METHODS", "sms, totp")])).expect("set");
+        assert_eq!(set.default_policy().methods_enabled, vec![MethodKind::Sms, MethodKind::Totp]);
+        let err = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_METHODS", "sms,pigeon")])).expect_err("bad");
+        assert_eq!(err.var, "SSPR_METHODS");
     }
 
     #[test]

@@ -19,7 +19,11 @@ pub enum FlowError {
     InvalidCode,
     #[error("The code has expired. Ask for a new one.")]
     CodeExpired,
-    #[error("Too many wrong codes. Start again later.")]
+    #[error("One or more answers are not right. Answer the new questions.")]
+    WrongAnswers,
+    #[error("Ask for the questions to answer first.")]
+    NoQuestionsDrawn,
+    #[error("Too many wrong attempts. Start again later.")]
     TooManyAttempts,
     #[error("This method is already verified.")]
     AlreadyVerified,
@@ -58,6 +62,8 @@ impl FlowError {
             FlowError::MethodNotAvailable => "method_not_available",
             FlowError::InvalidCode => "invalid_code",
             FlowError::CodeExpired => "code_expired",
+            FlowError::WrongAnswers => "wrong_answers",
+            FlowError::NoQuestionsDrawn => "no_questions_drawn",
             FlowError::TooManyAttempts => "too_many_attempts",
             FlowError::AlreadyVerified => "already_verified",
             FlowError::NotVerified => "not_verified",

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::methods::questions::{MAX_QUESTIONS, MIN_QUESTIONS};
 use crate::password::PasswordRules;
 use crate::ports::DirectoryUser;
 use crate::types::MethodKind;
@@ -25,6 +26,12 @@ pub struct Policy {
     pub methods_required: u8,
     pub require_registration: bool,
     pub reconfirm_days: u16,
+    /// Security questions a person registers (3–5).
+    pub questions_to_register: u8,
+    /// Security questions answered at reset (3–5, and no more than are registered).
+    pub questions_to_reset: u8,
+    /// Whether people may write questions of their own besides the bank's.
+    pub questions_custom_allowed: bool,
     pub password: PasswordRules,
 }
 
@@ -36,6 +43,9 @@ impl Default for Policy {
             methods_required: 1,
             require_registration: true,
             reconfirm_days: 180,
+            questions_to_register: 3,
+            questions_to_reset: 3,
+            questions_custom_allowed: false,
             password: PasswordRules::default(),
         }
     }
@@ -68,6 +78,16 @@ impl Policy {
     pub fn methods_required(&self) -> usize {
         usize::from(self.methods_required.clamp(1, 2))
     }
+
+    /// Security questions to register: 3 to 5.
+    pub fn questions_to_register(&self) -> usize {
+        usize::from(self.questions_to_register).clamp(MIN_QUESTIONS, MAX_QUESTIONS)
+    }
+
+    /// Security questions to answer at reset: 3 to 5, and no more than are registered.
+    pub fn questions_to_reset(&self) -> usize {
+        usize::from(self.questions_to_reset).clamp(MIN_QUESTIONS, self.questions_to_register())
+    }
 }
 
 #[cfg(test)]
@@ -99,11 +119,25 @@ mod tests {
     fn reset_offers_the_enabled_methods_this_release_can_prove() {
         let mut p = Policy::default();
         assert_eq!(p.reset_methods(), vec![MethodKind::Email, MethodKind::Sms, MethodKind::Totp]);
-        p.methods_enabled.push(MethodKind::Voice);
+        assert!(!p.allows_method(MethodKind::Questions), "security questions are off by default");
+        p.methods_enabled.extend([MethodKind::Voice, MethodKind::Questions]);
+        assert!(p.allows_method(MethodKind::Questions));
         assert!(!p.allows_method(MethodKind::Voice), "not in this release yet");
         p.methods_enabled = vec![MethodKind::Sms];
         assert!(!p.allows_method(MethodKind::Email));
         p.methods_required = 9;
         assert_eq!(p.methods_required(), 2);
+    }
+
+    #[test]
+    fn question_counts_stay_within_three_to_five() {
+        let mut p = Policy::default();
+        assert_eq!((p.questions_to_register(), p.questions_to_reset()), (3, 3));
+        (p.questions_to_register, p.questions_to_reset) = (9, 4);
+        assert_eq!((p.questions_to_register(), p.questions_to_reset()), (5, 4));
+        (p.questions_to_register, p.questions_to_reset) = (3, 5);
+        assert_eq!(p.questions_to_reset(), 3, "never more than are registered");
+        (p.questions_to_register, p.questions_to_reset) = (0, 0);
+        assert_eq!((p.questions_to_register(), p.questions_to_reset()), (3, 3));
     }
 }

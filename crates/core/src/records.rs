@@ -5,6 +5,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::methods::questions::HeldAnswer;
 use crate::policy::Policy;
 use crate::ports::{IndexKey, RecordKey, RecordStore, StoreError, StoredRecord, Unavailable, Write};
 use crate::reset::session::ResetSession;
@@ -178,6 +179,8 @@ pub enum Held {
     Destination { destination: Destination },
     /// The authenticator app: its seed, sealed for the person.
     Seed { seed: Sealed },
+    /// Security questions: each question with its answer's Argon2id hash.
+    Answers { answers: Vec<HeldAnswer> },
 }
 
 impl RegisteredMethod {
@@ -185,7 +188,7 @@ impl RegisteredMethod {
     pub fn destination(&self) -> Option<&Destination> {
         match &self.held {
             Held::Destination { destination } => Some(destination),
-            Held::Seed { .. } => None,
+            Held::Seed { .. } | Held::Answers { .. } => None,
         }
     }
 
@@ -193,7 +196,15 @@ impl RegisteredMethod {
     pub fn seed(&self) -> Option<&Sealed> {
         match &self.held {
             Held::Seed { seed } => Some(seed),
-            Held::Destination { .. } => None,
+            Held::Destination { .. } | Held::Answers { .. } => None,
+        }
+    }
+
+    /// The questions and answer hashes of security questions.
+    pub fn answers(&self) -> Option<&[HeldAnswer]> {
+        match &self.held {
+            Held::Answers { answers } => Some(answers),
+            Held::Destination { .. } | Held::Seed { .. } => None,
         }
     }
 
@@ -202,6 +213,7 @@ impl RegisteredMethod {
         match &self.held {
             Held::Destination { destination } => destination.hint(),
             Held::Seed { .. } => format!("added {}", self.added_at.date()),
+            Held::Answers { answers } => format!("{} questions", answers.len()),
         }
     }
 }

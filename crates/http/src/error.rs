@@ -45,6 +45,8 @@ impl From<FlowError> for ApiError {
             FlowError::InvalidInput(_)
             | FlowError::MethodNotAvailable
             | FlowError::InvalidCode
+            | FlowError::WrongAnswers
+            | FlowError::NoQuestionsDrawn
             | FlowError::CodeExpired
             | FlowError::UnlockNotAvailable
             | FlowError::NoPendingCode

@@ -62,9 +62,15 @@ impl DeliveredCode {
     }
 }
 
+#[async_trait::async_trait]
 impl Verifier for DeliveredCode {
-    fn verify(&self, attempt: &Attempt<'_>, session: &mut ResetSession, proof: &Proof<'_>) -> Verdict {
-        let Proof::Code(code) = proof;
+    async fn verify(&self, attempt: &Attempt<'_>, session: &mut ResetSession, proof: &Proof<'_>) -> Verdict {
+        let Proof::Code(code) = proof else {
+            return Verdict::RefusedUnchanged(FlowError::InvalidInput(crate::types::ParseError::new(
+                "code",
+                "is needed for this method",
+            )));
+        };
         let method = attempt.method;
         if session.code_for(method).is_none() {
             // Nothing was asked for: a decoy keeps the count, as for any wrong code.

@@ -1,8 +1,12 @@
 //! Recovery methods: how each kind is proved at reset, behind one interface keyed by method
-//! kind: codes delivered to a registered destination (email, SMS), and the authenticator app.
+//! kind: codes delivered to a registered destination (email, SMS), the authenticator app, and
+//! security questions.
 
 pub mod delivered_code;
+pub mod questions;
 pub mod totp;
+
+use async_trait::async_trait;
 
 use crate::ports::RecordKey;
 use crate::reset::session::ResetSession;
@@ -14,6 +18,14 @@ use crate::FlowError;
 #[derive(Debug)]
 pub enum Proof<'a> {
     Code(&'a Code),
+    /// Answers to the security questions drawn for the session, by question id.
+    Answers(&'a [(String, questions::Answer)]),
+}
+
+impl<'a> From<&'a Code> for Proof<'a> {
+    fn from(code: &'a Code) -> Self {
+        Proof::Code(code)
+    }
 }
 
 /// The facts a verification needs besides the session.
@@ -41,11 +53,12 @@ pub enum Verdict {
 }
 
 /// How one kind of method is proved at reset.
+#[async_trait]
 pub trait Verifier: Sync {
     /// Checks `proof` against what the session holds for `attempt.method`, counting a failure
     /// in the session when it is wrong. Every refusal looks the same whether or not anything
     /// was ever sent or registered.
-    fn verify(&self, attempt: &Attempt<'_>, session: &mut ResetSession, proof: &Proof<'_>) -> Verdict;
+    async fn verify(&self, attempt: &Attempt<'_>, session: &mut ResetSession, proof: &Proof<'_>) -> Verdict;
 }
 
 /// The verifier of a kind, when this release can prove that kind at reset.
@@ -53,6 +66,7 @@ pub fn verifier(kind: MethodKind) -> Option<&'static dyn Verifier> {
     match kind {
         MethodKind::Email | MethodKind::Sms => Some(&delivered_code::DeliveredCode),
         MethodKind::Totp => Some(&totp::AuthenticatorApp),
-        MethodKind::Voice | MethodKind::Questions => None,
+        MethodKind::Questions => Some(&questions::SecurityQuestions),
+        MethodKind::Voice => None,
     }
 }

@@ -119,9 +119,15 @@ pub const STEP_MEMORY_SECS: i64 = 3 * STEP_SECS;
 /// registered when the session opened, and its step is accepted once across every session.
 pub struct AuthenticatorApp;
 
+#[async_trait::async_trait]
 impl Verifier for AuthenticatorApp {
-    fn verify(&self, attempt: &Attempt<'_>, session: &mut ResetSession, proof: &Proof<'_>) -> Verdict {
-        let Proof::Code(code) = proof;
+    async fn verify(&self, attempt: &Attempt<'_>, session: &mut ResetSession, proof: &Proof<'_>) -> Verdict {
+        let Proof::Code(code) = proof else {
+            return Verdict::RefusedUnchanged(FlowError::InvalidInput(crate::types::ParseError::new(
+                "code",
+                "is needed for this method",
+            )));
+        };
         let method = attempt.method;
         if session.failures_for(method) >= attempt.max_failures {
             return Verdict::RefusedUnchanged(FlowError::TooManyAttempts);

@@ -3,6 +3,9 @@
 //! the other channels. Each call reads once (its records with the policy) and writes once.
 
 mod authenticator;
+mod questions;
+
+pub use questions::QuestionBank;
 
 use serde::Serialize;
 

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use self::session::{ResetSession, ResetState, TransitionError};
 use crate::methods::delivered_code::{CodePurpose, DeliveredCode};
+use crate::methods::questions::{self, decoy_questions, ShownQuestion};
 use crate::methods::{verifier, Attempt, Proof, Verdict};
 use crate::password::NewPassword;
 use crate::policy::Policy;
@@ -38,6 +39,11 @@ fn expose_session<S: serde::Serializer>(id: &SessionId, s: S) -> Result<S::Ok, S
 #[derive(Debug, Serialize)]
 pub struct CodeSent {
     pub expires_in: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QuestionsDrawn {
+    pub questions: Vec<ShownQuestion>,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,9 +131,9 @@ impl Sspr {
         );
         let (policy, mut records) = read?;
         let registration = decode::<Registration>(&registration_key, records.pop().flatten())?;
-        let subject = match user? {
-            Some(user) if policy.covers(&user) => Some(user.username),
-            _ => None,
+        let (subject, administrator) = match user? {
+            Some(user) if policy.covers(&user) => (Some(user.username.clone()), self.is_administrator(&user)),
+            _ => (None, false),
         };
         // Registrations are keyed by the directory's spelling of the name; where it differs
         // from what was typed (a case-insensitive directory), that one is read as well.
@@ -139,7 +145,20 @@ impl Sspr {
             Some(_) => registration,
             None => None,
         };
-        let (methods, registration_version) = registration.map_or((Vec::new(), 0), |r| (r.value.methods, r.version));
+        let (mut methods, registration_version) =
+            registration.map_or((Vec::new(), 0), |r| (r.value.methods, r.version));
+        // Administrators never use security questions (two gates, neither a question); they
+        // get the decoys of a name without questions, so nothing tells them apart.
+        if administrator {
+            methods.retain(|m| m.kind != MethodKind::Questions);
+        }
+        let decoy_questions = if policy.allows_method(MethodKind::Questions)
+            && !methods.iter().any(|m| m.kind == MethodKind::Questions)
+        {
+            decoy_questions(&self.hasher, username.as_str(), policy.questions_to_register())
+        } else {
+            Vec::new()
+        };
         let now = self.ports.clock.now();
         let id = SessionId::generate(&*self.ports.rng);
         let session = ResetSession {
@@ -152,6 +171,7 @@ impl Sspr {
             methods,
             registration_version,
             answered: Vec::new(),
+            decoy_questions,
         };
         let open = put(&session_key(&self.session_hash(&id)), &Versioned::new(session))?;
         match save_all(&*self.ports.store, &[spend_challenge, open]).await {
@@ -209,17 +229,60 @@ impl Sspr {
         Err(FlowError::Conflict)
     }
 
+    /// The security questions to answer in this session: drawn at random from the registered
+    /// ones (or the name's decoys) the first time, and the same until they are answered.
+    #[tracing::instrument(skip_all)]
+    pub async fn reset_questions(&self, id: &SessionId) -> Result<QuestionsDrawn, FlowError> {
+        let method = MethodKind::Questions;
+        for _ in 0..CONFLICT_RETRIES {
+            let mut read = self.read_session(id, &[]).await?;
+            if !read.policy.allows_method(method) {
+                return Err(FlowError::MethodNotAvailable);
+            }
+            let mut session = read.live()?;
+            if session.value.state.verified().contains(&method)
+                || !matches!(session.value.state, ResetState::Started | ResetState::MethodVerified { .. })
+            {
+                return Err(FlowError::AlreadyVerified);
+            }
+            if session.value.failures_for(method) >= self.settings.max_code_failures {
+                return Err(FlowError::TooManyAttempts);
+            }
+            let drawn = session.value.answered_mut(method).drawn.clone();
+            let drawn = if drawn.is_empty() {
+                let candidates = questions::candidates(&session.value);
+                let n = read.policy.questions_to_reset().min(candidates.len());
+                let drawn = questions::draw(&*self.ports.rng, &candidates, n);
+                session.value.answered_mut(method).drawn = drawn.clone();
+                match save(&*self.ports.store, &session_key(&self.session_hash(id)), &session).await {
+                    Ok(_) => drawn,
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                drawn
+            };
+            let questions = drawn
+                .into_iter()
+                .map(|id| ShownQuestion { text: questions::text_in(&session.value, &id), id })
+                .collect();
+            return Ok(QuestionsDrawn { questions });
+        }
+        Err(FlowError::Conflict)
+    }
+
     /// Checks a proof of `method`. Every wrong proof counts, whether or not anything was sent;
     /// the fifth kills the method for this session. A proof that may be used once (an
     /// authenticator code) is spent in the same write as the session; one already spent counts
     /// as wrong.
     #[tracing::instrument(skip_all, fields(method = %method))]
-    pub async fn verify_method(
+    pub async fn verify_method<'p>(
         &self,
         id: &SessionId,
         method: MethodKind,
-        code: &Code,
+        proof: impl Into<Proof<'p>>,
     ) -> Result<MethodVerified, FlowError> {
+        let proof = proof.into();
         let token = ResetToken::generate(&*self.ports.rng);
         // A record the proof must not have spent yet, read with the session after a conflict.
         let mut once_seen: Option<RecordKey> = None;
@@ -235,7 +298,7 @@ impl Sspr {
                 return Err(FlowError::AlreadyVerified);
             }
             let mut writes = Vec::new();
-            let outcome = match verifier.verify(&self.attempt(id, method), &mut session.value, &Proof::Code(code)) {
+            let outcome = match verifier.verify(&self.attempt(id, method), &mut session.value, &proof).await {
                 Verdict::RefusedUnchanged(e) => return Err(e),
                 Verdict::Refused(e) => Err(e),
                 Verdict::Proved { once: Some(once), .. } if already_spent && once_seen.as_ref() == Some(&once) => {

@@ -141,9 +141,14 @@ pub struct ResetSession {
     /// The version of the registration `methods` was read from (0: there was none).
     #[serde(default)]
     pub registration_version: u64,
-    /// Methods proved with nothing sent first (the authenticator app): failures and outcome.
+    /// Methods proved with nothing sent first (the authenticator app, security questions):
+    /// failures and outcome.
     #[serde(default)]
     pub answered: Vec<Answered>,
+    /// The bank questions the subject appears to have when they have none that may be used
+    /// (unknown, unregistered, or an administrator): stable per name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decoy_questions: Vec<String>,
 }
 
 /// Attempts at a method proved with nothing sent first, in one session.
@@ -153,6 +158,9 @@ pub struct Answered {
     pub failures: u32,
     /// The registered method proved, once it is.
     pub proved: Option<MethodId>,
+    /// Security questions: the ids of the subset drawn to be answered now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drawn: Vec<String>,
 }
 
 impl ResetSession {
@@ -207,7 +215,7 @@ impl ResetSession {
         if let Some(i) = self.answered.iter().position(|a| a.method == method) {
             &mut self.answered[i]
         } else {
-            self.answered.push(Answered { method, failures: 0, proved: None });
+            self.answered.push(Answered { method, failures: 0, proved: None, drawn: Vec::new() });
             self.answered.last_mut().expect("just pushed")
         }
     }

@@ -2,12 +2,17 @@
 //! retries after a lost race, the token given back after a directory refusal, and the store
 //! round trips each step costs.
 
+use std::collections::BTreeSet;
+
 use secrecy::SecretString;
 
 use super::{Completion, ResetStarted};
 use crate::fakes::directory::MemoryDirectory;
 use crate::fakes::world::{username, World, ALICE, ALICE_EMAIL, ALICE_PHONE};
+use crate::methods::questions::{Answer, ShownQuestion};
+use crate::methods::Proof;
 use crate::policy::Policy;
+use crate::registration::RegistrationStatus;
 use crate::types::{Code, MethodKind, ResetToken, SessionId};
 use crate::FlowError;
 
@@ -349,4 +354,149 @@ async fn an_app_reset_stays_within_its_round_trips() {
     world.store.reset();
     world.sspr.verify_method(&session, MethodKind::Totp, &world.app_code(&seed)).await.expect("proved");
     assert!(world.store.calls().total() <= 2, "verify: {:?}", world.store.calls());
+}
+
+// ---------------------------------------------------------------- security questions
+
+const ANSWERS: [(&str, &str); 5] =
+    [("q01", "Lisbon"), ("q03", "Rex the dog"), ("q07", "Fiat Panda"), ("q09", "Sunny"), ("q13", "Mrs Okafor")];
+
+/// A world whose policy enables security questions, `to_register` and `to_reset` of them.
+async fn world_with_questions(to_register: u8, to_reset: u8) -> World {
+    let world = World::new();
+    let policy = Policy {
+        methods_enabled: vec![MethodKind::Email, MethodKind::Sms, MethodKind::Totp, MethodKind::Questions],
+        questions_to_register: to_register,
+        questions_to_reset: to_reset,
+        ..Policy::default()
+    };
+    world.sspr.save_policy(policy).await.expect("policy");
+    world
+}
+
+async fn register_questions(world: &World, pairs: &[(&str, &str)]) -> Result<RegistrationStatus, FlowError> {
+    let chosen: Vec<_> = pairs.iter().map(|(q, a)| ((*q).to_owned(), SecretString::from((*a).to_owned()))).collect();
+    world.sspr.register_questions(&world.alice(), &chosen).await
+}
+
+/// Answers to the drawn `questions`, right or (for `wrong`) not.
+fn answers_to(questions: &[ShownQuestion], wrong: Option<&str>) -> Vec<(String, Answer)> {
+    questions
+        .iter()
+        .map(|q| {
+            let right = ANSWERS.iter().find(|(id, _)| *id == q.id).map_or("no idea at all", |(_, a)| a);
+            let given = if wrong == Some(q.id.as_str()) { "certainly not" } else { right };
+            (q.id.clone(), Answer::normalise(given).expect("answer"))
+        })
+        .collect()
+}
+
+async fn draw(world: &World, session: &SessionId) -> Vec<ShownQuestion> {
+    world.sspr.reset_questions(session).await.expect("questions").questions
+}
+
+#[tokio::test]
+async fn questions_are_registered_hashed_and_prove_a_reset() {
+    let world = world_with_questions(3, 3).await;
+    let status = register_questions(&world, &ANSWERS[..3]).await.expect("registered");
+    assert_eq!((status.methods[0].kind, status.methods[0].hint.as_str()), (MethodKind::Questions, "3 questions"));
+    let raw = format!("{:?}", world.store.inner().inner().records()).to_lowercase();
+    assert!(raw.contains("$argon2id$v=19$m=19456,t=2,p=1$"), "answers are Argon2id hashes");
+    for (_, answer) in &ANSWERS[..3] {
+        assert!(!raw.contains(&answer.to_lowercase()), "{answer} is stored in clear");
+    }
+
+    let session = start(&world, ALICE).await.session;
+    let r = world.sspr.verify_method(&session, MethodKind::Questions, Proof::Answers(&[])).await;
+    assert!(matches!(r, Err(FlowError::NoQuestionsDrawn)), "{r:?}");
+    let drawn = draw(&world, &session).await;
+    let ids: BTreeSet<&str> = drawn.iter().map(|q| q.id.as_str()).collect();
+    assert_eq!(ids, ["q01", "q03", "q07"].into_iter().collect(), "3 of 3");
+    assert_eq!(drawn[0].text, crate::methods::questions::bank_text(&drawn[0].id).expect("bank").to_owned());
+    assert_eq!(draw(&world, &session).await, drawn, "the same until answered");
+    let verified = world
+        .sspr
+        .verify_method(&session, MethodKind::Questions, Proof::Answers(&answers_to(&drawn, None)))
+        .await
+        .expect("proved");
+    assert!(verified.reset_token.is_some());
+}
+
+#[tokio::test]
+async fn a_wrong_answer_counts_and_redraws_the_subset() {
+    let world = world_with_questions(5, 3).await;
+    register_questions(&world, &ANSWERS).await.expect("registered");
+    let session = start(&world, ALICE).await.session;
+    let mut seen = BTreeSet::new();
+    for n in 1..=5 {
+        let drawn = draw(&world, &session).await;
+        assert_eq!(drawn.len(), 3);
+        seen.insert(drawn.iter().map(|q| q.id.clone()).collect::<Vec<_>>());
+        let proof = answers_to(&drawn, Some(&drawn[n % 3].id));
+        let r = world.sspr.verify_method(&session, MethodKind::Questions, Proof::Answers(&proof)).await;
+        let expected = if n == 5 { "too_many_attempts" } else { "wrong_answers" };
+        assert_eq!(r.as_ref().map_err(FlowError::code).err(), Some(expected), "attempt {n}: {r:?}");
+        if n < 5 {
+            let r = world.sspr.verify_method(&session, MethodKind::Questions, Proof::Answers(&proof)).await;
+            assert!(matches!(r, Err(FlowError::NoQuestionsDrawn)), "answered questions are gone: {r:?}");
+        }
+    }
+    assert!(seen.len() > 1, "five draws of 3 of 5 were all the same: {seen:?}");
+    let r = world.sspr.reset_questions(&session).await;
+    assert!(matches!(r, Err(FlowError::TooManyAttempts)), "{r:?}");
+}
+
+#[tokio::test]
+async fn unknown_names_get_a_stable_plausible_set_that_nothing_answers() {
+    let world = world_with_questions(3, 3).await;
+    let sets: Vec<BTreeSet<String>> = futures::future::join_all((0..2).map(|_| async {
+        let session = start(&world, "nobody-here").await.session;
+        draw(&world, &session).await.into_iter().map(|q| q.id).collect()
+    }))
+    .await;
+    assert_eq!(sets[0], sets[1], "the same questions each time");
+    assert_eq!(sets[0].len(), 3);
+    let session = start(&world, "nobody-here").await.session;
+    let drawn = draw(&world, &session).await;
+    assert!(drawn.iter().all(|q| !q.text.is_empty()));
+    let r = world.sspr.verify_method(&session, MethodKind::Questions, Proof::Answers(&answers_to(&drawn, None))).await;
+    assert!(matches!(r, Err(FlowError::WrongAnswers)), "{r:?}");
+}
+
+#[tokio::test]
+async fn administrators_never_register_nor_use_questions() {
+    let world = world_with_questions(3, 3).await;
+    register_questions(&world, &ANSWERS[..3]).await.expect("registered while not an administrator");
+    world.directory.add_user(ALICE, "alice-old-Passw0rd", &["SSPR-Users", "SSPR-Admins"]);
+    let r = register_questions(&world, &ANSWERS[..3]).await;
+    assert!(matches!(r, Err(FlowError::MethodNotAvailable)), "{r:?}");
+    let r = world.sspr.question_bank(&world.alice()).await;
+    assert!(matches!(r, Err(FlowError::MethodNotAvailable)), "{r:?}");
+    // The questions registered before are not accepted: the administrator gets decoys.
+    let session = start(&world, ALICE).await.session;
+    let drawn = draw(&world, &session).await;
+    assert_eq!(drawn.len(), 3, "a plausible set, like anyone's");
+    let r = world.sspr.verify_method(&session, MethodKind::Questions, Proof::Answers(&answers_to(&drawn, None))).await;
+    assert!(matches!(r, Err(FlowError::WrongAnswers)), "even the right answers: {r:?}");
+}
+
+#[tokio::test]
+async fn registering_questions_follows_the_rules_and_needs_them_enabled() {
+    let world = World::new();
+    let r = register_questions(&world, &ANSWERS[..3]).await;
+    assert!(matches!(r, Err(FlowError::MethodNotAvailable)), "off by default: {r:?}");
+    let world = world_with_questions(4, 3).await;
+    let r = register_questions(&world, &ANSWERS[..3]).await;
+    assert!(matches!(r, Err(FlowError::InvalidInput(_))), "the policy asks for 4: {r:?}");
+    let r = register_questions(&world, &[("q01", "Lisbon"), ("q03", "my pet"), ("q07", "Fiat"), ("q09", "Sun")]).await;
+    assert!(matches!(r, Err(FlowError::InvalidInput(_))), "an answer with its question's word: {r:?}");
+    let r = register_questions(
+        &world,
+        &[("q01", "Lisbon"), ("Your own question?", "x1y2z3"), ("q07", "Fiat"), ("q09", "Sun")],
+    )
+    .await;
+    assert!(matches!(r, Err(FlowError::InvalidInput(_))), "no custom questions by default: {r:?}");
+    let bank = world.sspr.question_bank(&world.alice()).await.expect("bank");
+    assert_eq!((bank.bank.len(), bank.to_register, bank.custom_allowed), (24, 4, false));
+    register_questions(&world, &ANSWERS[..4]).await.expect("four");
 }

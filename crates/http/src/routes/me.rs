@@ -4,8 +4,9 @@ use axum::extract::{Path, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Json;
+use secrecy::SecretString;
 use serde::Deserialize;
 use sspr_core::registration::SignedIn;
 use sspr_core::types::MethodId;
@@ -29,6 +30,8 @@ pub(super) fn routes() -> Vec<Route> {
     vec![
         route(Method::GET, "/v1/me/registration", directory, || get(registration_status)),
         route(Method::POST, "/v1/me/methods/totp", directory, || post(begin_totp)),
+        route(Method::GET, "/v1/me/methods/questions", directory, || get(question_bank)),
+        route(Method::PUT, "/v1/me/methods/questions", Needs { email: true, ..directory }, || put(register_questions)),
         route(Method::POST, "/v1/me/methods/{kind}", Needs::ALL, || post(begin_method)),
         route(Method::POST, "/v1/me/methods/{kind}/confirm", Needs { email: true, ..directory }, || {
             post(confirm_method)
@@ -80,6 +83,33 @@ async fn begin_totp(
     MaybeJson(_): MaybeJson<BeginTotpRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(s.sspr.begin_totp(&me).await?))
+}
+
+async fn question_bank(State(s): State<ApiState>, Me(me): Me) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.sspr.question_bank(&me).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterQuestionsRequest {
+    answers: Vec<ChosenQuestion>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChosenQuestion {
+    /// A bank id, or the text of a custom question where the policy allows.
+    question: String,
+    answer: String,
+}
+
+async fn register_questions(
+    State(s): State<ApiState>,
+    Me(me): Me,
+    ApiJson(req): ApiJson<RegisterQuestionsRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let chosen: Vec<_> = req.answers.into_iter().map(|c| (c.question, SecretString::from(c.answer))).collect();
+    Ok(Json(s.sspr.register_questions(&me, &chosen).await?))
 }
 
 #[derive(Deserialize)]

@@ -7,6 +7,8 @@ use axum::routing::{get, post};
 use axum::Json;
 use secrecy::SecretString;
 use serde::Deserialize;
+use sspr_core::methods::questions::Answer;
+use sspr_core::methods::Proof;
 use sspr_core::reset::Completion;
 use sspr_core::types::{Code, MethodKind, ResetToken, SessionId, Username};
 use sspr_core::FlowError;
@@ -31,6 +33,7 @@ pub(super) fn routes() -> Vec<Route> {
         route(Method::GET, "/v1/reset/challenge", Function::Reset, Needs::NONE, || get(new_challenge)),
         route(Method::POST, "/v1/reset/start", Function::Reset, directory, || post(start_reset)),
         route(Method::POST, "/v1/reset/send-code", Function::SendCode, senders, || post(send_code)),
+        route(Method::POST, "/v1/reset/questions", Function::Verify, Needs::NONE, || post(reset_questions)),
         route(Method::POST, "/v1/reset/verify", Function::Verify, Needs::NONE, || post(verify_method)),
         route(Method::POST, "/v1/reset/complete", Function::Reset, notify, || post(complete_reset)),
     ]
@@ -89,10 +92,36 @@ async fn send_code(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SessionRequest {
+    session: String,
+}
+
+async fn reset_questions(
+    State(s): State<ApiState>,
+    ApiJson(req): ApiJson<SessionRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let session = parse_session(&req.session)?;
+    Ok(Json(s.sspr.reset_questions(&session).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct VerifyRequest {
     session: String,
     method: String,
-    code: String,
+    /// A code, for every method but security questions.
+    #[serde(default)]
+    code: Option<String>,
+    /// Answers to the questions drawn, for security questions.
+    #[serde(default)]
+    answers: Option<Vec<GivenAnswer>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GivenAnswer {
+    id: String,
+    answer: String,
 }
 
 async fn verify_method(
@@ -101,8 +130,27 @@ async fn verify_method(
 ) -> Result<impl IntoResponse, ApiError> {
     let session = parse_session(&req.session)?;
     let method = parse_method(&req.method)?;
-    let code = parse_code(&req.code)?;
-    Ok(Json(s.sspr.verify_method(&session, method, &code).await?))
+    let verified = match (method, req.code, req.answers) {
+        (MethodKind::Questions, None, Some(given)) => {
+            let answers = given
+                .into_iter()
+                .map(|g| Ok((g.id, Answer::normalise(&g.answer).map_err(FlowError::InvalidInput)?)))
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            s.sspr.verify_method(&session, method, Proof::Answers(&answers)).await?
+        }
+        (MethodKind::Questions, _, _) => return Err(one_of("answers (and no code)")),
+        (_, Some(code), None) => s.sspr.verify_method(&session, method, &parse_code(&code)?).await?,
+        (_, _, _) => return Err(one_of("code (and no answers)")),
+    };
+    Ok(Json(verified))
+}
+
+fn one_of(expected: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+        format!("This method is proved with {expected}."),
+    )
 }
 
 #[derive(Deserialize)]
