@@ -13,6 +13,8 @@ const MESSAGES = {
   code_expired: 'That code has expired. Ask for a new one.',
   too_many_attempts: 'Too many tries. Wait a while, then start again.',
   no_pending_code: 'There is no code waiting to be checked. Ask for a new one.',
+  wrong_answers: 'One or more answers were not right. Answer these questions instead.',
+  no_questions_drawn: 'Those questions are no longer open. Answer the new ones.',
   session_expired: 'This reset has timed out. Start again.',
   invalid_session: 'This reset is no longer valid. Start again.',
   challenge_failed: 'We could not check your browser. Try again.',
@@ -209,6 +211,12 @@ export function kindLabel(kind) {
   }
   if (kind === 'totp') {
     return 'Authenticator app';
+  }
+  if (kind === 'questions') {
+    return 'Security questions';
+  }
+  if (kind === 'voice') {
+    return 'Voice call';
   }
   return String(kind);
 }

@@ -59,6 +59,12 @@ const el = {
       confirm: $('sms-confirm'),
     },
   },
+  questions: {
+    panel: $('questions-panel'),
+    form: $('questions-form'),
+    rows: $('questions-rows'),
+    save: $('questions-save'),
+  },
   totp: {
     start: $('totp-start'),
     begin: $('totp-begin'),
@@ -104,6 +110,8 @@ function clearMethodForms() {
     k.confirmForm.hidden = true;
   }
   closeTotpSetup();
+  el.questions.rows.replaceChildren();
+  hide(el.questions.panel);
 }
 
 /** Forgets the sign-in and shows the sign-in form, with a note when there is one. */
@@ -181,6 +189,7 @@ async function loadStatus(justSignedIn) {
   }
   render(result.data);
   showAccount();
+  await loadQuestionBank();
   if (justSignedIn) {
     setStatus(el.status, 'You are signed in.');
   }
@@ -388,6 +397,135 @@ async function confirmTotp(event) {
   setStatus(el.status, 'Your authenticator app is registered.');
 }
 
+// --- security questions ----------------------------------------------------------------------
+
+const CUSTOM = 'custom';
+
+/** Offers the bank when the policy allows questions for this person; hides the panel if not. */
+async function loadQuestionBank() {
+  const q = el.questions;
+  const result = await api('GET', '/v1/me/methods/questions', null, state.token);
+  if (!result.ok || !Array.isArray(result.data.bank)) {
+    // Off in the policy, or not for administrators: nothing to offer.
+    q.rows.replaceChildren();
+    hide(q.panel);
+    return;
+  }
+  const count = Number.isInteger(result.data.to_register) ? result.data.to_register : 3;
+  const custom = result.data.custom_allowed === true;
+  const rows = [];
+  for (let i = 1; i <= count; i += 1) {
+    rows.push(questionRow(i, result.data.bank, custom));
+  }
+  q.rows.replaceChildren(...rows);
+  show(q.panel);
+}
+
+/** One question to choose (or write) and its answer. */
+function questionRow(n, bank, custom) {
+  const row = document.createElement('fieldset');
+  row.className = 'question-row';
+  const legend = document.createElement('legend');
+  legend.textContent = `Question ${n}`;
+  const select = document.createElement('select');
+  select.id = `question-${n}`;
+  select.setAttribute('aria-label', `Question ${n}`);
+  const placeholder = new Option('Choose a question…', '');
+  select.append(placeholder);
+  for (const item of bank) {
+    select.append(new Option(String(item.text ?? ''), String(item.id ?? '')));
+  }
+  if (custom) {
+    select.append(new Option('Write my own question…', CUSTOM));
+  }
+  const own = document.createElement('input');
+  own.id = `question-${n}-own`;
+  own.type = 'text';
+  own.maxLength = 200;
+  own.hidden = true;
+  own.setAttribute('aria-label', `Your own question ${n}`);
+  select.addEventListener('change', () => {
+    own.hidden = select.value !== CUSTOM;
+    if (!own.hidden) {
+      own.focus();
+    }
+  });
+  const label = document.createElement('label');
+  label.htmlFor = `answer-${n}`;
+  label.textContent = 'Your answer';
+  const answer = document.createElement('input');
+  answer.id = `answer-${n}`;
+  answer.type = 'text';
+  answer.autocomplete = 'off';
+  answer.spellcheck = false;
+  answer.maxLength = 40;
+  const field = document.createElement('div');
+  field.className = 'field';
+  field.append(label, answer);
+  row.append(legend, select, own, field);
+  return row;
+}
+
+/** The questions and answers the form holds, or a problem to show. */
+function chosenQuestions() {
+  const chosen = [];
+  for (const row of el.questions.rows.querySelectorAll('.question-row')) {
+    const [select] = row.getElementsByTagName('select');
+    const [own, answer] = row.getElementsByTagName('input');
+    const question = select.value === CUSTOM ? own.value.trim() : select.value;
+    if (!question) {
+      return { problem: 'Choose a question in every row.', focus: select.value === CUSTOM ? own : select };
+    }
+    const text = answer.value.trim().replace(/\s+/g, ' ');
+    if (text.length < 3 || text.length > 40) {
+      return { problem: 'Each answer needs 3 to 40 characters.', focus: answer };
+    }
+    chosen.push({ question, answer: answer.value });
+  }
+  const questions = new Set(chosen.map((c) => c.question));
+  if (questions.size !== chosen.length) {
+    return { problem: 'Choose a different question in each row.', focus: el.questions.rows };
+  }
+  const answers = new Set(chosen.map((c) => c.answer.trim().toLowerCase().replace(/\s+/g, ' ')));
+  if (answers.size !== chosen.length) {
+    return { problem: 'Give each question its own answer.', focus: el.questions.rows };
+  }
+  return { chosen };
+}
+
+async function saveQuestions(event) {
+  event.preventDefault();
+  clearError(el.error);
+  const q = el.questions;
+  const { chosen, problem, focus } = chosenQuestions();
+  if (problem) {
+    showError(el.error, problem);
+    focus.focus();
+    return;
+  }
+  setBusy(q.save, true);
+  setStatus(el.status, 'Saving your questions…');
+  const result = await api('PUT', '/v1/me/methods/questions', { answers: chosen }, state.token);
+  setBusy(q.save, false);
+  if (!result.ok) {
+    setStatus(el.status, '');
+    if (handledAuthFailure(result)) {
+      return;
+    }
+    showError(el.error, messageFor(result));
+    return;
+  }
+  for (const input of q.rows.getElementsByTagName('input')) {
+    input.value = '';
+  }
+  if (Array.isArray(result.data.methods)) {
+    render(result.data);
+  } else {
+    await loadStatus(false);
+  }
+  setStatus(el.status, 'Your security questions are saved.');
+}
+
 async function removeMethod(method, button) {
   clearError(el.error);
   setBusy(button, true);
@@ -420,6 +558,7 @@ for (const kind of KINDS) {
   el.kind[kind].sendForm.addEventListener('submit', (event) => beginMethod(kind, event));
   el.kind[kind].confirmForm.addEventListener('submit', (event) => confirmMethod(kind, event));
 }
+el.questions.form.addEventListener('submit', saveQuestions);
 el.totp.begin.addEventListener('click', beginTotp);
 el.totp.confirmForm.addEventListener('submit', confirmTotp);
 el.totp.cancel.addEventListener('click', () => {

@@ -19,7 +19,7 @@ import {
   wirePasswordToggles,
 } from './common.js';
 
-const KINDS = ['email', 'sms', 'totp'];
+const KINDS = ['email', 'sms', 'totp', 'questions'];
 // Methods whose code is sent to a destination the person types; the app's code is on the phone.
 const SENT = ['email', 'sms'];
 
@@ -32,8 +32,18 @@ const el = {
   start: $('reset-start'),
   sendForm: $('send-form'),
   sendIntro: $('send-intro'),
-  choice: { email: $('choice-email'), sms: $('choice-sms'), totp: $('choice-totp') },
-  radio: { email: $('method-email'), sms: $('method-sms'), totp: $('method-totp') },
+  choice: {
+    email: $('choice-email'),
+    sms: $('choice-sms'),
+    totp: $('choice-totp'),
+    questions: $('choice-questions'),
+  },
+  radio: {
+    email: $('method-email'),
+    sms: $('method-sms'),
+    totp: $('method-totp'),
+    questions: $('method-questions'),
+  },
   destinationField: $('destination-field'),
   destination: $('reset-destination'),
   destinationLabel: $('reset-destination-label'),
@@ -43,6 +53,10 @@ const el = {
   codeHint: $('reset-code-hint'),
   verify: $('reset-verify'),
   back: $('reset-back'),
+  questionsForm: $('questions-form'),
+  questionsFields: $('questions-fields'),
+  questionsVerify: $('questions-verify'),
+  questionsBack: $('questions-back'),
   passwordForm: $('password-form'),
   newPassword: $('new-password'),
   newPasswordConfirm: $('new-password-confirm'),
@@ -64,7 +78,7 @@ const state = {
   method: null,
 };
 
-const STEPS = [el.startForm, el.sendForm, el.verifyForm, el.passwordForm, el.done];
+const STEPS = [el.startForm, el.sendForm, el.verifyForm, el.questionsForm, el.passwordForm, el.done];
 
 function showStep(step, focus) {
   for (const s of STEPS) {
@@ -82,6 +96,7 @@ function forget() {
   state.method = null;
   el.code.value = '';
   el.destination.value = '';
+  el.questionsFields.replaceChildren();
   el.newPassword.value = '';
   el.newPasswordConfirm.value = '';
   resetPasswordToggles();
@@ -321,6 +336,10 @@ async function onSend(event) {
     showError(el.error, 'Choose a method.');
     return;
   }
+  if (method === 'questions') {
+    await askQuestions('');
+    return;
+  }
   if (!SENT.includes(method)) {
     // Nothing to send: the app shows its code already.
     state.method = method;
@@ -394,7 +413,11 @@ async function onVerify(event) {
     }
     return;
   }
-  const data = result.data;
+  onVerified(result.data);
+}
+
+/** A method is proved: on to the new password, or to the next method. */
+function onVerified(data) {
   state.verified = Array.isArray(data.verified) ? data.verified.filter((m) => KINDS.includes(m)) : [state.method];
   if (data.remaining === 0 && typeof data.reset_token === 'string' && data.reset_token) {
     state.resetToken = data.reset_token;
@@ -405,6 +428,82 @@ async function onVerify(event) {
   }
   setStatus(el.status, 'Verified.');
   toSend();
+}
+
+// --- step 3, for security questions ---------------------------------------------------------
+
+/** Fetches the questions drawn for this session and asks them; `note` explains a redraw. */
+async function askQuestions(note) {
+  setBusy(el.send, true);
+  const result = await api('POST', '/v1/reset/questions', { session: state.session });
+  setBusy(el.send, false);
+  if (!result.ok || !Array.isArray(result.data.questions)) {
+    const reason = errorCode(result);
+    if (['session_expired', 'invalid_session', 'too_many_attempts'].includes(reason)) {
+      restart(messageFor(result));
+      return;
+    }
+    showError(el.error, messageFor(result.ok ? { data: {} } : result));
+    toSend();
+    return;
+  }
+  state.method = 'questions';
+  el.questionsFields.replaceChildren(
+    ...result.data.questions.map((q, i) => {
+      const field = document.createElement('div');
+      field.className = 'field';
+      const label = document.createElement('label');
+      label.htmlFor = `answer-${i + 1}`;
+      label.textContent = String(q.text ?? '');
+      const input = document.createElement('input');
+      input.id = `answer-${i + 1}`;
+      input.type = 'text';
+      input.autocomplete = 'off';
+      input.spellcheck = false;
+      input.maxLength = 40;
+      input.dataset.question = String(q.id ?? '');
+      field.append(label, input);
+      return field;
+    }),
+  );
+  if (note) {
+    showError(el.error, note);
+  }
+  setStatus(el.status, '');
+  showStep(el.questionsForm, el.questionsFields.querySelector('input'));
+}
+
+async function onVerifyQuestions(event) {
+  event.preventDefault();
+  clearError(el.error);
+  const inputs = [...el.questionsFields.querySelectorAll('input')];
+  const empty = inputs.find((input) => input.value.trim() === '');
+  if (empty) {
+    showError(el.error, 'Answer every question.');
+    empty.focus();
+    return;
+  }
+  const answers = inputs.map((input) => ({ id: input.dataset.question, answer: input.value }));
+  setBusy(el.questionsVerify, true);
+  const result = await api('POST', '/v1/reset/verify', { session: state.session, method: 'questions', answers });
+  setBusy(el.questionsVerify, false);
+  for (const input of inputs) {
+    input.value = '';
+  }
+  if (result.ok) {
+    el.questionsFields.replaceChildren();
+    onVerified(result.data);
+    return;
+  }
+  const reason = errorCode(result);
+  if (reason === 'wrong_answers' || reason === 'no_questions_drawn') {
+    // The questions are drawn anew after a wrong answer.
+    await askQuestions(messageFor(result));
+  } else if (['session_expired', 'invalid_session', 'too_many_attempts'].includes(reason)) {
+    restart(messageFor(result));
+  } else {
+    showError(el.error, messageFor(result));
+  }
 }
 
 function onBack() {
@@ -494,6 +593,11 @@ el.sendForm.addEventListener('submit', onSend);
 el.verifyForm.addEventListener('submit', onVerify);
 el.passwordForm.addEventListener('submit', onComplete);
 el.back.addEventListener('click', onBack);
+el.questionsForm.addEventListener('submit', onVerifyQuestions);
+el.questionsBack.addEventListener('click', () => {
+  el.questionsFields.replaceChildren();
+  onBack();
+});
 el.unlock.addEventListener('click', onUnlock);
 for (const kind of KINDS) {
   el.radio[kind].addEventListener('change', () => {

@@ -1,7 +1,8 @@
 // Browser end-to-end test of the hosted pages, in Debian's Chromium driven by playwright-core:
 // alice registers an email address and a phone number, resets her password with the emailed
 // code, and signs in with the new password; she sets up an authenticator app from the QR code
-// page (npm `otpauth` plays the app) and resets with it; the pages raise no console error, no
+// page (npm `otpauth` plays the app) and resets with it, then chooses security questions from
+// the bank and resets by answering them; the pages raise no console error, no
 // CSP violation, and no axe-core finding in the states the tests visit.
 //
 // With SSPR_SCREENSHOTS set to a folder, each page state visited is saved there as a picture.
@@ -48,11 +49,15 @@ const EMAIL = 'alice@example.com';
 const PHONE = '+12025550123';
 const NEW_PASSWORD = 'Brand-new-Passw0rd-42';
 const APP_PASSWORD = 'App-proved-Passw0rd-43';
+const QUESTIONS_PASSWORD = 'Questions-Passw0rd-44';
+const ANSWERS = { q01: 'Lisbon', q03: 'Rex the dog', q07: 'Fiat Panda' };
 const STEP_TIMEOUT = 60_000;
 
 noteSecret(ALICE_PASSWORD);
 noteSecret(NEW_PASSWORD);
 noteSecret(APP_PASSWORD);
+noteSecret(QUESTIONS_PASSWORD);
+Object.values(ANSWERS).forEach(noteSecret);
 
 /** alice's password as the tests have left it: they run in order, each resetting it. */
 let alicePassword = ALICE_PASSWORD;
@@ -380,6 +385,68 @@ test('alice sets up an authenticator app from the QR code and resets with it', {
       await page.locator('#signout').waitFor({ state: 'visible' });
     });
     alicePassword = APP_PASSWORD;
+  } finally {
+    await context.close();
+  }
+});
+
+test('alice chooses security questions from the bank and resets by answering them', { timeout: 240_000 }, async () => {
+  const { context, page } = await newPage({ bypassCSP: true });
+  try {
+    await explained(page, async () => {
+      await signIn(page, alicePassword);
+      await page.locator('#questions-panel').waitFor({ state: 'visible' });
+      const ids = Object.keys(ANSWERS);
+      for (const [i, id] of ids.entries()) {
+        await page.locator(`#question-${i + 1}`).selectOption(id);
+        await page.locator(`#answer-${i + 1}`).fill(ANSWERS[id]);
+      }
+      await shot(page, 'register-questions');
+      assert.deepEqual(await axeFindings(page), [], 'axe-core: choosing questions');
+      await page.locator('#questions-save').click();
+      await page.locator('#methods li', { hasText: 'Security questions' }).waitFor({ state: 'visible' });
+      assert.match(await page.locator('#register-status').innerText(), /saved/);
+      assert.equal(await page.locator('#answer-1').inputValue(), '', 'the answers are cleared from the form');
+      await page.locator('#signout').click();
+      await page.locator('#signin-username').waitFor({ state: 'visible' });
+    });
+
+    await explained(page, async () => {
+      await page.goto(`${BASE}/reset`);
+      await page.locator('#reset-username').fill('alice');
+      await page.locator('#reset-start').click();
+      await page.locator('#choice-questions').waitFor({ state: 'visible', timeout: 90_000 });
+      await page.locator('#method-questions').check();
+      await page.locator('#reset-send').click();
+      await page.locator('#questions-form').waitFor({ state: 'visible' });
+      const asked = async () =>
+        page.locator('#questions-fields input').evaluateAll((inputs) => inputs.map((i) => i.dataset.question));
+      assert.deepEqual((await asked()).sort(), Object.keys(ANSWERS).sort(), 'three of three are asked');
+      await shot(page, 'reset-questions');
+      assert.deepEqual(await axeFindings(page), [], 'axe-core: answering questions');
+
+      // A wrong answer: the questions are asked anew.
+      for (const [i, id] of (await asked()).entries()) {
+        await page.locator(`#answer-${i + 1}`).fill(i === 0 ? 'not the answer' : ANSWERS[id]);
+      }
+      await page.locator('#questions-verify').click();
+      await page.locator('#reset-error').waitFor({ state: 'visible' });
+      assert.match(await page.locator('#reset-error').innerText(), /not right/);
+      await shot(page, 'reset-questions-wrong');
+
+      for (const [i, id] of (await asked()).entries()) {
+        await page.locator(`#answer-${i + 1}`).fill(ANSWERS[id]);
+      }
+      await page.locator('#questions-verify').click();
+      await page.locator('#new-password').waitFor({ state: 'visible' });
+      await page.locator('#new-password').fill(QUESTIONS_PASSWORD);
+      await page.locator('#new-password-confirm').fill(QUESTIONS_PASSWORD);
+      await page.locator('#reset-complete').click();
+      await page.locator('#reset-done').waitFor({ state: 'visible' });
+      await signIn(page, QUESTIONS_PASSWORD);
+      await page.locator('#signout').waitFor({ state: 'visible' });
+    });
+    alicePassword = QUESTIONS_PASSWORD;
   } finally {
     await context.close();
   }
