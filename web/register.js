@@ -23,7 +23,7 @@ import {
 const TOKEN_KEY = 'sspr.signin';
 const USER_KEY = 'sspr.username';
 // The methods whose codes are sent to a destination; the authenticator app has a panel of its own.
-const KINDS = ['email', 'sms'];
+const KINDS = ['email', 'sms', 'voice'];
 
 const el = {
   status: $('register-status'),
@@ -57,6 +57,14 @@ const el = {
       confirmForm: $('sms-confirm-form'),
       code: $('sms-code'),
       confirm: $('sms-confirm'),
+    },
+    voice: {
+      sendForm: $('voice-send-form'),
+      destination: $('voice-destination'),
+      send: $('voice-send'),
+      confirmForm: $('voice-confirm-form'),
+      code: $('voice-code'),
+      confirm: $('voice-confirm'),
     },
   },
   questions: {
@@ -241,11 +249,12 @@ function render(status) {
 }
 
 function destinationProblem(kind, value) {
+  const phone = kind === 'sms' || kind === 'voice';
   if (!value) {
-    return kind === 'sms' ? 'Enter your mobile number.' : 'Enter your email address.';
+    return phone ? 'Enter your phone number.' : 'Enter your email address.';
   }
-  if (kind === 'sms' && !/^\+[1-9][0-9]{6,14}$/.test(value)) {
-    return 'Enter the mobile number in international format, starting with + and the country code, e.g. +12025550123.';
+  if (phone && !/^\+[1-9][0-9]{6,14}$/.test(value)) {
+    return 'Enter the phone number in international format, starting with + and the country code, e.g. +12025550123.';
   }
   if (kind === 'email' && !/^[^\s@]+@[^\s@]+$/.test(value)) {
     return 'Enter a full email address, like name@example.com.';
@@ -257,7 +266,7 @@ async function beginMethod(kind, event) {
   event.preventDefault();
   clearError(el.error);
   const k = el.kind[kind];
-  const destination = kind === 'sms' ? tidyPhone(k.destination.value) : k.destination.value.trim();
+  const destination = kind === 'email' ? k.destination.value.trim() : tidyPhone(k.destination.value);
   const problem = destinationProblem(kind, destination);
   if (problem) {
     showError(el.error, problem);
@@ -265,12 +274,18 @@ async function beginMethod(kind, event) {
     return;
   }
   setBusy(k.send, true);
-  setStatus(el.status, 'Sending a code…');
+  setStatus(el.status, kind === 'voice' ? 'Calling…' : 'Sending a code…');
   const result = await api('POST', `/v1/me/methods/${kind}`, { destination }, state.token);
   setBusy(k.send, false);
   if (!result.ok) {
     setStatus(el.status, '');
     if (handledAuthFailure(result)) {
+      return;
+    }
+    if (errorCode(result) === 'method_not_available') {
+      // Not offered by the organisation's policy: the panel goes.
+      k.sendForm.closest('.method-panel').hidden = true;
+      showError(el.error, `${kindLabel(kind)} is not offered by your organisation.`);
       return;
     }
     showError(el.error, messageFor(result));
@@ -280,9 +295,12 @@ async function beginMethod(kind, event) {
   const minutes = Math.max(1, Math.round(Number(result.data.expires_in) / 60) || 5);
   k.code.value = '';
   show(k.confirmForm);
+  const within = `within ${minutes} minute${minutes === 1 ? '' : 's'}`;
   setStatus(
     el.status,
-    `We sent a code to ${destination}. Enter it below within ${minutes} minute${minutes === 1 ? '' : 's'}.`,
+    kind === 'voice'
+      ? `We are calling ${destination} to read out a code. Enter it below ${within}.`
+      : `We sent a code to ${destination}. Enter it below ${within}.`,
   );
   k.code.focus();
 }

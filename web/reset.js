@@ -19,9 +19,9 @@ import {
   wirePasswordToggles,
 } from './common.js';
 
-const KINDS = ['email', 'sms', 'totp', 'questions'];
+const KINDS = ['email', 'sms', 'voice', 'totp', 'questions'];
 // Methods whose code is sent to a destination the person types; the app's code is on the phone.
-const SENT = ['email', 'sms'];
+const SENT = ['email', 'sms', 'voice'];
 
 const el = {
   error: $('reset-error'),
@@ -35,12 +35,14 @@ const el = {
   choice: {
     email: $('choice-email'),
     sms: $('choice-sms'),
+    voice: $('choice-voice'),
     totp: $('choice-totp'),
     questions: $('choice-questions'),
   },
   radio: {
     email: $('method-email'),
     sms: $('method-sms'),
+    voice: $('method-voice'),
     totp: $('method-totp'),
     questions: $('method-questions'),
   },
@@ -273,6 +275,10 @@ const DESTINATION_FIELD = {
     label: 'Your registered mobile number',
     input: { type: 'tel', autocomplete: 'tel', inputMode: 'tel', placeholder: '+12025550123', maxLength: 24 },
   },
+  voice: {
+    label: 'Your registered phone number',
+    input: { type: 'tel', autocomplete: 'tel', inputMode: 'tel', placeholder: '+12025550123', maxLength: 24 },
+  },
   email: {
     label: 'Your registered email address',
     input: { type: 'email', autocomplete: 'email', inputMode: 'email', placeholder: 'name@example.com', maxLength: 254 },
@@ -284,7 +290,7 @@ function describeDestination() {
   const method = chosenMethod();
   const sent = SENT.includes(method);
   el.destinationField.hidden = !sent;
-  el.send.textContent = sent ? 'Send code' : 'Continue';
+  el.send.textContent = method === 'voice' ? 'Call me' : sent ? 'Send code' : 'Continue';
   if (sent) {
     const field = DESTINATION_FIELD[method];
     el.destinationLabel.textContent = field.label;
@@ -316,11 +322,12 @@ function toSend() {
 }
 
 function destinationProblem(method, value) {
+  const phone = method === 'sms' || method === 'voice';
   if (!value) {
-    return method === 'sms' ? 'Enter your mobile number.' : 'Enter your email address.';
+    return phone ? 'Enter your phone number.' : 'Enter your email address.';
   }
-  if (method === 'sms' && !/^\+[1-9][0-9]{6,14}$/.test(value)) {
-    return 'Enter the mobile number in international format, starting with + and the country code, e.g. +12025550123.';
+  if (phone && !/^\+[1-9][0-9]{6,14}$/.test(value)) {
+    return 'Enter the phone number in international format, starting with + and the country code, e.g. +12025550123.';
   }
   if (method === 'email' && !/^[^\s@]+@[^\s@]+$/.test(value)) {
     return 'Enter a full email address, like name@example.com.';
@@ -349,7 +356,7 @@ async function onSend(event) {
     showStep(el.verifyForm, el.code);
     return;
   }
-  const destination = method === 'sms' ? tidyPhone(el.destination.value) : el.destination.value.trim();
+  const destination = method === 'email' ? el.destination.value.trim() : tidyPhone(el.destination.value);
   const problem = destinationProblem(method, destination);
   if (problem) {
     showError(el.error, problem);
@@ -373,8 +380,16 @@ async function onSend(event) {
   }
   state.method = method;
   el.code.value = '';
-  el.codeHint.textContent = 'Enter the code from the message. It is valid for a few minutes.';
-  setStatus(el.status, 'If this matches what you registered, a code is on its way.');
+  el.codeHint.textContent =
+    method === 'voice'
+      ? 'Enter the code read out in the call. It is valid for a few minutes.'
+      : 'Enter the code from the message. It is valid for a few minutes.';
+  setStatus(
+    el.status,
+    method === 'voice'
+      ? 'If this matches what you registered, we are calling you with a code.'
+      : 'If this matches what you registered, a code is on its way.',
+  );
   showStep(el.verifyForm, el.code);
 }
 

@@ -8,7 +8,7 @@ use sspr_core::fakes::store::MemoryStore;
 use sspr_core::password::{NewPassword, PasswordRules};
 use sspr_core::ports::{
     Authenticate, Cursor, Directory, DirectoryError, EmailMessage, Index, IndexKey, Mailer, Page, Query, RecordKey,
-    RecordStore, Sms, SortKeys, StoreError, StoredRecord, SystemClock, Write,
+    RecordStore, Sms, SortKeys, StoreError, StoredRecord, SystemClock, Voice, Write,
 };
 use sspr_core::secret::{KeyedHasher, Pepper};
 use sspr_core::types::{Email, PhoneNumber, Timestamp, Username};
@@ -736,6 +736,54 @@ async fn ses_refuses_an_unverified_sender() {
     // SES answers MessageRejected, "Email address not verified <address>".
     let said = refused.to_string();
     assert!(said.contains("not verified") && said.contains("unverified@example.org"), "{said}");
+}
+
+// ---------------------------------------------------------------- Voice
+
+async fn voice_conformance<F, Fut>(voice: &dyn Voice, read: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let (phone, _) = support::destinations();
+    let (elsewhere, _) = support::destinations();
+    let before = read(phone.clone()).await.len();
+    voice.call(&PhoneNumber::parse(&phone).expect("phone"), "sspr conformance code 23456789").await.expect("call");
+    let got = read(phone.clone()).await;
+    assert_eq!(got.len(), before + 1, "one call to {phone}: {got:?}");
+    assert!(got[before].contains("23456789"), "{got:?}");
+    assert!(read(elsewhere).await.is_empty());
+}
+
+#[tokio::test]
+async fn voice_conformance_outbox() {
+    let outbox = Outbox::new(Arc::new(SystemClock), false);
+    voice_conformance(&outbox, |to| {
+        let entries = outbox.entries();
+        async move { entries.into_iter().filter(|e| e.channel == "voice" && e.to == to).map(|e| e.body).collect() }
+    })
+    .await;
+    // `/dev/outbox` lists the call as one.
+    let listed = serde_json::to_value(outbox.entries()).expect("json");
+    assert_eq!(listed[0]["channel"], "voice");
+    assert!(listed[0].get("subject").is_none(), "{listed}");
+}
+
+/// End User Messaging SMS and Voice v2 through its stand-in (the AWS emulator has no voice).
+#[tokio::test]
+async fn voice_conformance_end_user_messaging() {
+    let stand_in = crate::voice::StandIn::start().await;
+    voice_conformance(&stand_in.voice().await, |to| {
+        let requests = stand_in.requests();
+        async move {
+            requests
+                .into_iter()
+                .filter(|r| r.status == 200 && r.body["DestinationPhoneNumber"] == to.as_str())
+                .filter_map(|r| r.body["MessageBody"].as_str().map(str::to_owned))
+                .collect()
+        }
+    })
+    .await;
 }
 
 const PEPPER: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZab";

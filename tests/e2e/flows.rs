@@ -793,3 +793,54 @@ async fn questions_registered_from_the_bank_prove_a_reset_and_a_wrong_answer_red
     let secrets: Vec<&str> = answers.iter().map(|(_, a)| *a).chain([password, reset_token.as_str()]).collect();
     assert_not_logged(&secrets);
 }
+
+/// The code read out in a voice call: the digits after "code is:", up to the full stop.
+fn spoken_code(call: &str) -> String {
+    let spoken = call.split("code is:").nth(1).and_then(|rest| rest.split('.').next()).expect("a code in the call");
+    let code: String = spoken.chars().filter(char::is_ascii_digit).collect();
+    record_secret(&code);
+    code
+}
+
+/// A voice call reads the code out (the outbox records the call, channel `voice`): registered
+/// and used to reset, on the embedded adapters. The AWS adapter of voice calls is tested against
+/// a stand-in of the service (`tests/e2e/voice.rs`): moto does not emulate it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voice_call_registers_a_phone_and_proves_a_reset() {
+    let server = start_embedded().await;
+    let (phone, _) = destinations();
+    let token = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("alice signs in");
+    let calls_before = server.messages_to(&phone).await.len();
+    let r = server.call("POST", "/v1/me/methods/voice", Some(&token), Some(json!({ "destination": phone }))).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let calls = server.messages_to(&phone).await;
+    assert_eq!(calls.len(), calls_before + 1, "one call");
+    let code = spoken_code(calls.last().expect("a call"));
+    let entry = server.outbox.as_ref().expect("outbox").entries().into_iter().last().expect("an entry");
+    assert_eq!(serde_json::to_value(&entry).expect("json")["channel"], "voice");
+    let r = server.call("POST", "/v1/me/methods/voice/confirm", Some(&token), Some(json!({ "code": code }))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["methods"][0]["kind"], "voice");
+
+    let session = start_reset(&server, ALICE).await;
+    let r = server
+        .post("/v1/reset/send-code", json!({ "session": session, "method": "voice", "destination": phone }))
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let call = server.messages_to(&phone).await.pop().expect("a call");
+    let code = spoken_code(&call);
+    let digits: Vec<String> = code.chars().map(String::from).collect();
+    assert_eq!(call.matches(&digits.join(", ")).count(), 2, "read out twice, digit by digit: {call}");
+    let r = verify(&server, &session, "sms", &code).await;
+    assert_eq!(r.error(), "invalid_code", "a voice code is no SMS code");
+    let r = verify(&server, &session, "voice", &code).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let reset_token = r.body["reset_token"].as_str().expect("a reset token").to_owned();
+    let password = "Voice-proved-Passw0rd-1";
+    let done = server
+        .post("/v1/reset/complete", json!({"session": session, "reset_token": reset_token, "new_password": password}))
+        .await;
+    assert_eq!(done.status, 200, "{done:?}");
+    assert!(server.password_works(ALICE, password).await);
+    assert_not_logged(&[code.as_str(), reset_token.as_str(), password]);
+}

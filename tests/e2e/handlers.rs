@@ -112,7 +112,7 @@ async fn reset_function_starts_and_refuses_a_bogus_completion() {
     let (status, body) = invoke(&reset, start_event(&reset).await).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["session"].as_str().is_some_and(|s| s.len() == 22));
-    assert_eq!(body["methods"], json!(["email", "sms", "totp", "questions"]), "the local demo's methods");
+    assert_eq!(body["methods"], json!(["email", "sms", "voice", "totp", "questions"]), "the local demo's methods");
     let (status, body) = invoke(&reset, event("reset-complete", None)).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_session")), "{body}");
     // Routes of other functions are not served here.
@@ -282,9 +282,12 @@ fn the_template_functions_are_the_ones_the_routes_declare() {
         // Least privilege: the actions of the ports the function is built with, and no others.
         let policies = serde_yaml::to_string(&resource["Properties"]["Policies"]).expect("policies");
         let needs = function.needs();
-        for (needed, action) in
-            [(needs.directory, "cognito-idp:AdminGetUser"), (needs.sms, "sns:Publish"), (needs.email, "ses:SendEmail")]
-        {
+        for (needed, action) in [
+            (needs.directory, "cognito-idp:AdminGetUser"),
+            (needs.sms, "sns:Publish"),
+            (needs.voice, "sms-voice:SendVoiceMessage"),
+            (needs.email, "ses:SendEmail"),
+        ] {
             assert_eq!(policies.contains(action), needed, "{name:?}: {action}");
         }
         // The binary is a crate of its own under functions/.
@@ -297,11 +300,12 @@ fn the_template_functions_are_the_ones_the_routes_declare() {
 
 /// The crates that carry an adapter: the AWS SDK of each AWS adapter, and the embedded ones.
 /// (aws-config brings the STS and SSO SDKs for credentials to every function; they are no adapter.)
-const ADAPTER_CRATES: [&str; 7] = [
+const ADAPTER_CRATES: [&str; 8] = [
     "aws-sdk-dynamodb",
     "aws-sdk-secretsmanager",
     "aws-sdk-cognitoidentityprovider",
     "aws-sdk-sns",
+    "aws-sdk-pinpointsmsvoicev2",
     "aws-sdk-sesv2",
     "sspr-embedded",
     "rusqlite",
@@ -328,6 +332,7 @@ fn each_function_links_only_the_adapters_it_uses() {
         for (needed, sdk) in [
             (needs.directory, "aws-sdk-cognitoidentityprovider"),
             (needs.sms, "aws-sdk-sns"),
+            (needs.voice, "aws-sdk-pinpointsmsvoicev2"),
             (needs.email, "aws-sdk-sesv2"),
         ] {
             if needed {
@@ -356,6 +361,8 @@ fn the_template_environment_is_a_valid_lambda_configuration() {
         "SSPR_CLAIM_USERNAME",
         "SSPR_CLAIM_GROUPS",
         "SSPR_TARGET_GROUP",
+        "SSPR_VOICE_ORIGINATION",
+        "SSPR_VOICE_ID",
         "SSPR_ORGANISATION",
         "RUST_LOG",
     ];

@@ -186,7 +186,7 @@ async fn routes_methods_and_sign_in_are_checked() {
         ("DELETE", "/v1/me/methods/..%2F..%2Fetc", None, "invalid_input"),
         ("DELETE", "/v1/me/methods/0123456789abcdef", None, "method_not_found"),
         ("POST", "/v1/me/methods/totp", Some(json!({"destination": "x"})), "invalid_request"),
-        ("POST", "/v1/me/methods/voice", Some(json!({"destination": "+12025550123"})), "method_not_available"),
+        ("POST", "/v1/me/methods/pigeon", Some(json!({"destination": "+12025550123"})), "invalid_input"),
         ("PUT", "/v1/me/methods/questions", Some(json!({"answers": [{"question": "q01"}]})), "invalid_request"),
         (
             "PUT",

@@ -9,6 +9,7 @@ mod input;
 mod lambda;
 mod openapi;
 mod support;
+mod voice;
 
 use std::path::PathBuf;
 

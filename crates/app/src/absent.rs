@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use sspr_core::password::NewPassword;
-use sspr_core::ports::{Directory, DirectoryError, DirectoryUser, EmailMessage, Mailer, Sms, Unavailable};
+use sspr_core::ports::{Directory, DirectoryError, DirectoryUser, EmailMessage, Mailer, Sms, Unavailable, Voice};
 use sspr_core::types::{Email, PhoneNumber, Username};
 
 pub(crate) struct NotBuilt(pub &'static str);
@@ -20,6 +20,24 @@ impl NotBuilt {
 impl Sms for NotBuilt {
     async fn send_sms(&self, _to: &PhoneNumber, _text: &str) -> Result<(), Unavailable> {
         Err(self.unavailable())
+    }
+}
+
+#[async_trait]
+impl Voice for NotBuilt {
+    async fn call(&self, _to: &PhoneNumber, _text: &str) -> Result<(), Unavailable> {
+        Err(self.unavailable())
+    }
+}
+
+/// Voice calls in a deployment that named no number to call from (`SSPR_VOICE_ORIGINATION`).
+pub(crate) struct VoiceNotConfigured;
+
+#[async_trait]
+impl Voice for VoiceNotConfigured {
+    async fn call(&self, _to: &PhoneNumber, _text: &str) -> Result<(), Unavailable> {
+        tracing::error!("a voice call was asked for, but SSPR_VOICE_ORIGINATION is not set");
+        Err(Unavailable::new("voice calls are not configured"))
     }
 }
 

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _};
 use sspr_core::notify::Branding;
-use sspr_core::ports::{Authenticate, Clock, Directory, Mailer, RecordStore, Rng, Sms};
+use sspr_core::ports::{Authenticate, Clock, Directory, Mailer, RecordStore, Rng, Sms, Voice};
 use sspr_core::{Ports, Settings, Sspr};
 use sspr_http::Needs;
 
-use crate::absent::NotBuilt;
+use crate::absent::{NotBuilt, VoiceNotConfigured};
 use crate::config::{Config, DirectoryKind, SenderKind, StoreKind};
 
 /// What the product is built from.
@@ -76,7 +76,7 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
     }
     let wants_aws = (store.is_none() && config.store == StoreKind::DynamoDb)
         || (needs.directory && config.directory == DirectoryKind::Cognito)
-        || ((needs.sms || needs.email) && config.sender == SenderKind::Aws)
+        || ((needs.sms || needs.voice || needs.email) && config.sender == SenderKind::Aws)
         || config.secrets_arn.is_some();
     // The AWS configuration may probe the network: only load it when an AWS adapter is used.
     let sdk = if wants_aws { Some(sspr_aws::sdk_config().await) } else { None };
@@ -157,15 +157,17 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
         kind => return Err(not_built("SSPR_DIRECTORY", &format!("{kind:?}"))),
     };
 
-    let (sms, mailer): (Arc<dyn Sms>, Arc<dyn Mailer>) = match config.sender {
-        _ if !needs.sms && !needs.email => (Arc::new(NotBuilt("SMS sender")), Arc::new(NotBuilt("email sender"))),
+    let (sms, voice, mailer): (Arc<dyn Sms>, Arc<dyn Voice>, Arc<dyn Mailer>) = match config.sender {
+        _ if !needs.sms && !needs.voice && !needs.email => {
+            (Arc::new(NotBuilt("SMS sender")), Arc::new(NotBuilt("voice caller")), Arc::new(NotBuilt("email sender")))
+        }
         #[cfg(feature = "embedded")]
         SenderKind::Outbox => {
             let o = sspr_embedded::Outbox::new(Arc::clone(&clock), echo_outbox);
             outbox = Some(o.clone());
-            (Arc::new(o.clone()), Arc::new(o))
+            (Arc::new(o.clone()), Arc::new(o.clone()), Arc::new(o))
         }
-        SenderKind::Aws => (aws_sms(needs, sdk)?, aws_mailer(&config, needs, sdk)?),
+        SenderKind::Aws => (aws_sms(needs, sdk)?, aws_voice(&config, needs, sdk)?, aws_mailer(&config, needs, sdk)?),
         #[allow(unreachable_patterns)]
         kind => return Err(not_built("SSPR_SENDER", &format!("{kind:?}"))),
     };
@@ -175,7 +177,7 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
         organisation: config.organisation.clone(),
         public_url: config.public_url.clone().or(public_url).context("SSPR_PUBLIC_URL: is required")?,
     };
-    let ports = Ports { store, directory, sms, mailer, clock, rng };
+    let ports = Ports { store, directory, sms, voice, mailer, clock, rng };
     let sspr = Sspr::new(ports, pepper, Settings::new(branding, config.default_policy()));
     Ok(Assembled {
         sspr: Arc::new(sspr),
@@ -200,6 +202,24 @@ fn aws_sms<'a>(
     return Ok(Arc::new(sspr_aws::SnsSms::from_config(sdk()?)));
     #[cfg(not(feature = "sns"))]
     Err(not_built("SSPR_SENDER", "SNS"))
+}
+
+#[allow(unused_variables)]
+fn aws_voice<'a>(
+    config: &Config,
+    needs: Needs,
+    sdk: impl Fn() -> anyhow::Result<&'a aws_config::SdkConfig>,
+) -> anyhow::Result<Arc<dyn Voice>> {
+    if !needs.voice {
+        return Ok(Arc::new(NotBuilt("voice caller")));
+    }
+    let Some(origination) = config.voice_origination.clone() else {
+        return Ok(Arc::new(VoiceNotConfigured));
+    };
+    #[cfg(feature = "voice")]
+    return Ok(Arc::new(sspr_aws::PinpointVoice::from_config(sdk()?, origination, config.voice_id.clone())));
+    #[cfg(not(feature = "voice"))]
+    Err(not_built("SSPR_SENDER", "End User Messaging voice"))
 }
 
 #[allow(unused_variables)]

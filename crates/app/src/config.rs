@@ -64,10 +64,15 @@ pub struct Config {
     pub target_group: Option<String>,
     /// The methods the default policy enables, when not the policy's own default.
     pub methods: Option<Vec<MethodKind>>,
+    /// Where voice calls come from (End User Messaging SMS and Voice); none: no voice calls.
+    pub voice_origination: Option<String>,
+    /// The voice that reads codes out.
+    pub voice_id: String,
 }
 
 /// The methods the local demo enables: everything this release can prove, so each can be tried.
-const LOCAL_METHODS: [MethodKind; 4] = [MethodKind::Email, MethodKind::Sms, MethodKind::Totp, MethodKind::Questions];
+const LOCAL_METHODS: [MethodKind; 5] =
+    [MethodKind::Email, MethodKind::Sms, MethodKind::Voice, MethodKind::Totp, MethodKind::Questions];
 
 impl Config {
     pub fn from_env(deployment: Deployment) -> Result<Self, ConfigError> {
@@ -169,6 +174,8 @@ impl Config {
             },
             target_group: get("SSPR_TARGET_GROUP"),
             methods,
+            voice_origination: get("SSPR_VOICE_ORIGINATION"),
+            voice_id: get("SSPR_VOICE_ID").unwrap_or_else(|| "Joanna".to_owned()),
         })
     }
 

@@ -1,6 +1,7 @@
 //! AWS adapters of sspr: the single DynamoDB table, SMS through SNS, email through SES v2,
-//! the Cognito user pool as directory, and the pepper from Secrets Manager. Each sits behind a
-//! feature of its own, so a Lambda function links only the SDKs of the ports its routes use.
+//! voice calls through End User Messaging SMS and Voice v2, the Cognito user pool as directory,
+//! and the pepper from Secrets Manager. Each sits behind a feature of its own, so a Lambda
+//! function links only the SDKs of the ports its routes use.
 //! Endpoints follow the SDK's own configuration (`AWS_REGION`, `AWS_ENDPOINT_URL`).
 
 #[cfg(feature = "cognito")]
@@ -13,6 +14,8 @@ pub mod secrets;
 pub mod ses;
 #[cfg(feature = "sns")]
 pub mod sns;
+#[cfg(feature = "voice")]
+pub mod voice;
 
 #[cfg(feature = "cognito")]
 pub use cognito::CognitoDirectory;
@@ -22,6 +25,8 @@ pub use dynamodb::DynamoDbStore;
 pub use ses::SesMailer;
 #[cfg(feature = "sns")]
 pub use sns::SnsSms;
+#[cfg(feature = "voice")]
+pub use voice::PinpointVoice;
 
 /// The HTTPS client of every AWS call: rustls with ring, which keeps the functions' binaries
 /// smaller than the SDKs' default (rustls with aws-lc).

@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 pub use error::FlowError;
 use notify::Branding;
 use policy::Policy;
-use ports::{Clock, Directory, EmailMessage, Mailer, RecordKey, RecordStore, Rng, Sms, StoredRecord, Unavailable};
+use ports::{
+    Clock, Directory, EmailMessage, Mailer, RecordKey, RecordStore, Rng, Sms, StoredRecord, Unavailable, Voice,
+};
 use records::{decode, load_many, policy_key, save, Versioned};
 use secret::{KeyedHasher, Pepper, Sealer};
 use types::{Email, Timestamp};
@@ -71,6 +73,7 @@ pub struct Ports {
     pub store: Arc<dyn RecordStore>,
     pub directory: Arc<dyn Directory>,
     pub sms: Arc<dyn Sms>,
+    pub voice: Arc<dyn Voice>,
     pub mailer: Arc<dyn Mailer>,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Rng>,

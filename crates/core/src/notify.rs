@@ -12,6 +12,11 @@ pub struct Branding {
     pub public_url: String,
 }
 
+/// The digits of a code spaced out with pauses, so a voice reads them one at a time.
+fn spoken_digits(code: &Code) -> String {
+    code.expose().chars().map(String::from).collect::<Vec<_>>().join(", ")
+}
+
 impl Branding {
     fn link(&self, path: &str) -> String {
         format!("{}{path}", self.public_url.trim_end_matches('/'))
@@ -44,6 +49,16 @@ impl Branding {
                 "If you did not ask to reset your password, ignore this message; nothing changes.".into(),
                 "Never share this code: nobody from the helpdesk will ask for it.".into(),
             ],
+        )
+    }
+
+    /// What a voice call reads out: the code's digits one by one, twice.
+    pub fn code_call(&self, code: &Code, purpose: &str, minutes: i64) -> String {
+        let spoken = spoken_digits(code);
+        format!(
+            "This is {}. Your {purpose} code is: {spoken}. Again, your code is: {spoken}. It expires in {minutes} \
+             minutes. Never share it.",
+            self.organisation
         )
     }
 

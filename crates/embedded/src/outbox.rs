@@ -1,15 +1,16 @@
-//! The outbox: where the local server "sends" SMS and email — kept in memory, listed at
-//! `/dev/outbox` and printed to the console. Never part of a Lambda build.
+//! The outbox: where the local server "sends" SMS and email and "places" voice calls — kept in
+//! memory, listed at `/dev/outbox` and printed to the console. Never part of a Lambda build.
 
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sspr_core::ports::{Clock, EmailMessage, Mailer, Sms, Unavailable};
+use sspr_core::ports::{Clock, EmailMessage, Mailer, Sms, Unavailable, Voice};
 use sspr_core::types::{Email, PhoneNumber};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct OutboxEntry {
+    /// `sms`, `email` or `voice`.
     pub channel: &'static str,
     pub to: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,6 +68,20 @@ impl Mailer for Outbox {
             to: to.to_string(),
             subject: Some(message.subject.clone()),
             body: message.text.clone(),
+            at: self.clock.now().to_rfc3339(),
+        })
+    }
+}
+
+/// A call is kept as the text it would read out.
+#[async_trait]
+impl Voice for Outbox {
+    async fn call(&self, to: &PhoneNumber, text: &str) -> Result<(), Unavailable> {
+        self.push(OutboxEntry {
+            channel: "voice",
+            to: to.to_string(),
+            subject: None,
+            body: text.to_owned(),
             at: self.clock.now().to_rfc3339(),
         })
     }

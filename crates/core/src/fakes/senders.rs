@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::ports::{EmailMessage, Mailer, Sms, Unavailable};
+use crate::ports::{EmailMessage, Mailer, Sms, Unavailable, Voice};
 use crate::types::{Email, PhoneNumber};
 
 /// One message as it would have reached a phone or a mailbox.
@@ -15,7 +15,7 @@ pub struct Sent {
     pub text: String,
 }
 
-/// An SMS sender and mailer in one; clones share what was sent.
+/// An SMS sender, voice caller and mailer in one; clones share what was sent.
 #[derive(Clone, Default)]
 pub struct RecordingSender {
     sent: Arc<Mutex<Vec<Sent>>>,
@@ -41,6 +41,13 @@ impl RecordingSender {
 impl Sms for RecordingSender {
     async fn send_sms(&self, to: &PhoneNumber, text: &str) -> Result<(), Unavailable> {
         self.push(Sent { channel: "sms", to: to.to_string(), text: text.to_owned() })
+    }
+}
+
+#[async_trait]
+impl Voice for RecordingSender {
+    async fn call(&self, to: &PhoneNumber, text: &str) -> Result<(), Unavailable> {
+        self.push(Sent { channel: "voice", to: to.to_string(), text: text.to_owned() })
     }
 }
 

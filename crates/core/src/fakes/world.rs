@@ -48,6 +48,7 @@ impl World {
             store: store.clone(),
             directory: Arc::new(directory.clone()),
             sms: Arc::new(sent.clone()),
+            voice: Arc::new(sent.clone()),
             mailer: Arc::new(sent.clone()),
             clock: Arc::new(clock.clone()),
             rng: Arc::new(SystemRng),
@@ -78,11 +79,24 @@ impl World {
         Code::parse(digits).expect("a code")
     }
 
+    /// The code read out in the last call to `to`: the digits between "code is:" and the next
+    /// full stop.
+    pub fn last_spoken_code_to(&self, to: &str) -> Code {
+        let sent = self.sent.sent_to(to);
+        let call = sent.iter().rev().find(|s| s.channel == "voice").unwrap_or_else(|| panic!("no call to {to}"));
+        let spoken = call.text.split("code is:").nth(1).and_then(|rest| rest.split('.').next()).expect("a code");
+        Code::parse(&spoken.chars().filter(char::is_ascii_digit).collect::<String>()).expect("a code")
+    }
+
     /// Registers `destination` for alice, as the registration page does.
     pub async fn register(&self, kind: MethodKind, destination: &str) {
         let alice = self.alice();
         self.sspr.begin_method(&alice, kind, destination).await.expect("confirmation code sent");
-        let code = self.last_code_to(destination);
+        let code = if kind == MethodKind::Voice {
+            self.last_spoken_code_to(destination)
+        } else {
+            self.last_code_to(destination)
+        };
         self.sspr.confirm_method(&alice, kind, &code).await.expect("method confirmed");
     }
 }

@@ -1,4 +1,4 @@
-//! One-time codes delivered to a registered destination: email and SMS. The code goes only to a
+//! One-time codes delivered to a registered destination: email, SMS and voice calls. The code goes only to a
 //! destination the person registered for the method; anywhere else a decoy stands in, so a
 //! caller cannot tell the two apart (S1, S2 and S3 in docs/security.md).
 
@@ -124,9 +124,10 @@ impl Sspr {
         (self.settings.code_ttl_secs + 59) / 60
     }
 
-    /// Sends a code to a destination, in the words of `purpose`.
+    /// Sends a code of method `kind` to a destination, in the words of `purpose`.
     pub(crate) async fn deliver_code(
         &self,
+        kind: MethodKind,
         destination: &Destination,
         code: &Code,
         purpose: CodePurpose,
@@ -134,6 +135,13 @@ impl Sspr {
         let b = &self.settings.branding;
         let minutes = self.code_minutes();
         match (destination, purpose) {
+            (Destination::Phone(p), purpose) if kind == MethodKind::Voice => {
+                let words = match purpose {
+                    CodePurpose::Reset => "password reset",
+                    CodePurpose::Confirm => "confirmation",
+                };
+                self.ports.voice.call(p, &b.code_call(code, words, minutes)).await
+            }
             (Destination::Phone(p), CodePurpose::Reset) => {
                 self.ports.sms.send_sms(p, &b.reset_code_sms(code, minutes)).await
             }

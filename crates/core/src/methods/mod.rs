@@ -1,5 +1,6 @@
 //! Recovery methods: how each kind is proved at reset, behind one interface keyed by method
-//! kind: codes delivered to a registered destination (email, SMS), the authenticator app, and
+//! kind: codes delivered to a registered destination (email, SMS, voice), the authenticator app,
+//! and
 //! security questions.
 
 pub mod delivered_code;
@@ -64,9 +65,8 @@ pub trait Verifier: Sync {
 /// The verifier of a kind, when this release can prove that kind at reset.
 pub fn verifier(kind: MethodKind) -> Option<&'static dyn Verifier> {
     match kind {
-        MethodKind::Email | MethodKind::Sms => Some(&delivered_code::DeliveredCode),
+        MethodKind::Email | MethodKind::Sms | MethodKind::Voice => Some(&delivered_code::DeliveredCode),
         MethodKind::Totp => Some(&totp::AuthenticatorApp),
         MethodKind::Questions => Some(&questions::SecurityQuestions),
-        MethodKind::Voice => None,
     }
 }

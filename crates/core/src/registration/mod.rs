@@ -184,7 +184,7 @@ impl Sspr {
             };
             match save(&*self.ports.store, &key, &pending).await {
                 Ok(_) => {
-                    self.deliver_code(&destination, &code, CodePurpose::Confirm).await?;
+                    self.deliver_code(kind, &destination, &code, CodePurpose::Confirm).await?;
                     return Ok(ConfirmationSent { expires_in: self.settings.code_ttl_secs });
                 }
                 Err(StoreError::Conflict) => continue,

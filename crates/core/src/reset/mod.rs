@@ -218,7 +218,7 @@ impl Sspr {
             match save(&*self.ports.store, &session_key(&self.session_hash(id)), &session).await {
                 Ok(_) => {
                     if deliver {
-                        self.deliver_code(&destination, &code, CodePurpose::Reset).await?;
+                        self.deliver_code(method, &destination, &code, CodePurpose::Reset).await?;
                     }
                     return Ok(CodeSent { expires_in: self.settings.code_ttl_secs });
                 }

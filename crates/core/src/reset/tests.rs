@@ -500,3 +500,30 @@ async fn registering_questions_follows_the_rules_and_needs_them_enabled() {
     assert_eq!((bank.bank.len(), bank.to_register, bank.custom_allowed), (24, 4, false));
     register_questions(&world, &ANSWERS[..4]).await.expect("four");
 }
+
+// ---------------------------------------------------------------- voice calls
+
+#[tokio::test]
+async fn a_voice_call_reads_the_code_twice_digit_by_digit_and_proves_a_reset() {
+    let world = World::new();
+    world
+        .sspr
+        .save_policy(Policy { methods_enabled: vec![MethodKind::Sms, MethodKind::Voice], ..Policy::default() })
+        .await
+        .expect("policy");
+    world.register(MethodKind::Voice, ALICE_PHONE).await;
+    let session = start(&world, ALICE).await;
+    assert_eq!(session.methods, vec![MethodKind::Sms, MethodKind::Voice]);
+    send(&world, &session.session, MethodKind::Voice, ALICE_PHONE).await;
+    let call = world.sent.sent_to(ALICE_PHONE).pop().expect("a call");
+    assert_eq!(call.channel, "voice");
+    let code = world.last_spoken_code_to(ALICE_PHONE);
+    let spoken: String = code.expose().chars().map(String::from).collect::<Vec<_>>().join(", ");
+    assert_eq!(call.text.matches(&spoken).count(), 2, "read out twice, digit by digit: {}", call.text);
+    assert!(!call.text.contains(code.expose()), "never as one number");
+    // A voice code is not an SMS code: SMS was never registered.
+    let r = world.sspr.verify_method(&session.session, MethodKind::Sms, &code).await;
+    assert!(matches!(r, Err(FlowError::InvalidCode)), "{r:?}");
+    let verified = world.sspr.verify_method(&session.session, MethodKind::Voice, &code).await.expect("proved");
+    assert!(verified.reset_token.is_some());
+}

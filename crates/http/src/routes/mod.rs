@@ -70,17 +70,19 @@ impl Function {
 pub struct Needs {
     pub directory: bool,
     pub sms: bool,
+    pub voice: bool,
     pub email: bool,
 }
 
 impl Needs {
-    pub const NONE: Needs = Needs { directory: false, sms: false, email: false };
-    pub const ALL: Needs = Needs { directory: true, sms: true, email: true };
+    pub const NONE: Needs = Needs { directory: false, sms: false, voice: false, email: false };
+    pub const ALL: Needs = Needs { directory: true, sms: true, voice: true, email: true };
 
     pub fn and(self, other: Needs) -> Needs {
         Needs {
             directory: self.directory || other.directory,
             sms: self.sms || other.sms,
+            voice: self.voice || other.voice,
             email: self.email || other.email,
         }
     }
@@ -187,8 +189,8 @@ mod tests {
     #[test]
     fn functions_need_only_what_their_routes_use() {
         assert_eq!(Function::Verify.needs(), Needs::NONE);
-        assert_eq!(Function::SendCode.needs(), Needs { directory: false, sms: true, email: true });
-        assert_eq!(Function::Reset.needs(), Needs { directory: true, sms: false, email: true });
+        assert_eq!(Function::SendCode.needs(), Needs { directory: false, sms: true, voice: true, email: true });
+        assert_eq!(Function::Reset.needs(), Needs { directory: true, sms: false, voice: false, email: true });
         assert_eq!(Function::Register.needs(), Needs::ALL);
     }
 

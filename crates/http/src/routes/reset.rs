@@ -27,7 +27,7 @@ pub(super) fn routes() -> Vec<Route> {
         handler,
     };
     let directory = Needs { directory: true, ..Needs::NONE };
-    let senders = Needs { sms: true, email: true, ..Needs::NONE };
+    let senders = Needs { sms: true, voice: true, email: true, ..Needs::NONE };
     let notify = Needs { directory: true, email: true, ..Needs::NONE };
     vec![
         route(Method::GET, "/v1/reset/challenge", Function::Reset, Needs::NONE, || get(new_challenge)),
