@@ -26,7 +26,8 @@ fn assert_client_error(case: &str, status: u16, body: &Value) {
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{case}: no message in {body}");
 }
 
-const POST_ROUTES: [&str; 4] = ["/v1/reset/start", "/v1/reset/send-code", "/v1/reset/verify", "/v1/reset/complete"];
+const POST_ROUTES: [&str; 5] =
+    ["/v1/reset/start", "/v1/reset/send-code", "/v1/reset/questions", "/v1/reset/verify", "/v1/reset/complete"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_stable_4xx_errors() {
@@ -140,6 +141,21 @@ async fn odd_unicode_and_bad_values_are_refused_cleanly() {
             "invalid_session",
         ),
         ("/v1/reset/verify", json!({"session": session, "method": "email", "code": "١٢٣٤٥٦٧٨"}), "invalid_input"),
+        ("/v1/reset/verify", json!({"session": session, "method": "questions", "code": "12345678"}), "invalid_request"),
+        (
+            "/v1/reset/verify",
+            json!({"session": session, "method": "totp", "answers": [{"id": "q01", "answer": "x"}]}),
+            "invalid_request",
+        ),
+        ("/v1/reset/verify", json!({"session": session, "method": "totp"}), "invalid_request"),
+        (
+            "/v1/reset/verify",
+            json!({"session": session, "method": "questions", "answers": [{"id": "q01", "answer": "x".repeat(401)}]}),
+            "invalid_input",
+        ),
+        ("/v1/reset/verify", json!({"session": session, "method": "questions", "answers": []}), "no_questions_drawn"),
+        ("/v1/reset/questions", json!({"session": "🙂"}), "invalid_session"),
+        ("/v1/reset/questions", json!({"session": session, "extra": 1}), "invalid_request"),
         ("/v1/reset/verify", json!({"session": session, "method": "email", "code": "1234"}), "invalid_input"),
         (
             "/v1/reset/verify",
@@ -225,16 +241,24 @@ async fn fuzzed_bodies_never_get_a_5xx() {
     let session = server.start_reset("alice").await.body["session"].clone();
     let challenge = server.challenge().await;
     let seeds = [
-        json!({"username": "alice", "challenge": challenge}),
-        json!({"session": session, "method": "email", "destination": "alice@example.com"}),
-        json!({"session": session, "method": "sms", "code": "12345678"}),
-        json!({"session": session, "reset_token": "AAAAAAAAAAAAAAAAAAAAAA", "new_password": "Passw0rd-Passw0rd"}),
+        ("/v1/reset/start", json!({"username": "alice", "challenge": challenge})),
+        ("/v1/reset/send-code", json!({"session": session, "method": "email", "destination": "alice@example.com"})),
+        ("/v1/reset/questions", json!({"session": session})),
+        ("/v1/reset/verify", json!({"session": session, "method": "sms", "code": "12345678"})),
+        (
+            "/v1/reset/verify",
+            json!({"session": session, "method": "questions", "answers": [{"id": "q01", "answer": "Lisbon"}]}),
+        ),
+        (
+            "/v1/reset/complete",
+            json!({"session": session, "reset_token": "AAAAAAAAAAAAAAAAAAAAAA", "new_password": "Passw0rd-Passw0rd"}),
+        ),
     ];
     let odd_values =
         [json!(null), json!(-1), json!(1e308), json!([]), json!({}), json!(true), json!("\u{0}"), json!("𝔘𝔫𝔦𝔠𝔬𝔡𝔢")];
     let mut rng = XorShift(0x5eed_1234_abcd_ef01);
     let mut cases = 0;
-    for (route, seed) in POST_ROUTES.iter().zip(seeds.iter()) {
+    for (route, seed) in &seeds {
         for _ in 0..150 {
             let mut body = seed.to_string().into_bytes();
             match rng.below(4) {
@@ -264,7 +288,7 @@ async fn fuzzed_bodies_never_get_a_5xx() {
             cases += 1;
         }
     }
-    assert_eq!(cases, 600);
+    assert_eq!(cases, 900);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,11 +65,9 @@ impl DeliveredCode {
 #[async_trait::async_trait]
 impl Verifier for DeliveredCode {
     async fn verify(&self, attempt: &Attempt<'_>, session: &mut ResetSession, proof: &Proof<'_>) -> Verdict {
-        let Proof::Code(code) = proof else {
-            return Verdict::RefusedUnchanged(FlowError::InvalidInput(crate::types::ParseError::new(
-                "code",
-                "is needed for this method",
-            )));
+        let code = match proof.code() {
+            Ok(code) => code,
+            Err(refused) => return refused,
         };
         let method = attempt.method;
         if session.code_for(method).is_none() {

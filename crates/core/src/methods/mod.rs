@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use crate::ports::RecordKey;
 use crate::reset::session::ResetSession;
 use crate::secret::{KeyedHasher, Sealer};
-use crate::types::{Code, MethodId, MethodKind, SessionId, Timestamp};
+use crate::types::{Code, MethodId, MethodKind, ParseError, SessionId, Timestamp};
 use crate::FlowError;
 
 /// What a person presents at `verify`.
@@ -21,6 +21,19 @@ pub enum Proof<'a> {
     Code(&'a Code),
     /// Answers to the security questions drawn for the session, by question id.
     Answers(&'a [(String, questions::Answer)]),
+}
+
+impl Proof<'_> {
+    /// The code of a proof by code, or the refusal of a proof of another shape.
+    pub fn code(&self) -> Result<&Code, Verdict> {
+        match self {
+            Proof::Code(code) => Ok(code),
+            Proof::Answers(_) => Err(Verdict::RefusedUnchanged(FlowError::InvalidInput(ParseError::new(
+                "code",
+                "is needed for this method",
+            )))),
+        }
+    }
 }
 
 impl<'a> From<&'a Code> for Proof<'a> {
