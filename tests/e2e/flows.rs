@@ -842,5 +842,40 @@ async fn a_voice_call_registers_a_phone_and_proves_a_reset() {
         .await;
     assert_eq!(done.status, 200, "{done:?}");
     assert!(server.password_works(ALICE, password).await);
-    assert_not_logged(&[code.as_str(), reset_token.as_str(), password]);
+
+    // Five wrong codes end voice for the session, as for any code.
+    let session = start_reset(&server, ALICE).await;
+    let r = server
+        .post("/v1/reset/send-code", json!({ "session": session, "method": "voice", "destination": phone }))
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let right = spoken_code(&server.messages_to(&phone).await.pop().expect("a call"));
+    let wrong = if right == "11111111" { "22222222" } else { "11111111" };
+    for attempt in 1..=5 {
+        let r = verify(&server, &session, "voice", wrong).await;
+        let expected = if attempt == 5 { "too_many_attempts" } else { "invalid_code" };
+        assert_eq!(r.error(), expected, "attempt {attempt}: {r:?}");
+    }
+    assert_eq!(verify(&server, &session, "voice", &right).await.error(), "too_many_attempts", "dead for the session");
+    assert_not_logged(&[code.as_str(), right.as_str(), reset_token.as_str(), password]);
+}
+
+/// Administrators never register security questions (two gates, neither a question), on the
+/// local server's demo administrator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_is_refused_security_questions() {
+    let server = start_embedded().await;
+    let token = server.sign_in("admin", "admin-demo-Passw0rd").await.expect("admin signs in");
+    let r = server.call("GET", "/v1/me/methods/questions", Some(&token), None).await;
+    assert_eq!((r.status, r.error()), (400, "method_not_available"), "{r:?}");
+    let answers = json!({ "answers": [
+        {"question": "q01", "answer": "Lisbon"},
+        {"question": "q03", "answer": "Rex the dog"},
+        {"question": "q07", "answer": "Fiat Panda"},
+    ]});
+    let r = server.call("PUT", "/v1/me/methods/questions", Some(&token), Some(answers)).await;
+    assert_eq!((r.status, r.error()), (400, "method_not_available"), "{r:?}");
+    let alice = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("alice signs in");
+    let r = server.call("GET", "/v1/me/methods/questions", Some(&alice), None).await;
+    assert_eq!(r.status, 200, "anyone else may: {r:?}");
 }
