@@ -13,6 +13,7 @@ const MESSAGES = {
   code_expired: 'That code has expired. Ask for a new one.',
   too_many_attempts: 'Too many tries. Wait a while, then start again.',
   no_pending_code: 'There is no code waiting to be checked. Ask for a new one.',
+  nothing_to_confirm: 'There are no recovery methods to confirm yet. Add one first.',
   wrong_answers: 'One or more answers were not right. Answer these questions instead.',
   no_questions_drawn: 'Those questions are no longer open. Answer the new ones.',
   session_expired: 'This reset has timed out. Start again.',

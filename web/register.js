@@ -38,6 +38,8 @@ const el = {
   signedInAs: $('signed-in-as'),
   signout: $('signout'),
   notice: $('register-notice'),
+  reconfirm: $('reconfirm'),
+  reconfirmButton: $('reconfirm-button'),
   error: $('register-error'),
   methods: $('methods'),
   methodsEmpty: $('methods-empty'),
@@ -238,14 +240,18 @@ function render(status) {
   el.methods.hidden = methods.length === 0;
   el.methodsEmpty.hidden = methods.length > 0;
 
+  // The due day is YYYY-MM-DD in UTC, so it compares with today's as text.
+  const today = new Date().toISOString().slice(0, 10);
+  const overdue = methods.length > 0 && typeof status.reconfirm_due === 'string' && status.reconfirm_due <= today;
   let notice = '';
-  if (status.must_register || methods.length === 0) {
-    notice = 'Your organisation asks you to register a recovery method. Add one below.';
-  } else if (status.reconfirm_due) {
-    notice = 'Please check your methods are still yours: send a code to each one again and confirm it.';
+  if (overdue) {
+    notice = 'Please check that these methods are still yours. If they are, confirm them; if not, remove them and add new ones.';
+  } else if (status.must_register || methods.length === 0) {
+    notice = 'Your organisation asks you to register recovery methods. Add them below.';
   }
   el.notice.textContent = notice;
   el.notice.hidden = !notice;
+  el.reconfirm.hidden = !overdue;
 }
 
 function destinationProblem(kind, value) {
@@ -415,6 +421,22 @@ async function confirmTotp(event) {
   setStatus(el.status, 'Your authenticator app is registered.');
 }
 
+async function reconfirm() {
+  clearError(el.error);
+  setBusy(el.reconfirmButton, true);
+  const result = await api('POST', '/v1/me/registration/confirm', {}, state.token);
+  setBusy(el.reconfirmButton, false);
+  if (!result.ok) {
+    if (handledAuthFailure(result)) {
+      return;
+    }
+    showError(el.error, messageFor(result));
+    return;
+  }
+  render(result.data);
+  setStatus(el.status, 'Thank you: your methods are confirmed.');
+}
+
 // --- security questions ----------------------------------------------------------------------
 
 const CUSTOM = 'custom';
@@ -577,6 +599,7 @@ for (const kind of KINDS) {
   el.kind[kind].confirmForm.addEventListener('submit', (event) => confirmMethod(kind, event));
 }
 el.questions.form.addEventListener('submit', saveQuestions);
+el.reconfirmButton.addEventListener('click', reconfirm);
 el.totp.begin.addEventListener('click', beginTotp);
 el.totp.confirmForm.addEventListener('submit', confirmTotp);
 el.totp.cancel.addEventListener('click', () => {

@@ -452,6 +452,41 @@ test('alice chooses security questions from the bank and resets by answering the
   }
 });
 
+test('an overdue registration is confirmed with one button', { timeout: 120_000 }, async () => {
+  const { context, page } = await newPage({ bypassCSP: true });
+  // The server's clock is today's: the first status it gives is made overdue here, as it would
+  // be 180 days on; the confirmation itself goes to the server.
+  let overdueShown = false;
+  await page.route('**/v1/me/registration', async (route) => {
+    const response = await route.fetch();
+    const status = await response.json();
+    if (!overdueShown && status.registered) {
+      overdueShown = true;
+      status.reconfirm_due = '2000-01-01';
+      status.must_register = true;
+    }
+    await route.fulfill({ response, json: status });
+  });
+  try {
+    await explained(page, async () => {
+      await signIn(page, alicePassword);
+      await page.locator('#reconfirm-button').waitFor({ state: 'visible' });
+      assert.match(await page.locator('#register-notice').innerText(), /still yours/);
+      await shot(page, 'register-reconfirm-due');
+      assert.deepEqual(await axeFindings(page), [], 'axe-core: re-confirmation due');
+      const confirmed = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/me/registration/confirm');
+      await page.locator('#reconfirm-button').click();
+      const answer = await (await confirmed).json();
+      assert.equal(answer.must_register, false, 'confirmed on the server');
+      assert.ok(answer.reconfirm_due > new Date().toISOString().slice(0, 10), 'due again in the future');
+      await page.locator('#reconfirm').waitFor({ state: 'hidden' });
+      assert.match(await page.locator('#register-status').innerText(), /confirmed/);
+    });
+  } finally {
+    await context.close();
+  }
+});
+
 test('the pages raise no console error and no CSP violation during a reset start', { timeout: 180_000 }, async () => {
   const { context, page } = await newPage();
   const problems = [];

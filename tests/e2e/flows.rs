@@ -43,6 +43,7 @@ on_both_backends!(
     each_route_stays_within_its_store_round_trips,
     an_app_registered_with_an_independent_phone_resets_once_per_code,
     questions_registered_from_the_bank_prove_a_reset_and_a_wrong_answer_redraws,
+    registration_falls_due_for_reconfirmation_and_is_confirmed_again,
 );
 
 /// Registers `destination` for `kind` as the signed-in person; returns the code used.
@@ -119,7 +120,7 @@ async fn register_then_reset_by_email_and_by_sms(server: TestServer) {
     let token = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("alice signs in");
     let status = server.call("GET", "/v1/me/registration", Some(&token), None).await;
     assert_eq!(status.status, 200);
-    assert_eq!(status.body, json!({"registered": false, "must_register": true, "reconfirm_due": false, "methods": []}));
+    assert_eq!(status.body, json!({"registered": false, "must_register": true, "reconfirm_due": null, "methods": []}));
     assert_eq!(server.call("GET", "/v1/me/registration", None, None).await.status, 401);
 
     // A destination is saved only once its code is confirmed.
@@ -577,6 +578,9 @@ async fn each_route_stays_within_its_store_round_trips(server: TestServer) {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     took("POST /v1/reset/complete", 3, &mut measured);
+    let r = server.call("POST", "/v1/me/registration/confirm", Some(&token), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    took("POST /v1/me/registration/confirm", 2, &mut measured);
     let r = server.call("DELETE", &format!("/v1/me/methods/{id}"), Some(&token), None).await;
     assert_eq!(r.status, 200, "{r:?}");
     took("DELETE /v1/me/methods/{id}", 2, &mut measured);
@@ -878,4 +882,57 @@ async fn an_administrator_is_refused_security_questions() {
     let alice = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("alice signs in");
     let r = server.call("GET", "/v1/me/methods/questions", Some(&alice), None).await;
     assert_eq!(r.status, 200, "anyone else may: {r:?}");
+}
+
+/// The registration state a sign-in application reads: the day re-confirmation falls due, and
+/// `must_register` once it has passed, until the person confirms again.
+async fn registration_falls_due_for_reconfirmation_and_is_confirmed_again(server: TestServer) {
+    let day = |offset_days: i64| {
+        let at = sspr_core::ports::Clock::now(&server.clock).plus_secs(offset_days * 86_400);
+        at.date()
+    };
+    let (token, email, _) = alice_with_email(&server).await;
+    let status = server.call("GET", "/v1/me/registration", Some(&token), None).await;
+    assert_eq!(status.body["reconfirm_due"], json!(day(180)), "{status:?}");
+    assert_eq!(status.body["must_register"], false);
+    let r = server.call("POST", "/v1/me/registration/confirm", Some(&token), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    server.clock.advance(181 * 86_400);
+    // A new sign-in: the old one has long expired.
+    let token = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("alice signs in");
+    let status = server.call("GET", "/v1/me/registration", Some(&token), None).await;
+    assert_eq!(status.body["must_register"], true, "181 days on: {status:?}");
+    assert_eq!(status.body["reconfirm_due"], json!(day(-1)));
+    let r = server.call("POST", "/v1/me/registration/confirm", Some(&token), Some(json!({}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        (r.body["must_register"].as_bool(), r.body["reconfirm_due"].as_str()),
+        (Some(false), Some(day(180).as_str()))
+    );
+
+    // Removing a method is a confirmation too, and every channel hears of it.
+    let (phone, _) = destinations();
+    register(&server, &token, "sms", &phone).await;
+    let told_by_sms = server.messages_to(&phone).await.len();
+    let email_notices = server.messages_to(&email).await;
+    assert!(
+        email_notices.last().is_some_and(|m| m.contains("was added") && m.contains("text messages")),
+        "{email_notices:?}"
+    );
+    assert!(!email_notices.last().is_some_and(|m| m.contains(&phone)), "never the full new destination");
+    server.clock.advance(10 * 86_400);
+    let token = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("a recent sign-in");
+    let status = server.call("GET", "/v1/me/registration", Some(&token), None).await;
+    let email_id = status.body["methods"][0]["id"].as_str().expect("id").to_owned();
+    let r = server.call("DELETE", &format!("/v1/me/methods/{email_id}"), Some(&token), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["reconfirm_due"], json!(day(180)), "moved on by the removal");
+    let sms = server.messages_to(&phone).await;
+    assert_eq!(sms.len(), told_by_sms + 1, "the phone hears of the removal: {sms:?}");
+    assert!(sms.last().is_some_and(|m| m.contains("removed") && m.contains("email")), "{sms:?}");
+    assert!(
+        server.messages_to(&email).await.last().is_some_and(|m| m.contains("was removed")),
+        "and the removed address"
+    );
 }

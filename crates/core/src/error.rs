@@ -41,6 +41,8 @@ pub enum FlowError {
     NotEnabled,
     #[error("No method with this id is registered.")]
     MethodNotFound,
+    #[error("There are no recovery methods to confirm. Register one first.")]
+    NothingToConfirm,
     #[error("No code was sent for this method. Ask for a code first.")]
     NoPendingCode,
     #[error("Sign in again to change your recovery methods.")]
@@ -74,6 +76,7 @@ impl FlowError {
             FlowError::NotEnabled => "not_enabled",
             FlowError::MethodNotFound => "method_not_found",
             FlowError::NoPendingCode => "no_pending_code",
+            FlowError::NothingToConfirm => "nothing_to_confirm",
             FlowError::RecentSignInRequired => "recent_signin_required",
             FlowError::Conflict => "conflict",
             FlowError::Unavailable(_) => "unavailable",

@@ -2,7 +2,7 @@
 //! the only secret a message ever carries is the code it exists to deliver.
 
 use crate::ports::EmailMessage;
-use crate::types::Code;
+use crate::types::{Code, Timestamp};
 
 /// What the messages say about where they come from.
 #[derive(Debug, Clone)]
@@ -101,15 +101,46 @@ impl Branding {
         )
     }
 
-    pub fn methods_changed(&self, change: &str) -> EmailMessage {
+    /// The notice of a change to the recovery methods, by email: what changed (the method
+    /// masked, never its full destination) and when.
+    pub fn methods_changed(&self, change: &MethodChange) -> EmailMessage {
         self.email(
             format!("{} — your recovery methods changed", self.organisation),
             &[
-                format!("A recovery method was {change} on your account."),
-                format!("If this was not you, review your methods at {}.", self.link("/register")),
+                format!(
+                    "A recovery method was {} on your account: {}, on {} UTC.",
+                    change.what,
+                    change.method,
+                    change.at.to_rfc3339().replace('T', " at ").trim_end_matches('Z')
+                ),
+                format!(
+                    "If this was not you, review your methods at {} and contact your helpdesk at once.",
+                    self.link("/register")
+                ),
             ],
         )
     }
+
+    /// The same notice by text message.
+    pub fn methods_changed_sms(&self, change: &MethodChange) -> String {
+        format!(
+            "{}: a recovery method ({}) was {} on your account on {} UTC. Not you? Contact your helpdesk.",
+            self.organisation,
+            change.method,
+            change.what,
+            change.at.to_rfc3339().replace('T', " at ").trim_end_matches('Z')
+        )
+    }
+}
+
+/// A change to someone's recovery methods, as a notice names it.
+#[derive(Debug, Clone)]
+pub struct MethodChange {
+    /// "added" or "removed".
+    pub what: &'static str,
+    /// The method as a person recognises it: its kind and masked destination.
+    pub method: String,
+    pub at: Timestamp,
 }
 
 #[cfg(test)]

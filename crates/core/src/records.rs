@@ -208,6 +208,18 @@ impl RegisteredMethod {
         }
     }
 
+    /// The method as a notice names it: its kind and what the person sees of it.
+    pub fn describe(&self) -> String {
+        let kind = match self.kind {
+            MethodKind::Email => "email",
+            MethodKind::Sms => "text messages",
+            MethodKind::Voice => "voice calls",
+            MethodKind::Totp => "authenticator app",
+            MethodKind::Questions => "security questions",
+        };
+        format!("{kind} ({})", self.hint())
+    }
+
     /// What the person sees of the method: a masked destination, or the method's name.
     pub fn hint(&self) -> String {
         match &self.held {
@@ -224,6 +236,19 @@ pub struct Registration {
     pub methods: Vec<RegisteredMethod>,
     /// When the person last registered or re-confirmed their methods.
     pub confirmed_at: Option<Timestamp>,
+}
+
+impl Registration {
+    /// When re-confirmation falls due: the last confirmation (or, for a registration from before
+    /// confirmations were recorded, its newest method) plus `days`; `None` with nothing
+    /// registered or when `days` is 0 (never).
+    pub fn reconfirm_due(&self, days: u16) -> Option<Timestamp> {
+        if days == 0 {
+            return None;
+        }
+        let since = self.confirmed_at.or_else(|| self.methods.iter().map(|m| m.added_at).max())?;
+        Some(since.plus_secs(i64::from(days) * 86_400))
+    }
 }
 
 impl Record for Registration {

@@ -50,6 +50,7 @@ impl From<FlowError> for ApiError {
             | FlowError::CodeExpired
             | FlowError::UnlockNotAvailable
             | FlowError::NoPendingCode
+            | FlowError::NothingToConfirm
             | FlowError::ChallengeFailed
             | FlowError::InvalidSession => StatusCode::BAD_REQUEST,
             FlowError::SessionExpired => StatusCode::GONE,

@@ -112,12 +112,13 @@ impl Sspr {
             };
             // One app per person: a new one replaces the old.
             registration.value.methods.retain(|m| m.kind != MethodKind::Totp);
-            registration.value.methods.push(RegisteredMethod {
+            let added = RegisteredMethod {
                 id: MethodId::generate(&*self.ports.rng),
                 kind: MethodKind::Totp,
                 held: Held::Seed { seed: pending.value.seed.clone() },
                 added_at: now,
-            });
+            };
+            registration.value.methods.push(added.clone());
             registration.value.confirmed_at = Some(now);
             // The code that confirmed the app cannot be used again to reset.
             let until = now.plus_secs(totp::STEP_MEMORY_SECS);
@@ -131,7 +132,7 @@ impl Sspr {
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
-            return self.announce_added(&policy, who, &registration.value, None).await;
+            return self.announce_added(&policy, who, &registration.value, &added).await;
         }
         Err(FlowError::Conflict)
     }

@@ -4,12 +4,17 @@
 
 mod authenticator;
 mod questions;
+#[cfg(test)]
+mod tests;
 
 pub use questions::QuestionBank;
+
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
 use crate::methods::delivered_code::CodePurpose;
+use crate::notify::MethodChange;
 use crate::policy::Policy;
 use crate::ports::{StoreError, Write};
 use crate::records::{
@@ -39,8 +44,11 @@ pub struct MethodSummary {
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct RegistrationStatus {
     pub registered: bool,
+    /// Whether the sign-in application should send the person to `/register` now.
     pub must_register: bool,
-    pub reconfirm_due: bool,
+    /// The day re-confirmation falls due (`YYYY-MM-DD`, UTC): the last confirmation plus the
+    /// policy's days; `None` with nothing registered or when the policy never asks.
+    pub reconfirm_due: Option<String>,
     pub methods: Vec<MethodSummary>,
 }
 
@@ -81,21 +89,71 @@ impl Sspr {
 
     fn status_of(&self, registration: &Registration, in_scope: bool, policy: &Policy) -> RegistrationStatus {
         let registered = !registration.methods.is_empty();
-        let reconfirm_days = policy.reconfirm_days;
-        let reconfirm_due = registered
-            && reconfirm_days > 0
-            && registration
-                .confirmed_at
-                .is_none_or(|at| at.plus_secs(i64::from(reconfirm_days) * 86_400) <= self.ports.clock.now());
+        let now = self.ports.clock.now();
+        let due = registration.reconfirm_due(policy.reconfirm_days);
+        // Methods the policy disabled do not count; one kind proves one method at reset.
+        let usable: BTreeSet<MethodKind> =
+            registration.methods.iter().map(|m| m.kind).filter(|k| policy.allows_method(*k)).collect();
+        let too_few = usable.len() < policy.methods_required();
+        let overdue = due.is_some_and(|due| due <= now);
         RegistrationStatus {
             registered,
-            must_register: in_scope && policy.require_registration && (!registered || reconfirm_due),
-            reconfirm_due,
+            must_register: in_scope && policy.require_registration && (too_few || overdue),
+            reconfirm_due: due.map(Timestamp::date),
             methods: registration
                 .methods
                 .iter()
                 .map(|m| MethodSummary { id: m.id.as_str().to_owned(), kind: m.kind, hint: m.hint() })
                 .collect(),
+        }
+    }
+
+    /// "These are still right": the person re-confirms their methods as they are.
+    #[tracing::instrument(skip_all)]
+    pub async fn confirm_registration(&self, who: &SignedIn) -> Result<RegistrationStatus, FlowError> {
+        let key = registration_key(&who.username);
+        for _ in 0..CONFLICT_RETRIES {
+            let (policy, mut registration) = self.read_registration(&who.username).await?;
+            if registration.value.methods.is_empty() {
+                return Err(FlowError::NothingToConfirm);
+            }
+            registration.value.confirmed_at = Some(self.ports.clock.now());
+            match save(&*self.ports.store, &key, &registration).await {
+                Ok(_) => {}
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let in_scope = self.in_scope(&policy, who).await?;
+            return Ok(self.status_of(&registration.value, in_scope, &policy));
+        }
+        Err(FlowError::Conflict)
+    }
+
+    /// Tells the person of a change on each channel in `to` that can carry a notice (email
+    /// and SMS), once per address.
+    async fn announce(&self, change: &MethodChange, to: &[RegisteredMethod]) {
+        let branding = &self.settings.branding;
+        let mut told = BTreeSet::new();
+        for method in to {
+            let Some(destination) = method.destination() else { continue };
+            if !told.insert(destination.as_str().to_owned()) {
+                continue;
+            }
+            let sent = match (method.kind, destination) {
+                (MethodKind::Email, Destination::Email(email)) => {
+                    self.ports.mailer.send_email(email, &branding.methods_changed(change)).await
+                }
+                (MethodKind::Sms, Destination::Phone(phone)) => {
+                    self.ports.sms.send_sms(phone, &branding.methods_changed_sms(change)).await
+                }
+                _ => {
+                    told.remove(destination.as_str());
+                    continue;
+                }
+            };
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "a notice of a change could not be sent");
+            }
         }
     }
 
@@ -129,21 +187,23 @@ impl Sspr {
         Ok(())
     }
 
-    /// Tells the person's other addresses that a method was added, and answers with the status.
+    /// Tells the person's other channels that `added` was added, and answers with the status.
     async fn announce_added(
         &self,
         policy: &Policy,
         who: &SignedIn,
         registration: &Registration,
-        added_at: Option<&Destination>,
+        added: &RegisteredMethod,
     ) -> Result<RegistrationStatus, FlowError> {
         let in_scope = self.in_scope(policy, who).await?;
-        let others: Vec<_> = registration
-            .emails()
-            .filter(|e| added_at.is_none_or(|added| &Destination::Email((*e).clone()) != added))
+        let others: Vec<RegisteredMethod> = registration
+            .methods
+            .iter()
+            .filter(|m| m.id != added.id && (m.destination().is_none() || m.destination() != added.destination()))
             .cloned()
             .collect();
-        self.notify_all(&others, &self.settings.branding.methods_changed("added")).await;
+        let change = MethodChange { what: "added", method: added.describe(), at: added.added_at };
+        self.announce(&change, &others).await;
         Ok(self.status_of(registration, in_scope, policy))
     }
 
@@ -233,14 +293,19 @@ impl Sspr {
                 return Err(FlowError::CodeExpired);
             }
             let destination = pending.value.destination.clone();
-            if registration.value.find(kind, &destination).is_none() {
-                registration.value.methods.push(RegisteredMethod {
-                    id: MethodId::generate(&*self.ports.rng),
-                    kind,
-                    held: Held::Destination { destination: destination.clone() },
-                    added_at: now,
-                });
-            }
+            let added = match registration.value.find(kind, &destination) {
+                Some(existing) => existing.clone(),
+                None => {
+                    let added = RegisteredMethod {
+                        id: MethodId::generate(&*self.ports.rng),
+                        kind,
+                        held: Held::Destination { destination: destination.clone() },
+                        added_at: now,
+                    };
+                    registration.value.methods.push(added.clone());
+                    added
+                }
+            };
             registration.value.confirmed_at = Some(now);
             // Spending the code and saving the method happen together: a second confirmation
             // with the same code finds nothing pending.
@@ -251,7 +316,7 @@ impl Sspr {
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
-            return self.announce_added(&policy, who, &registration.value, Some(&destination)).await;
+            return self.announce_added(&policy, who, &registration.value, &added).await;
         }
         Err(FlowError::Conflict)
     }
@@ -263,18 +328,22 @@ impl Sspr {
         for _ in 0..CONFLICT_RETRIES {
             let (policy, mut registration) = self.read_registration(&who.username).await?;
             let before = registration.value.clone();
-            registration.value.methods.retain(|m| &m.id != id);
-            if registration.value.methods.len() == before.methods.len() {
+            let Some(removed) = before.methods.iter().find(|m| &m.id == id) else {
                 return Err(FlowError::MethodNotFound);
-            }
+            };
+            registration.value.methods.retain(|m| &m.id != id);
+            // Changing the methods is confirming the rest.
+            let now = self.ports.clock.now();
+            registration.value.confirmed_at = Some(now);
             match save(&*self.ports.store, &registration_key(&who.username), &registration).await {
                 Ok(_) => {}
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
             let in_scope = self.in_scope(&policy, who).await?;
-            // Every address that was registered hears of it, the removed one included.
-            self.notify_all(before.emails(), &self.settings.branding.methods_changed("removed")).await;
+            // Every channel that was registered hears of it, the removed one included.
+            let change = MethodChange { what: "removed", method: removed.describe(), at: now };
+            self.announce(&change, &before.methods).await;
             return Ok(self.status_of(&registration.value, in_scope, &policy));
         }
         Err(FlowError::Conflict)

@@ -96,15 +96,16 @@ impl Sspr {
         for _ in 0..CONFLICT_RETRIES {
             let now = self.ports.clock.now();
             registration.value.methods.retain(|m| m.kind != MethodKind::Questions);
-            registration.value.methods.push(RegisteredMethod {
+            let added = RegisteredMethod {
                 id: MethodId::generate(&*self.ports.rng),
                 kind: MethodKind::Questions,
                 held: Held::Answers { answers: held.clone() },
                 added_at: now,
-            });
+            };
+            registration.value.methods.push(added.clone());
             registration.value.confirmed_at = Some(now);
             match save(&*self.ports.store, &key, &registration).await {
-                Ok(_) => return self.announce_added(&policy, who, &registration.value, None).await,
+                Ok(_) => return self.announce_added(&policy, who, &registration.value, &added).await,
                 Err(StoreError::Conflict) => {
                     registration = crate::records::load::<Registration>(&*self.ports.store, &key)
                         .await?

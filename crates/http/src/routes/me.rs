@@ -29,6 +29,7 @@ pub(super) fn routes() -> Vec<Route> {
     let directory = Needs { directory: true, ..Needs::NONE };
     vec![
         route(Method::GET, "/v1/me/registration", directory, || get(registration_status)),
+        route(Method::POST, "/v1/me/registration/confirm", directory, || post(confirm_registration)),
         route(Method::POST, "/v1/me/methods/totp", directory, || post(begin_totp)),
         route(Method::GET, "/v1/me/methods/questions", directory, || get(question_bank)),
         route(Method::PUT, "/v1/me/methods/questions", Needs { email: true, ..directory }, || put(register_questions)),
@@ -55,6 +56,19 @@ async fn registration_status(State(s): State<ApiState>, Me(me): Me) -> Result<im
     Ok(Json(s.sspr.registration_status(&me).await?))
 }
 
+async fn confirm_registration(
+    State(s): State<ApiState>,
+    Me(me): Me,
+    MaybeJson(_): MaybeJson<EmptyRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.sspr.confirm_registration(&me).await?))
+}
+
+/// `{}` or no body at all.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyRequest {}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BeginMethodRequest {
@@ -73,14 +87,10 @@ async fn begin_method(
 }
 
 /// An authenticator app is added with `{}` or no body at all.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BeginTotpRequest {}
-
 async fn begin_totp(
     State(s): State<ApiState>,
     Me(me): Me,
-    MaybeJson(_): MaybeJson<BeginTotpRequest>,
+    MaybeJson(_): MaybeJson<EmptyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(s.sspr.begin_totp(&me).await?))
 }
