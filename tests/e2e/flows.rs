@@ -44,6 +44,7 @@ on_both_backends!(
     an_app_registered_with_an_independent_phone_resets_once_per_code,
     questions_registered_from_the_bank_prove_a_reset_and_a_wrong_answer_redraws,
     registration_falls_due_for_reconfirmation_and_is_confirmed_again,
+    a_due_registration_gets_exactly_one_reminder,
 );
 
 /// Registers `destination` for `kind` as the signed-in person; returns the code used.
@@ -935,4 +936,33 @@ async fn registration_falls_due_for_reconfirmation_and_is_confirmed_again(server
         server.messages_to(&email).await.last().is_some_and(|m| m.contains("was removed")),
         "and the removed address"
     );
+}
+
+/// The scheduled reminder run, on each store: a registration confirmed 181 days ago gets
+/// `must_register` and exactly one reminder, however often or concurrently the run goes; one
+/// confirmed yesterday gets none.
+async fn a_due_registration_gets_exactly_one_reminder(server: TestServer) {
+    let (_, email, _) = alice_with_email(&server).await;
+    server.clock.advance(181 * 86_400);
+    let token = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("alice signs in");
+    let status = server.call("GET", "/v1/me/registration", Some(&token), None).await;
+    assert_eq!(status.body["must_register"], true, "{status:?}");
+    let reminders = |messages: Vec<String>| messages.iter().filter(|m| m.contains("please confirm")).count();
+    let before = reminders(server.messages_to(&email).await);
+    let (a, b) = tokio::join!(server.sspr.send_reminders(7), server.sspr.send_reminders(7));
+    let (a, b) = (a.expect("a run"), b.expect("a run"));
+    assert_eq!((a.due, b.due, a.sent + b.sent, a.already_sent + b.already_sent), (1, 1, 1, 1), "{a:?} {b:?}");
+    let again = server.sspr.send_reminders(7).await.expect("a run");
+    assert_eq!((again.sent, again.already_sent), (0, 1), "the same day again");
+    let messages = server.messages_to(&email).await;
+    assert_eq!(reminders(messages.clone()), before + 1, "exactly one reminder");
+    let reminder = messages.iter().rev().find(|m| m.contains("please confirm")).expect("the reminder");
+    assert!(reminder.contains(&format!("{}/register", server.url)), "a link to the pages: {reminder}");
+
+    // Confirmed again: due in 180 days, nothing to send tomorrow.
+    let r = server.call("POST", "/v1/me/registration/confirm", Some(&token), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    server.clock.advance(86_400);
+    let run = server.sspr.send_reminders(7).await.expect("a run");
+    assert_eq!((run.due, run.sent), (0, 0), "{run:?}");
 }

@@ -354,6 +354,8 @@ pub enum Backend {
 /// A local server on a loopback port, stopped when dropped.
 pub struct TestServer {
     pub url: String,
+    /// The product behind the server, for what has no route (the scheduled reminder run).
+    pub sspr: Arc<sspr_core::Sspr>,
     pub clock: ManualClock,
     pub backend: Backend,
     pub outbox: Option<Outbox>,
@@ -432,6 +434,7 @@ pub async fn start(backend: Backend) -> TestServer {
     });
     TestServer {
         url,
+        sspr: Arc::clone(&server.sspr),
         clock,
         backend,
         outbox: server.outbox.clone(),

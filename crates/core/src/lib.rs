@@ -11,6 +11,7 @@ pub mod policy;
 pub mod ports;
 pub mod records;
 pub mod registration;
+pub mod reminders;
 pub mod reset;
 pub mod secret;
 pub mod types;
@@ -49,6 +50,9 @@ pub struct Settings {
     pub policy_cache_secs: i64,
     /// The directory group whose members are administrators.
     pub admin_group: String,
+    /// How many days after re-confirmation fell due a reminder still goes, when no run could
+    /// send it on time.
+    pub reminder_overdue_days: i64,
 }
 
 impl Settings {
@@ -64,6 +68,7 @@ impl Settings {
             challenge_max_number: 50_000,
             policy_cache_secs: 60,
             admin_group: "SSPR-Admins".to_owned(),
+            reminder_overdue_days: 30,
         }
     }
 }

@@ -101,6 +101,30 @@ impl Branding {
         )
     }
 
+    /// A reminder to re-confirm the recovery methods by `due` (`YYYY-MM-DD`).
+    pub fn reconfirm_reminder(&self, due: &str) -> EmailMessage {
+        self.email(
+            format!("{} — please confirm your recovery methods", self.organisation),
+            &[
+                format!(
+                    "Please check that your password reset methods are still yours by {due}: {}",
+                    self.link("/register")
+                ),
+                "If they are, confirm them; if not, remove them and add new ones. You need them to reset \
+                 your password yourself."
+                    .into(),
+            ],
+        )
+    }
+
+    pub fn reconfirm_reminder_sms(&self, due: &str) -> String {
+        format!(
+            "{}: please confirm your password reset methods by {due} at {}",
+            self.organisation,
+            self.link("/register")
+        )
+    }
+
     /// The notice of a change to the recovery methods, by email: what changed (the method
     /// masked, never its full destination) and when.
     pub fn methods_changed(&self, change: &MethodChange) -> EmailMessage {

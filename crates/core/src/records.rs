@@ -44,14 +44,29 @@ pub fn challenge_key(challenge: &str) -> RecordKey {
     RecordKey { pk: format!("CHALLENGE#{challenge}"), sk: "CHALLENGE".into() }
 }
 
-/// The partition of the `reconfirm-due` index that lists registrations by when they were last
-/// confirmed; its sort key is `<confirmed_at, 12 digits>#<table pk>`, so everyone due for
-/// re-confirmation is one range read, whatever the policy's number of days.
-pub const CONFIRMED_INDEX_PARTITION: &str = "REGISTRATIONS";
-
-pub fn confirmed_index_key(key: &RecordKey, confirmed_at: Timestamp) -> IndexKey {
-    IndexKey { pk: CONFIRMED_INDEX_PARTITION.into(), sk: format!("{:012}#{}", confirmed_at.0.max(0), key.pk) }
+/// A reminder of re-confirmation sent (or being sent) for the due day `due` (`YYYY-MM-DD`): at
+/// most one per person and due day.
+pub fn reminder_key(username: &Username, due: &str) -> RecordKey {
+    RecordKey { pk: format!("USER#{username}"), sk: format!("REMINDER#{due}") }
 }
+
+/// The partition of the `reconfirm-due` index that lists the registrations last confirmed on
+/// `day` (`YYYY-MM-DD`, UTC). Bucketed by confirmation day, not due day, so a change of the
+/// policy's number of days strands nobody: the reminder run reads the days whose
+/// registrations are due now, one partition a day.
+pub fn confirmed_partition(day: &str) -> String {
+    format!("CONFIRMED#{day}")
+}
+
+/// The index entry of a registration confirmed at `confirmed_at`: its day's partition, sorted
+/// by the table key.
+pub fn confirmed_index_key(key: &RecordKey, confirmed_at: Timestamp) -> IndexKey {
+    IndexKey { pk: confirmed_partition(&confirmed_at.date()), sk: key.pk.clone() }
+}
+
+/// Where registrations written before confirmation days were indexed: one partition sorted by
+/// confirmation time. The reminder run moves what it finds there to the day partitions.
+pub const LEGACY_CONFIRMED_PARTITION: &str = "REGISTRATIONS";
 
 // ---------------------------------------------------------------- typed records
 
@@ -341,7 +356,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registrations_are_indexed_by_confirmation_time_in_order() {
+    fn registrations_are_indexed_by_the_day_they_were_confirmed() {
         let key = registration_key(&Username::parse("alice").expect("name"));
         let registration = |at: Option<i64>, methods: usize| Registration {
             methods: (0..methods)
@@ -358,11 +373,12 @@ mod tests {
         };
         assert_eq!(registration(None, 1).index_key(&key), None, "never confirmed");
         assert_eq!(registration(Some(5), 0).index_key(&key), None, "nothing to re-confirm");
-        let early = registration(Some(999), 1).index_key(&key).expect("listed");
-        let late = registration(Some(1_000), 1).index_key(&key).expect("listed");
-        assert_eq!(early.pk, CONFIRMED_INDEX_PARTITION);
-        assert!(early.sk < late.sk, "sort keys order by time: {} {}", early.sk, late.sk);
-        assert!(late.sk.ends_with("#USER#alice"));
+        let morning = registration(Some(1_800_000_000), 1).index_key(&key).expect("listed");
+        let evening = registration(Some(1_800_000_000 + 3_600 * 8), 1).index_key(&key).expect("listed");
+        assert_eq!(morning, IndexKey { pk: "CONFIRMED#2027-01-15".into(), sk: "USER#alice".into() });
+        assert_eq!(morning, evening, "one partition a day");
+        let next_day = registration(Some(1_800_000_000 + 86_400), 1).index_key(&key).expect("listed");
+        assert_eq!(next_day.pk, "CONFIRMED#2027-01-16");
     }
 
     #[test]

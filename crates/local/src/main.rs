@@ -1,4 +1,5 @@
-//! `sspr`: the local server. `sspr serve` runs the whole product on this machine.
+//! `sspr`: the local server. `sspr serve` runs the whole product on this machine; `sspr remind`
+//! sends the re-confirmation reminders due, as the scheduled function does in AWS.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,7 +7,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use sspr_app::{Config, Deployment};
-use sspr_core::ports::{SystemClock, SystemRng};
+use sspr_core::ports::{ManualClock, SystemClock, SystemRng};
+use sspr_core::types::Timestamp;
 use sspr_local::{build, LocalOptions};
 
 #[derive(Parser)]
@@ -27,6 +29,33 @@ enum Command {
         #[arg(long, default_value = ".sspr")]
         data: PathBuf,
     },
+    /// Send the re-confirmation reminders due, once, and print what was sent.
+    Remind {
+        /// Directory of the embedded store, directory and secrets (as for `serve`).
+        #[arg(long, default_value = ".sspr")]
+        data: PathBuf,
+        /// Run as on this day (YYYY-MM-DD, UTC) instead of today.
+        #[arg(long, value_parser = parse_day)]
+        now: Option<i64>,
+        /// Remind those whose re-confirmation falls due within this many days.
+        #[arg(long, default_value_t = 7)]
+        within: u16,
+    },
+}
+
+/// `YYYY-MM-DD` as the Unix time of that day's start, UTC.
+fn parse_day(s: &str) -> Result<i64, String> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let [year, month, day] = parts.as_slice() else {
+        return Err("expected YYYY-MM-DD".into());
+    };
+    let number = |p: &str| p.parse::<i32>().map_err(|_| "expected YYYY-MM-DD".to_owned());
+    let month =
+        time::Month::try_from(u8::try_from(number(month)?).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let date =
+        time::Date::from_calendar_date(number(year)?, month, u8::try_from(number(day)?).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    Ok(date.midnight().assume_utc().unix_timestamp())
 }
 
 #[tokio::main]
@@ -34,8 +63,11 @@ async fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let Command::Serve { addr, data } = Cli::parse().command;
-    match serve(addr, data).await {
+    let done = match Cli::parse().command {
+        Command::Serve { addr, data } => serve(addr, data).await,
+        Command::Remind { data, now, within } => remind(data, now, within).await,
+    };
+    match done {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sspr: {e:#}");
@@ -72,5 +104,29 @@ async fn serve(addr: SocketAddr, data: PathBuf) -> anyhow::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    Ok(())
+}
+
+async fn remind(data: PathBuf, now: Option<i64>, within: u16) -> anyhow::Result<()> {
+    let config = Config::from_env(Deployment::Local)?;
+    let clock: Arc<dyn sspr_core::ports::Clock> = match now {
+        Some(at) => Arc::new(ManualClock::new(Timestamp(at))),
+        None => Arc::new(SystemClock),
+    };
+    let server = build(LocalOptions {
+        config,
+        data_dir: data,
+        public_url: "http://127.0.0.1:8080".into(),
+        clock,
+        rng: Arc::new(SystemRng),
+        echo_outbox: true,
+        store: None,
+    })
+    .await?;
+    let run = server.sspr.send_reminders(within).await?;
+    for line in &run.reminded {
+        println!("reminded {line}");
+    }
+    println!("{}", serde_json::to_string(&run)?);
     Ok(())
 }

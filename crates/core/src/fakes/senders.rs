@@ -19,6 +19,7 @@ pub struct Sent {
 #[derive(Clone, Default)]
 pub struct RecordingSender {
     sent: Arc<Mutex<Vec<Sent>>>,
+    failing: Arc<Mutex<usize>>,
 }
 
 impl RecordingSender {
@@ -31,7 +32,19 @@ impl RecordingSender {
         self.sent().into_iter().filter(|s| s.to == to).collect()
     }
 
+    /// The next `n` sends fail, as a provider that is down would.
+    pub fn fail_next_sends(&self, n: usize) {
+        if let Ok(mut failing) = self.failing.lock() {
+            *failing = n;
+        }
+    }
+
     fn push(&self, sent: Sent) -> Result<(), Unavailable> {
+        let mut failing = self.failing.lock().map_err(|_| Unavailable::new("sender poisoned"))?;
+        if *failing > 0 {
+            *failing -= 1;
+            return Err(Unavailable::new("the provider is down"));
+        }
         self.sent.lock().map_err(|_| Unavailable::new("sender poisoned"))?.push(sent);
         Ok(())
     }

@@ -338,6 +338,10 @@ pub struct StoreCalls {
     pub query_index: usize,
     /// Calls of [`RecordStore::add_to_counter`].
     pub add_to_counter: usize,
+    /// Records returned by `get`, `get_many` and `query` (not a round trip: what was read).
+    pub records_read: usize,
+    /// Entries returned by `query_index`.
+    pub index_entries_read: usize,
 }
 
 impl StoreCalls {
@@ -383,7 +387,11 @@ impl<S: RecordStore> CountingStore<S> {
     }
 
     fn count(&self, which: impl FnOnce(&mut StoreCalls) -> &mut usize) {
-        *which(&mut self.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())) += 1;
+        self.add(which, 1);
+    }
+
+    fn add(&self, which: impl FnOnce(&mut StoreCalls) -> &mut usize, n: usize) {
+        *which(&mut self.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())) += n;
     }
 }
 
@@ -391,7 +399,9 @@ impl<S: RecordStore> CountingStore<S> {
 impl<S: RecordStore> RecordStore for CountingStore<S> {
     async fn get(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
         self.count(|c| &mut c.get);
-        self.inner.get(key).await
+        let got = self.inner.get(key).await?;
+        self.add(|c| &mut c.records_read, usize::from(got.is_some()));
+        Ok(got)
     }
 
     async fn put(&self, key: &RecordKey, record: &StoredRecord) -> Result<(), StoreError> {
@@ -406,7 +416,9 @@ impl<S: RecordStore> RecordStore for CountingStore<S> {
 
     async fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<StoredRecord>>, StoreError> {
         self.count(|c| &mut c.get_many);
-        self.inner.get_many(keys).await
+        let got = self.inner.get_many(keys).await?;
+        self.add(|c| &mut c.records_read, got.iter().flatten().count());
+        Ok(got)
     }
 
     async fn write_all(&self, writes: &[Write]) -> Result<(), StoreError> {
@@ -416,12 +428,16 @@ impl<S: RecordStore> RecordStore for CountingStore<S> {
 
     async fn query(&self, query: &Query) -> Result<Page<(RecordKey, StoredRecord)>, StoreError> {
         self.count(|c| &mut c.query);
-        self.inner.query(query).await
+        let page = self.inner.query(query).await?;
+        self.add(|c| &mut c.records_read, page.items.len());
+        Ok(page)
     }
 
     async fn query_index(&self, index: Index, query: &Query) -> Result<Page<(RecordKey, IndexKey)>, StoreError> {
         self.count(|c| &mut c.query_index);
-        self.inner.query_index(index, query).await
+        let page = self.inner.query_index(index, query).await?;
+        self.add(|c| &mut c.index_entries_read, page.items.len());
+        Ok(page)
     }
 
     async fn add_to_counter(&self, key: &RecordKey, by: i64, expires_at: Option<Timestamp>) -> Result<i64, StoreError> {
@@ -517,7 +533,9 @@ mod tests {
                 write_all: 1,
                 query: 1,
                 query_index: 1,
-                add_to_counter: 1
+                add_to_counter: 1,
+                records_read: calls.records_read,
+                index_entries_read: calls.index_entries_read,
             }
         );
         assert_eq!(calls.total(), 9);
