@@ -216,6 +216,58 @@ async fn register_function_reads_the_jwt_claims() {
     assert_eq!((status, body["error"].as_str()), (403, Some("recent_signin_required")), "{body}");
 }
 
+/// The `remind` function's handler, fed the scheduled event sample: built with only email and
+/// SMS over the same data as the others, it reminds alice once her re-confirmation is due.
+#[tokio::test]
+async fn remind_function_answers_the_scheduled_event_with_counts() {
+    use sspr_core::ports::{Clock, ManualClock, SystemClock};
+    let functions = Functions::new().await;
+    let (_, state, outbox) = functions.get(Function::Register);
+    let now = SystemClock.now();
+    let alice = sspr_core::registration::SignedIn {
+        username: sspr_core::types::Username::parse("alice").expect("name"),
+        groups: vec!["SSPR-Users".into()],
+        signed_in_at: Some(now),
+    };
+    state.sspr.begin_method(&alice, sspr_core::types::MethodKind::Email, "alice@example.com").await.expect("sent");
+    let sent = outbox.as_ref().expect("outbox").entries();
+    let code = crate::support::extract_code(&sent.last().expect("a code").body).expect("code");
+    let code = sspr_core::types::Code::parse(&code).expect("code");
+    state.sspr.confirm_method(&alice, sspr_core::types::MethodKind::Email, &code).await.expect("registered");
+
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("events/remind-scheduled.json")).expect("the scheduled event"),
+    )
+    .expect("json");
+    let config = Config::from_lookup(Deployment::Local, |name| {
+        (name == "SSPR_PUBLIC_URL").then(|| "https://reset.example.com".to_owned())
+    })
+    .expect("configuration");
+    let mut assembly = Assembly::new(config, sspr_app::lambda::REMIND_NEEDS);
+    assembly.data_dir = Some(functions._data.path().to_owned());
+    let clock = ManualClock::new(now);
+    assembly.clock = Arc::new(clock.clone());
+    let remind = assemble(assembly).await.expect("assembled");
+    let counts = sspr_app::lambda::remind(&remind.sspr, &event).await.expect("a run");
+    assert_eq!(counts, json!({"due": 0, "sent": 0, "already_sent": 0, "failed": 0, "unreachable": 0}));
+    clock.advance(175 * 86_400);
+    let counts = sspr_app::lambda::remind(&remind.sspr, &event).await.expect("a run");
+    assert_eq!((counts["due"].as_u64(), counts["sent"].as_u64()), (Some(1), Some(1)), "{counts}");
+    let counts = sspr_app::lambda::remind(&remind.sspr, &event).await.expect("a run");
+    assert_eq!((counts["sent"].as_u64(), counts["already_sent"].as_u64()), (Some(0), Some(1)), "{counts}");
+    // The outbox is the data directory's, shared with the other functions built over it.
+    let reminders: Vec<_> = remind
+        .outbox
+        .as_ref()
+        .expect("outbox")
+        .entries()
+        .into_iter()
+        .filter(|e| e.subject.as_deref().is_some_and(|s| s.contains("please confirm")))
+        .collect();
+    assert_eq!(reminders.len(), 1, "{reminders:?}");
+    assert!(reminders[0].to == "alice@example.com" && reminders[0].body.contains("https://reset.example.com/register"));
+}
+
 /// Every sample event parses and names a route the code serves.
 #[test]
 fn every_sample_event_is_a_served_route() {
@@ -239,11 +291,30 @@ fn the_template_functions_are_the_ones_the_routes_declare() {
     let template = template();
     let resources = template["Resources"].as_mapping().expect("Resources");
     let mut declared_functions = BTreeSet::new();
+    let mut remind_deployed = false;
     for (name, resource) in resources {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
         let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary");
+        if binary == "remind" {
+            // Not behind the API: run by the scheduler, with email, SMS and the index query.
+            let events = &resource["Properties"]["Events"];
+            assert!(events.is_null(), "{name:?}: the reminder function serves no route");
+            let policies = serde_yaml::to_string(&resource["Properties"]["Policies"]).expect("policies");
+            for (action, granted) in [
+                ("ses:SendEmail", true),
+                ("sns:Publish", true),
+                ("dynamodb:Query", true),
+                ("dynamodb:Scan", false),
+                ("cognito-idp:", false),
+                ("sms-voice:", false),
+            ] {
+                assert_eq!(policies.contains(action), granted, "{name:?}: {action}");
+            }
+            remind_deployed = true;
+            continue;
+        }
         let function = Function::ALL
             .into_iter()
             .find(|f| f.binary() == binary)
@@ -296,6 +367,11 @@ fn the_template_functions_are_the_ones_the_routes_declare() {
         assert!(manifest.contains(&format!("name = \"{binary}\"")), "functions/{binary}: the binary's name");
     }
     assert_eq!(declared_functions, Function::ALL.into_iter().collect(), "every function is deployed");
+    assert!(remind_deployed, "the reminder function is deployed");
+    let schedule = &resources["RemindSchedule"];
+    assert_eq!(schedule["Type"].as_str(), Some("AWS::Scheduler::Schedule"));
+    assert!(schedule["Properties"]["Target"]["RetryPolicy"].is_mapping(), "runs are retried");
+    assert!(schedule["Properties"]["Target"]["DeadLetterConfig"].is_mapping(), "and kept when they never succeed");
 }
 
 /// The crates that carry an adapter: the AWS SDK of each AWS adapter, and the embedded ones.
@@ -341,6 +417,17 @@ fn each_function_links_only_the_adapters_it_uses() {
         }
         assert_eq!(linked, expected, "{package}");
     }
+    let out = std::process::Command::new(&cargo)
+        .args(["tree", "--locked", "-e", "normal", "--prefix", "none", "-p", "sspr-fn-remind"])
+        .current_dir(repo_root())
+        .output()
+        .expect("cargo tree");
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let linked: BTreeSet<&str> =
+        tree.lines().filter_map(|l| l.split_whitespace().next()).filter(|c| ADAPTER_CRATES.contains(c)).collect();
+    let expected: BTreeSet<&str> =
+        ["aws-sdk-dynamodb", "aws-sdk-secretsmanager", "aws-sdk-sns", "aws-sdk-sesv2"].into_iter().collect();
+    assert_eq!(linked, expected, "sspr-fn-remind");
 }
 
 /// The template configures the functions only with settings the code knows.

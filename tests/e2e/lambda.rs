@@ -1,7 +1,8 @@
-//! The four Lambda binaries as built for deployment, each run as its own process against
+//! The Lambda binaries as built for deployment, each run as its own process against
 //! cargo-lambda's Lambda runtime emulator, configured only by the environment the template
 //! gives them, with DynamoDB, Cognito, SNS, SES and Secrets Manager on the moto server. Fed
-//! the sample events of `events/`, they register alice's email and reset her password.
+//! the sample events of `events/`, they register alice's email and reset her password, and the
+//! scheduled function sends a due reminder once.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -77,6 +78,16 @@ async fn invoke(http: &reqwest::Client, function: &str, event: &Value) -> (u16, 
     let status = out["statusCode"].as_u64().unwrap_or_else(|| panic!("{function}: no statusCode in {out}"));
     let body = out["body"].as_str().map(|b| serde_json::from_str(b).unwrap_or(Value::Null)).unwrap_or(Value::Null);
     (status as u16, body)
+}
+
+/// Invokes a function that is not behind the API with `event`; its answer as it gave it.
+async fn invoke_plain(http: &reqwest::Client, function: &str, event: &Value) -> Value {
+    let url = format!("{}/2015-03-31/functions/{function}/invocations", emulator_url());
+    let response = http.post(url).json(event).send().await.expect("invoke");
+    let status = response.status();
+    let out: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{function}: the emulator answered {status}: {out}");
+    out
 }
 
 /// A sample event with its body replaced, and for `/v1/me` events a sign-in of just now.
@@ -230,8 +241,9 @@ async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
         Some(dir) => std::path::PathBuf::from(dir).join("functions.log"),
         None => logs.path().join("functions.log"),
     };
-    let functions: Vec<Function> =
+    let mut functions: Vec<Function> =
         sspr_http::Function::ALL.iter().map(|f| Function::start(f.binary(), &env, &log)).collect();
+    functions.push(Function::start("remind", &env, &log));
     let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
     let (_, email) = destinations();
 
@@ -285,6 +297,42 @@ async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
     assert_eq!((status, body["error"].as_str()), (409, Some("token_used")), "{body}");
 
     assert!(cognito_password_works(&sdk, &pool, ALICE, new_password).await, "the new password signs in");
+
+    // The scheduled reminders: someone confirmed 178 days ago is due within the week.
+    let store = sspr_aws::DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
+    let carol = sspr_core::types::Username::parse("carol").expect("name");
+    let carol_email = format!("carol-{}", email);
+    let confirmed = sspr_core::types::Timestamp(
+        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs())
+            .expect("now")
+            - 178 * 86_400,
+    );
+    let registration = sspr_core::records::Registration {
+        methods: vec![sspr_core::records::RegisteredMethod {
+            id: sspr_core::types::MethodId::parse("00000000000000c1").expect("id"),
+            kind: sspr_core::types::MethodKind::Email,
+            held: sspr_core::records::Held::Destination {
+                destination: sspr_core::types::Destination::parse(sspr_core::types::MethodKind::Email, &carol_email)
+                    .expect("email"),
+            },
+            added_at: confirmed,
+        }],
+        confirmed_at: Some(confirmed),
+    };
+    let key = sspr_core::records::registration_key(&carol);
+    sspr_core::records::save(&store, &key, &sspr_core::records::Versioned::new(registration)).await.expect("saved");
+    let scheduled: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("events/remind-scheduled.json")).expect("the scheduled event"),
+    )
+    .expect("json");
+    let counts = invoke_plain(&http, "remind", &scheduled).await;
+    assert_eq!((counts["due"].as_u64(), counts["sent"].as_u64()), (Some(1), Some(1)), "{counts}");
+    let counts = invoke_plain(&http, "remind", &scheduled).await;
+    assert_eq!((counts["sent"].as_u64(), counts["already_sent"].as_u64()), (Some(0), Some(1)), "{counts}");
+    let reminders: Vec<String> =
+        moto_messages().await.into_iter().filter(|(t, _)| *t == carol_email).map(|(_, b)| b).collect();
+    assert_eq!(reminders.len(), 1, "one reminder, through SES: {reminders:?}");
+    assert!(reminders[0].contains("https://reset.example.com/register"), "{}", reminders[0]);
     assert!(!cognito_password_works(&sdk, &pool, ALICE, ALICE_PASSWORD).await, "the old one does not");
     let raw = aws_sdk_dynamodb::Client::new(&sdk).scan().table_name(&table).send().await.expect("scan");
     let raw = format!("{:?}", raw.items());

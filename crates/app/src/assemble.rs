@@ -163,7 +163,11 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
         }
         #[cfg(feature = "embedded")]
         SenderKind::Outbox => {
-            let o = sspr_embedded::Outbox::new(Arc::clone(&clock), echo_outbox);
+            let o = match data_dir.as_deref() {
+                Some(dir) => sspr_embedded::Outbox::open(&dir.join("outbox.jsonl"), Arc::clone(&clock), echo_outbox)
+                    .context("the outbox")?,
+                None => sspr_embedded::Outbox::new(Arc::clone(&clock), echo_outbox),
+            };
             outbox = Some(o.clone());
             (Arc::new(o.clone()), Arc::new(o.clone()), Arc::new(o))
         }

@@ -53,6 +53,66 @@ pub async fn serve(function: Function) -> Result<(), lambda_http::Error> {
     lambda_http::run(app).await
 }
 
+/// The ports the reminder run uses besides the store: email and SMS.
+pub const REMIND_NEEDS: sspr_http::Needs = sspr_http::Needs { directory: false, sms: true, voice: false, email: true };
+
+/// Days ahead the scheduled run reminds of, unless the event says (`within_days`).
+fn within_days(event: &serde_json::Value) -> u16 {
+    event
+        .get("within_days")
+        .and_then(serde_json::Value::as_u64)
+        .or_else(|| std::env::var("SSPR_REMIND_WITHIN_DAYS").ok().and_then(|d| d.trim().parse().ok()))
+        .map_or(7, |d| u16::try_from(d.min(365)).unwrap_or(7))
+}
+
+/// The whole of the `remind` function's `main`: build once, then answer each scheduled event
+/// with one reminder run. The counts are logged as one JSON line and returned; a run with
+/// failed sends ends in an error, so the scheduler tries again (markers keep what was sent from
+/// going twice) and the function's error alarm fires.
+pub async fn serve_reminders() -> Result<(), lambda_http::Error> {
+    use lambda_http::{service_fn, LambdaEvent};
+
+    init_tracing();
+    let config = match Config::from_env(Deployment::Lambda) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!("{e}");
+            return Err(e.to_string().into());
+        }
+    };
+    let sspr = match assemble(Assembly::new(config, REMIND_NEEDS)).await {
+        Ok(assembled) => assembled.sspr,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return Err(format!("{e:#}").into());
+        }
+    };
+    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let sspr = Arc::clone(&sspr);
+        async move { remind(&sspr, &event.payload).await.map_err(lambda_http::Error::from) }
+    }))
+    .await
+}
+
+/// One scheduled event: a reminder run, its counts logged as one JSON line and returned; an
+/// error when some reminders could not be sent.
+pub async fn remind(sspr: &sspr_core::Sspr, event: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let run = sspr.send_reminders(within_days(event)).await.map_err(|e| e.to_string())?;
+    tracing::info!(
+        due = run.due,
+        sent = run.sent,
+        already_sent = run.already_sent,
+        failed = run.failed,
+        unreachable = run.unreachable,
+        "reminder run"
+    );
+    let counts = serde_json::to_value(&run).map_err(|e| e.to_string())?;
+    if run.failed > 0 {
+        return Err(format!("{} reminders could not be sent: {counts}", run.failed));
+    }
+    Ok(counts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::log_filter;
