@@ -258,7 +258,7 @@ impl Registration {
     /// confirmations were recorded, its newest method) plus `days`; `None` with nothing
     /// registered or when `days` is 0 (never).
     pub fn reconfirm_due(&self, days: u16) -> Option<Timestamp> {
-        if days == 0 {
+        if days == 0 || self.methods.is_empty() {
             return None;
         }
         let since = self.confirmed_at.or_else(|| self.methods.iter().map(|m| m.added_at).max())?;

@@ -38,6 +38,10 @@ async fn reconfirmation_falls_due_after_the_policy_days_and_never_with_zero() {
     world.sspr.save_policy(Policy { reconfirm_days: 0, ..Policy::default() }).await.expect("policy");
     let status = world.sspr.registration_status(&world.alice()).await.expect("status");
     assert_eq!((status.must_register, status.reconfirm_due), (false, None), "0 days: never");
+    world.sspr.save_policy(Policy::default()).await.expect("policy");
+    let id = crate::types::MethodId::parse(&status.methods[0].id).expect("id");
+    let status = world.sspr.remove_method(&world.alice(), &id).await.expect("removed");
+    assert_eq!((status.registered, status.reconfirm_due), (false, None), "nothing registered: nothing due");
 }
 
 #[tokio::test]
