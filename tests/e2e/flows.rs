@@ -67,6 +67,15 @@ async fn register(server: &TestServer, token: &str, kind: &str, destination: &st
     (code, reply)
 }
 
+/// Completes a verified reset with `password`, and checks alice signs in with it.
+async fn complete_with(server: &TestServer, session: &str, reset_token: &str, password: &str) {
+    let done = server
+        .post("/v1/reset/complete", json!({"session": session, "reset_token": reset_token, "new_password": password}))
+        .await;
+    assert_eq!(done.status, 200, "{done:?}");
+    assert!(server.password_works(ALICE, password).await, "the new password signs in");
+}
+
 async fn start_reset(server: &TestServer, username: &str) -> String {
     let r = server.start_reset(username).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -696,11 +705,7 @@ async fn an_app_registered_with_an_independent_phone_resets_once_per_code(server
     assert_eq!(r.status, 200, "{r:?}");
     let reset_token = r.body["reset_token"].as_str().expect("a reset token").to_owned();
     let password = "App-proved-Passw0rd-1";
-    let done = server
-        .post("/v1/reset/complete", json!({"session": session, "reset_token": reset_token, "new_password": password}))
-        .await;
-    assert_eq!(done.status, 200, "{done:?}");
-    assert!(server.password_works(ALICE, password).await);
+    complete_with(&server, &session, &reset_token, password).await;
 
     // The same code in a new session is refused, and counts.
     let session = start_reset(&server, ALICE).await;
@@ -778,11 +783,7 @@ async fn questions_registered_from_the_bank_prove_a_reset_and_a_wrong_answer_red
     assert_eq!(r.status, 200, "{r:?}");
     let reset_token = r.body["reset_token"].as_str().expect("a reset token").to_owned();
     let password = "Questions-Passw0rd-1";
-    let done = server
-        .post("/v1/reset/complete", json!({"session": session, "reset_token": reset_token, "new_password": password}))
-        .await;
-    assert_eq!(done.status, 200, "{done:?}");
-    assert!(server.password_works(ALICE, password).await);
+    complete_with(&server, &session, &reset_token, password).await;
 
     // Five wrong answers end the method for a session.
     let session = start_reset(&server, ALICE).await;
@@ -842,11 +843,7 @@ async fn a_voice_call_registers_a_phone_and_proves_a_reset() {
     assert_eq!(r.status, 200, "{r:?}");
     let reset_token = r.body["reset_token"].as_str().expect("a reset token").to_owned();
     let password = "Voice-proved-Passw0rd-1";
-    let done = server
-        .post("/v1/reset/complete", json!({"session": session, "reset_token": reset_token, "new_password": password}))
-        .await;
-    assert_eq!(done.status, 200, "{done:?}");
-    assert!(server.password_works(ALICE, password).await);
+    complete_with(&server, &session, &reset_token, password).await;
 
     // Five wrong codes end voice for the session, as for any code.
     let session = start_reset(&server, ALICE).await;
