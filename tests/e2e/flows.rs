@@ -45,6 +45,7 @@ on_both_backends!(
     questions_registered_from_the_bank_prove_a_reset_and_a_wrong_answer_redraws,
     registration_falls_due_for_reconfirmation_and_is_confirmed_again,
     a_due_registration_gets_exactly_one_reminder,
+    of_many_registrations_a_reminder_run_reads_the_fifty_due,
 );
 
 /// Registers `destination` for `kind` as the signed-in person; returns the code used.
@@ -962,4 +963,85 @@ async fn a_due_registration_gets_exactly_one_reminder(server: TestServer) {
     server.clock.advance(86_400);
     let run = server.sspr.send_reminders(7).await.expect("a run");
     assert_eq!((run.due, run.sent), (0, 0), "{run:?}");
+}
+
+/// The reminder run reads only due registrations, on each real store: of 10,000 registered (on
+/// moto, whose transactions slow down as its table grows, 1,000), 50 confirmed 180 days ago
+/// (due today) and the rest within the last 100 days, a run reads the 50 (counted as the
+/// records the store returned).
+async fn of_many_registrations_a_reminder_run_reads_the_fifty_due(server: TestServer) {
+    let calls = match &server.backend {
+        Backend::Embedded => {
+            fifty_due_of(&server, 10_000, server.embedded_store.clone().expect("the embedded store")).await
+        }
+        Backend::Moto { sdk, table, .. } => {
+            let store = sspr_aws::DynamoDbStore::new(aws_sdk_dynamodb::Client::new(sdk), table.clone());
+            fifty_due_of(&server, 1_000, store).await
+        }
+    };
+    assert!(calls.records_read <= 55, "{} registration records read for 50 due", calls.records_read);
+    let backend = match server.backend {
+        Backend::Embedded => "embedded store",
+        Backend::Moto { .. } => "DynamoDB",
+    };
+    println!(
+        "reminders ({backend}): 50 due: {} records read, {} index entries, {} round trips",
+        calls.records_read,
+        calls.index_entries_read,
+        calls.total()
+    );
+}
+
+/// Writes `total` registrations into `store`, 50 of them due, runs the reminders over it, and
+/// answers what the run asked of the store.
+async fn fifty_due_of<S: sspr_core::ports::RecordStore + 'static>(
+    server: &TestServer,
+    total: i64,
+    store: S,
+) -> sspr_core::fakes::store::StoreCalls {
+    use sspr_core::fakes::store::CountingStore;
+    use sspr_core::records::{put, registration_key, Held, RegisteredMethod, Registration, Versioned};
+    use sspr_core::types::{Destination, MethodId, MethodKind, Timestamp, Username};
+
+    let now = sspr_core::ports::Clock::now(&server.clock).0;
+    let mut writes = Vec::new();
+    for i in 0..total {
+        let days_ago = if i < 50 { 180 } else { i % 100 };
+        let at = Timestamp(now - days_ago * 86_400);
+        let registration = Registration {
+            methods: vec![RegisteredMethod {
+                id: MethodId::parse(&format!("{i:016x}")).expect("id"),
+                kind: MethodKind::Email,
+                held: Held::Destination {
+                    destination: Destination::parse(MethodKind::Email, &format!("user{i}@example.com")).expect("email"),
+                },
+                added_at: at,
+            }],
+            confirmed_at: Some(at),
+        };
+        let key = registration_key(&Username::parse(&format!("bulk{i}")).expect("name"));
+        writes.push(put(&key, &Versioned::new(registration)).expect("write"));
+    }
+    for chunk in writes.chunks(100) {
+        store.write_all(chunk).await.expect("written");
+    }
+    // The product over the same store, counted, with senders that keep what they send.
+    let counting = std::sync::Arc::new(CountingStore::new(store));
+    let sent = sspr_core::fakes::senders::RecordingSender::default();
+    let ports = sspr_core::Ports {
+        store: counting.clone(),
+        directory: std::sync::Arc::new(sspr_core::fakes::directory::MemoryDirectory::new()),
+        sms: std::sync::Arc::new(sent.clone()),
+        voice: std::sync::Arc::new(sent.clone()),
+        mailer: std::sync::Arc::new(sent.clone()),
+        clock: std::sync::Arc::new(server.clock.clone()),
+        rng: std::sync::Arc::new(sspr_core::ports::SystemRng),
+    };
+    let branding = sspr_core::notify::Branding { organisation: "Example".into(), public_url: server.url.clone() };
+    let settings = sspr_core::Settings::new(branding, sspr_core::policy::Policy::default());
+    let pepper = sspr_core::secret::Pepper::new(vec![5; 32]).expect("pepper");
+    let sspr = sspr_core::Sspr::new(ports, pepper, settings);
+    let run = sspr.send_reminders(7).await.expect("a run");
+    assert_eq!((run.due, run.sent, run.failed), (50, 50, 0), "due {} sent {}", run.due, run.sent);
+    counting.calls()
 }
