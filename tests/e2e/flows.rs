@@ -966,7 +966,7 @@ async fn a_due_registration_gets_exactly_one_reminder(server: TestServer) {
 }
 
 /// The reminder run reads only due registrations, on each real store: of 10,000 registered (on
-/// moto, whose transactions slow down as its table grows, 1,000), 50 confirmed 180 days ago
+/// moto, which slows down as its tables grow, 500), 50 confirmed 180 days ago
 /// (due today) and the rest within the last 100 days, a run reads the 50 (counted as the
 /// records the store returned).
 async fn of_many_registrations_a_reminder_run_reads_the_fifty_due(server: TestServer) {
@@ -975,8 +975,12 @@ async fn of_many_registrations_a_reminder_run_reads_the_fifty_due(server: TestSe
             fifty_due_of(&server, 10_000, server.embedded_store.clone().expect("the embedded store")).await
         }
         Backend::Moto { sdk, table, .. } => {
-            let store = sspr_aws::DynamoDbStore::new(aws_sdk_dynamodb::Client::new(sdk), table.clone());
-            fifty_due_of(&server, 1_000, store).await
+            let client = aws_sdk_dynamodb::Client::new(sdk);
+            let calls = fifty_due_of(&server, 500, sspr_aws::DynamoDbStore::new(client.clone(), table.clone())).await;
+            // moto lists every table's items in the state the other tests read messages from:
+            // this one goes, so they do not slow down.
+            client.delete_table().table_name(table).send().await.expect("table deleted");
+            calls
         }
     };
     assert!(calls.records_read <= 55, "{} registration records read for 50 due", calls.records_read);

@@ -52,6 +52,33 @@ pub struct RegistrationStatus {
     pub methods: Vec<MethodSummary>,
 }
 
+/// Whether a person may use self-service reset, and as an administrator: administrators always
+/// may, whatever the enablement, and must prove two different methods (docs/security.md,
+/// "Administrators").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    pub in_scope: bool,
+    pub administrator: bool,
+}
+
+impl Scope {
+    pub const OUT: Scope = Scope { in_scope: false, administrator: false };
+
+    pub fn of(sspr: &Sspr, policy: &Policy, user: &crate::ports::DirectoryUser) -> Scope {
+        let administrator = user.enabled && sspr.is_administrator(user);
+        Scope { in_scope: administrator || policy.covers(user), administrator }
+    }
+
+    /// Methods to prove at reset: the policy's, and two for an administrator.
+    pub fn methods_required(self, policy: &Policy) -> usize {
+        if self.administrator {
+            2
+        } else {
+            policy.methods_required()
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct ConfirmationSent {
     pub expires_in: i64,
@@ -79,26 +106,26 @@ impl Sspr {
         Ok((policy, registration))
     }
 
-    /// Whether the policy lets this person use self-service reset at all.
-    async fn in_scope(&self, policy: &Policy, who: &SignedIn) -> Result<bool, FlowError> {
+    /// Whether this person may use self-service reset at all, and whether as an administrator.
+    async fn scope(&self, policy: &Policy, who: &SignedIn) -> Result<Scope, FlowError> {
         Ok(match self.ports.directory.find_user(&who.username).await? {
-            Some(user) => policy.covers(&user),
-            None => false,
+            Some(user) => Scope::of(self, policy, &user),
+            None => Scope::OUT,
         })
     }
 
-    fn status_of(&self, registration: &Registration, in_scope: bool, policy: &Policy) -> RegistrationStatus {
+    fn status_of(&self, registration: &Registration, scope: Scope, policy: &Policy) -> RegistrationStatus {
         let registered = !registration.methods.is_empty();
         let now = self.ports.clock.now();
         let due = registration.reconfirm_due(policy.reconfirm_days);
         // Methods the policy disabled do not count; one kind proves one method at reset.
         let usable: BTreeSet<MethodKind> =
             registration.methods.iter().map(|m| m.kind).filter(|k| policy.allows_method(*k)).collect();
-        let too_few = usable.len() < policy.methods_required();
+        let too_few = usable.len() < scope.methods_required(policy);
         let overdue = due.is_some_and(|due| due <= now);
         RegistrationStatus {
             registered,
-            must_register: in_scope && policy.require_registration && (too_few || overdue),
+            must_register: scope.in_scope && policy.require_registration && (too_few || overdue),
             reconfirm_due: due.map(Timestamp::date),
             methods: registration
                 .methods
@@ -123,8 +150,8 @@ impl Sspr {
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
-            let in_scope = self.in_scope(&policy, who).await?;
-            return Ok(self.status_of(&registration.value, in_scope, &policy));
+            let scope = self.scope(&policy, who).await?;
+            return Ok(self.status_of(&registration.value, scope, &policy));
         }
         Err(FlowError::Conflict)
     }
@@ -160,8 +187,8 @@ impl Sspr {
     #[tracing::instrument(skip_all)]
     pub async fn registration_status(&self, who: &SignedIn) -> Result<RegistrationStatus, FlowError> {
         let (policy, registration) = self.read_registration(&who.username).await?;
-        let in_scope = self.in_scope(&policy, who).await?;
-        Ok(self.status_of(&registration.value, in_scope, &policy))
+        let scope = self.scope(&policy, who).await?;
+        Ok(self.status_of(&registration.value, scope, &policy))
     }
 
     /// Changing recovery methods needs a sign-in of the last few minutes: a stolen, long-lived
@@ -181,7 +208,7 @@ impl Sspr {
     /// Whether this person may change their methods now: a recent sign-in, and in the policy's scope.
     async fn may_register(&self, policy: &Policy, who: &SignedIn) -> Result<(), FlowError> {
         self.require_recent_sign_in(who)?;
-        if !self.in_scope(policy, who).await? {
+        if !self.scope(policy, who).await?.in_scope {
             return Err(FlowError::NotEnabled);
         }
         Ok(())
@@ -195,7 +222,7 @@ impl Sspr {
         registration: &Registration,
         added: &RegisteredMethod,
     ) -> Result<RegistrationStatus, FlowError> {
-        let in_scope = self.in_scope(policy, who).await?;
+        let scope = self.scope(policy, who).await?;
         let others: Vec<RegisteredMethod> = registration
             .methods
             .iter()
@@ -204,7 +231,7 @@ impl Sspr {
             .collect();
         let change = MethodChange { what: "added", method: added.describe(), at: added.added_at };
         self.announce(&change, &others).await;
-        Ok(self.status_of(registration, in_scope, policy))
+        Ok(self.status_of(registration, scope, policy))
     }
 
     /// Sends a confirmation code to a destination the person wants to register; needs a recent
@@ -340,11 +367,11 @@ impl Sspr {
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
-            let in_scope = self.in_scope(&policy, who).await?;
+            let scope = self.scope(&policy, who).await?;
             // Every channel that was registered hears of it, the removed one included.
             let change = MethodChange { what: "removed", method: removed.describe(), at: now };
             self.announce(&change, &before.methods).await;
-            return Ok(self.status_of(&registration.value, in_scope, &policy));
+            return Ok(self.status_of(&registration.value, scope, &policy));
         }
         Err(FlowError::Conflict)
     }

@@ -20,6 +20,7 @@ use crate::ports::{DirectoryError, RecordKey, StoreError, StoredRecord, Unavaila
 use crate::records::{
     decode, emails_of, put, registration_key, save, save_all, session_key, spend, Registration, Versioned,
 };
+use crate::registration::Scope;
 use crate::secret::Digest;
 use crate::types::{Code, Destination, MethodKind, ResetToken, SessionId, Username};
 use crate::{FlowError, Sspr, CONFLICT_RETRIES};
@@ -131,9 +132,17 @@ impl Sspr {
         );
         let (policy, mut records) = read?;
         let registration = decode::<Registration>(&registration_key, records.pop().flatten())?;
-        let (subject, administrator) = match user? {
-            Some(user) if policy.covers(&user) => (Some(user.username.clone()), self.is_administrator(&user)),
-            _ => (None, false),
+        // Administrators may always reset, with two methods; the answer says only what the
+        // policy says, so nothing tells an administrator's account apart.
+        let scope = match user? {
+            Some(user) => Some((Scope::of(self, &policy, &user), user.username)),
+            None => None,
+        };
+        let (subject, administrator, required) = match scope {
+            Some((scope, username)) if scope.in_scope => {
+                (Some(username), scope.administrator, scope.methods_required(&policy))
+            }
+            _ => (None, false, policy.methods_required()),
         };
         // Registrations are keyed by the directory's spelling of the name; where it differs
         // from what was typed (a case-insensitive directory), that one is read as well.
@@ -165,7 +174,7 @@ impl Sspr {
             subject,
             created_at: now,
             expires_at: now.plus_secs(self.settings.session_ttl_secs),
-            required: policy.methods_required(),
+            required,
             state: ResetState::Started,
             codes: Vec::new(),
             methods,

@@ -527,3 +527,60 @@ async fn a_voice_call_reads_the_code_twice_digit_by_digit_and_proves_a_reset() {
     let verified = world.sspr.verify_method(&session.session, MethodKind::Voice, &code).await.expect("proved");
     assert!(verified.reset_token.is_some());
 }
+
+// ---------------------------------------------------------------- administrators
+
+fn make_alice_administrator(world: &World) {
+    world.directory.add_user(ALICE, "alice-old-Passw0rd", &["SSPR-Users", "SSPR-Admins"]);
+}
+
+#[tokio::test]
+async fn an_administrator_proves_two_different_methods_and_start_does_not_tell() {
+    let world = World::new();
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    world.register(MethodKind::Sms, ALICE_PHONE).await;
+    make_alice_administrator(&world);
+    let started = start(&world, ALICE).await;
+    let user = start(&world, "nobody-here").await;
+    assert_eq!((started.required, started.methods.clone()), (user.required, user.methods), "the same answer");
+    assert_eq!(started.required, 1, "as the policy says");
+    let session = started.session;
+    send(&world, &session, MethodKind::Email, ALICE_EMAIL).await;
+    let first =
+        world.sspr.verify_method(&session, MethodKind::Email, &world.last_code_to(ALICE_EMAIL)).await.expect("first");
+    assert_eq!((first.remaining, first.reset_token.is_none()), (1, true), "an administrator needs a second method");
+    send(&world, &session, MethodKind::Sms, ALICE_PHONE).await;
+    let second =
+        world.sspr.verify_method(&session, MethodKind::Sms, &world.last_code_to(ALICE_PHONE)).await.expect("second");
+    let token = second.reset_token.expect("two methods: the token");
+    world.sspr.complete_reset(&session, &token, new_password("Admin-two-gates-Passw0rd-1")).await.expect("done");
+}
+
+#[tokio::test]
+async fn an_administrator_may_reset_whatever_the_enablement_but_not_with_one_method() {
+    let world = World::new();
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    make_alice_administrator(&world);
+    let none = Policy { enablement: crate::policy::Enablement::None, ..Policy::default() };
+    world.sspr.save_policy(none).await.expect("policy");
+    let status = world.sspr.registration_status(&world.alice()).await.expect("status");
+    assert!(status.must_register, "an administrator with one method must register a second");
+    let session = start(&world, ALICE).await.session;
+    send(&world, &session, MethodKind::Email, ALICE_EMAIL).await;
+    assert_eq!(world.sent.sent_to(ALICE_EMAIL).len(), 2, "the code went: administrators are always enabled");
+    let first =
+        world.sspr.verify_method(&session, MethodKind::Email, &world.last_code_to(ALICE_EMAIL)).await.expect("first");
+    assert_eq!(first.remaining, 1);
+    let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL).await;
+    assert!(matches!(r, Err(FlowError::AlreadyVerified)), "the same method twice does not count: {r:?}");
+    let r = world
+        .sspr
+        .complete_reset(&session, &ResetToken::generate(&crate::ports::SystemRng), new_password("x-Passw0rd-123"))
+        .await;
+    assert!(matches!(r, Err(FlowError::NotVerified)), "{r:?}");
+    // A user who is not an administrator is out of scope under `none`.
+    world.directory.add_user("bob", "bob-old-Passw0rd", &["SSPR-Users"]);
+    let session = start(&world, "bob").await.session;
+    let r = world.sspr.verify_method(&session, MethodKind::Email, &Code::parse("12345678").expect("code")).await;
+    assert!(matches!(r, Err(FlowError::InvalidCode)), "{r:?}");
+}
