@@ -62,7 +62,7 @@ impl Policy {
     }
 
     pub fn allows_method(&self, kind: MethodKind) -> bool {
-        self.reset_methods().contains(&kind)
+        self.methods_enabled.contains(&kind) && crate::methods::verifier(kind).is_some()
     }
 
     /// Whether the policy lets this person reset their password themselves.

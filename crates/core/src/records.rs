@@ -285,10 +285,6 @@ impl Registration {
     pub fn still_has(&self, id: &MethodId, destination: Option<&Destination>) -> bool {
         self.methods.iter().any(|m| &m.id == id && (destination.is_none() || m.destination() == destination))
     }
-
-    pub fn emails(&self) -> impl Iterator<Item = &Email> {
-        emails_of(&self.methods)
-    }
 }
 
 /// The email addresses among registered methods.

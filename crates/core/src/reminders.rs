@@ -131,17 +131,16 @@ impl Sspr {
     /// One reminder for `due`: the marker is written first, on the condition that none exists,
     /// so retried or overlapping runs send once; a failed send removes it for the next run.
     async fn remind(&self, username: &Username, registration: &Registration, due: Timestamp) -> Outcome {
-        let email = registration.methods.iter().find_map(|m| match (m.kind, m.destination()) {
-            (MethodKind::Email, Some(Destination::Email(e))) => Some(e.clone()),
-            _ => None,
-        });
-        let phone = registration.methods.iter().find_map(|m| match (m.kind, m.destination()) {
-            (MethodKind::Sms, Some(Destination::Phone(p))) => Some(p.clone()),
-            _ => None,
-        });
-        if email.is_none() && phone.is_none() {
+        // By email if one is registered, else by SMS.
+        let channel = registration
+            .methods
+            .iter()
+            .filter(|m| matches!(m.kind, MethodKind::Email | MethodKind::Sms))
+            .filter_map(|m| m.destination())
+            .min_by_key(|d| matches!(d, Destination::Phone(_)));
+        let Some(channel) = channel else {
             return Outcome::Unreachable;
-        }
+        };
         let day = due.date();
         let marker = reminder_key(username, &day);
         let write = match spend(&marker, due.plus_secs(60 * DAY)) {
@@ -160,15 +159,11 @@ impl Sspr {
             }
         }
         let branding = &self.settings.branding;
-        let (sent, how) = match (&email, &phone) {
-            (Some(email), _) => {
-                (self.ports.mailer.send_email(email, &branding.reconfirm_reminder(&day)).await, email.hint())
-            }
-            (None, Some(phone)) => {
-                (self.ports.sms.send_sms(phone, &branding.reconfirm_reminder_sms(&day)).await, phone.hint())
-            }
-            (None, None) => return Outcome::Unreachable,
+        let sent = match channel {
+            Destination::Email(email) => self.ports.mailer.send_email(email, &branding.reconfirm_reminder(&day)).await,
+            Destination::Phone(phone) => self.ports.sms.send_sms(phone, &branding.reconfirm_reminder_sms(&day)).await,
         };
+        let how = channel.hint();
         match sent {
             Ok(()) => Outcome::Sent(format!("{username}: {how}, due {day}")),
             Err(e) => {

@@ -59,11 +59,18 @@ pub enum Verdict {
     /// The registered method the proof came from. With `once`, the proof counts only if that
     /// record does not exist yet: the flow creates it in the same write as the session, so the
     /// same proof is accepted once across every session (an authenticator code's step).
-    Proved { id: MethodId, once: Option<RecordKey> },
+    Proved { id: MethodId, once: Option<Once> },
     /// Refused, and the session changed (a failure was counted): it must be saved.
     Refused(FlowError),
     /// Refused with nothing changed.
     RefusedUnchanged(FlowError),
+}
+
+/// A record that spends a proof, and until when it must be kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Once {
+    pub key: RecordKey,
+    pub until: Timestamp,
 }
 
 /// How one kind of method is proved at reset.

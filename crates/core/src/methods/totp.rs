@@ -8,7 +8,7 @@ use std::fmt;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 use zeroize::Zeroizing;
 
-use super::{Attempt, Proof, Verdict, Verifier};
+use super::{Attempt, Once, Proof, Verdict, Verifier};
 use crate::ports::Rng;
 use crate::records::totp_step_key;
 use crate::reset::session::ResetSession;
@@ -137,7 +137,10 @@ impl Verifier for AuthenticatorApp {
                 .seed()
                 .and_then(|sealed| open(attempt.sealer, subject, sealed))
                 .and_then(|seed| seed.check(code, attempt.now))
-                .map(|step| (registered.id.clone(), totp_step_key(subject, step))),
+                .map(|step| {
+                    let until = attempt.now.plus_secs(STEP_MEMORY_SECS);
+                    (registered.id.clone(), Once { key: totp_step_key(subject, step), until })
+                }),
             _ => None,
         };
         let answered = session.answered_mut(method);

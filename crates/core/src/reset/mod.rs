@@ -212,9 +212,7 @@ impl Sspr {
             if session.value.failures_for(method) >= self.settings.max_code_failures {
                 return Err(FlowError::TooManyAttempts);
             }
-            if session.value.state.verified().contains(&method)
-                || !matches!(session.value.state, ResetState::Started | ResetState::MethodVerified { .. })
-            {
+            if !session.value.state.awaits(method) {
                 return Err(FlowError::AlreadyVerified);
             }
             let deliver = DeliveredCode.issue(
@@ -249,9 +247,7 @@ impl Sspr {
                 return Err(FlowError::MethodNotAvailable);
             }
             let mut session = read.live()?;
-            if session.value.state.verified().contains(&method)
-                || !matches!(session.value.state, ResetState::Started | ResetState::MethodVerified { .. })
-            {
+            if !session.value.state.awaits(method) {
                 return Err(FlowError::AlreadyVerified);
             }
             if session.value.failures_for(method) >= self.settings.max_code_failures {
@@ -310,7 +306,7 @@ impl Sspr {
             let outcome = match verifier.verify(&self.attempt(id, method), &mut session.value, &proof).await {
                 Verdict::RefusedUnchanged(e) => return Err(e),
                 Verdict::Refused(e) => Err(e),
-                Verdict::Proved { once: Some(once), .. } if already_spent && once_seen.as_ref() == Some(&once) => {
+                Verdict::Proved { once: Some(once), .. } if already_spent && once_seen.as_ref() == Some(&once.key) => {
                     Err(session.value.refuse_replay(method, self.settings.max_code_failures))
                 }
                 Verdict::Proved { once, .. } => {
@@ -318,9 +314,8 @@ impl Sspr {
                     let required = session.value.required;
                     session.value.state = state.prove(method, required, || self.token_hash(id, &token))?;
                     if let Some(once) = once {
-                        let until = self.ports.clock.now().plus_secs(crate::methods::totp::STEP_MEMORY_SECS);
-                        writes.push(spend(&once, until)?);
-                        once_seen = Some(once);
+                        writes.push(spend(&once.key, once.until)?);
+                        once_seen = Some(once.key);
                     }
                     Ok(())
                 }

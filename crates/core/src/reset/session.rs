@@ -46,6 +46,11 @@ impl ResetState {
         }
     }
 
+    /// Whether a proof of `method` may still be asked for: before the token, and not proved yet.
+    pub fn awaits(&self, method: MethodKind) -> bool {
+        matches!(self, ResetState::Started | ResetState::MethodVerified { .. }) && !self.verified().contains(&method)
+    }
+
     /// A method was proved. With enough proofs the session moves to `TokenIssued`, keeping
     /// only the token's keyed hash.
     pub fn prove(
