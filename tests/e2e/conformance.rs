@@ -488,6 +488,183 @@ async fn counter_conformance(store: Arc<dyn RecordStore>, expiry_of: CounterExpi
     assert_eq!(store.add_to_counter(&raced, 0, None).await.expect("read"), 50);
 }
 
+/// Every page of a query of counters.
+async fn counter_pages(store: &dyn RecordStore, q: Query) -> Vec<Vec<(RecordKey, i64)>> {
+    all_pages(q, |q| async move { store.query_counters(&q).await.expect("query_counters") }).await
+}
+
+/// Every counter of `partition`, by sort key, as `(sort key, value)`.
+async fn counters_of(store: &dyn RecordStore, partition: &str) -> Vec<(String, i64)> {
+    let pages = counter_pages(store, query(partition, SortKeys::All, false, 100)).await;
+    pages.into_iter().flatten().map(|(k, value)| (k.sk, value)).collect()
+}
+
+async fn counter_batch_conformance(store: &dyn RecordStore, expiry_of: CounterExpiry) {
+    let partition = support::unique("RATE#batch");
+    let (a, b, c) = (key(&partition, "COUNT#a"), key(&partition, "COUNT#b"), key(&partition, "COUNT#c"));
+    let note = key(&partition, "NOTE");
+    let count = |k: &RecordKey, by: i64, expires_at: Option<i64>| Write::Count {
+        key: k.clone(),
+        by,
+        expires_at: expires_at.map(Timestamp),
+    };
+    let counted = |pairs: &[(&str, i64)]| pairs.iter().map(|(sk, n)| ((*sk).to_owned(), *n)).collect::<Vec<_>>();
+
+    // A put and two counts apply together; a count creates its counter with the expiry given.
+    let batch = [
+        count(&a, 2, Some(2_000_000_000)),
+        Write::Put { key: note.clone(), record: record(1, json!({"n": 1}), None) },
+        count(&b, -1, None),
+    ];
+    store.write_all(&batch).await.expect("write_all");
+    assert_eq!(store.get(&note).await.expect("get"), Some(record(1, json!({"n": 1}), None)));
+    assert_eq!(counters_of(store, &partition).await, counted(&[("COUNT#a", 2), ("COUNT#b", -1)]));
+    assert_eq!(expiry_of(a.clone()).await, Some(2_000_000_000), "created with the expiry given");
+    assert_eq!(expiry_of(b.clone()).await, None);
+
+    // Counts add up; the first expiry is kept, and a counter without one takes the first given.
+    let batch = [
+        Write::Put { key: note.clone(), record: record(2, json!({"n": 2}), None) },
+        count(&a, 3, Some(2_100_000_000)),
+        count(&b, 1, Some(2_200_000_000)),
+    ];
+    store.write_all(&batch).await.expect("write_all");
+    assert_eq!(counters_of(store, &partition).await, counted(&[("COUNT#a", 5), ("COUNT#b", 0)]));
+    assert_eq!(expiry_of(a.clone()).await, Some(2_000_000_000), "the expiry of the creation is kept");
+    assert_eq!(expiry_of(b.clone()).await, Some(2_200_000_000), "no expiry yet: the first one given");
+    assert_eq!(store.add_to_counter(&a, 1, None).await.expect("add"), 6, "the same counter as add_to_counter's");
+
+    // When a condition of the batch fails, no counter changes and none is created.
+    let failing = [
+        Write::Put { key: note.clone(), record: record(2, json!({"stale": true}), None) },
+        Write::Put { key: note.clone(), record: record(1, json!({"over": true}), None) },
+        Write::Delete { key: note.clone(), version: 1 },
+        Write::Check { key: note.clone(), version: 0 },
+    ];
+    for (i, bad) in failing.into_iter().enumerate() {
+        let mut writes = vec![count(&a, 10, None), count(&c, 1, Some(2_000_000_000))];
+        writes.insert(i % 3, bad);
+        assert!(matches!(store.write_all(&writes).await, Err(StoreError::Conflict)), "{writes:?}");
+        assert_eq!(
+            counters_of(store, &partition).await,
+            counted(&[("COUNT#a", 6), ("COUNT#b", 0)]),
+            "no count of a failed batch: {writes:?}"
+        );
+    }
+    assert_eq!(store.get(&note).await.expect("get").map(|r| r.version), Some(2));
+
+    // Counts alone, in a batch and through `save_all`'s single-write shortcut.
+    store.write_all(&[count(&c, 4, Some(2_300_000_000))]).await.expect("a batch of one count");
+    sspr_core::records::save_all(store, &[count(&c, 1, None)]).await.expect("save_all");
+    sspr_core::records::save_all(store, &[count(&b, 2, None), count(&a, -6, None)]).await.expect("save_all");
+    assert_eq!(counters_of(store, &partition).await, counted(&[("COUNT#a", 0), ("COUNT#b", 2), ("COUNT#c", 5)]));
+    assert_eq!(expiry_of(c.clone()).await, Some(2_300_000_000));
+
+    // A count is a write on its key: no other write of the batch may be on it.
+    let twice = [count(&a, 1, None), Write::Check { key: a.clone(), version: 0 }];
+    assert!(is_unavailable(store.write_all(&twice).await), "a key twice");
+    let twice = [count(&a, 1, None), count(&a, 1, None)];
+    assert!(is_unavailable(store.write_all(&twice).await), "a counter twice");
+    assert_eq!(counters_of(store, &partition).await[0], ("COUNT#a".to_owned(), 0), "a refused batch counts nothing");
+
+    // Counters stay out of the records: a query reads the note alone.
+    let read = pages(store, query(&partition, SortKeys::All, false, 1)).await;
+    assert_eq!(read.into_iter().flatten().map(|(k, _)| k.sk).collect::<Vec<_>>(), vec!["NOTE"]);
+}
+
+async fn query_counters_conformance(store: &dyn RecordStore) {
+    let partition = support::unique("RATE#query");
+    let sibling = format!("{partition}-sibling");
+    let days: Vec<String> = (0..7).map(|n| format!("COUNT#2026-11-2{n}")).collect();
+    // Made out of order, by either write; one has expired, which does not hide it.
+    for n in [3, 0, 6, 1, 5, 2, 4] {
+        let (k, by, expires_at) = (key(&partition, &days[n]), n as i64 + 1, (n == 2).then_some(Timestamp(1_000)));
+        if n % 2 == 0 {
+            store.add_to_counter(&k, by, expires_at).await.expect("add");
+        } else {
+            store.write_all(&[Write::Count { key: k, by, expires_at }]).await.expect("count");
+        }
+    }
+    let other_counters = ["COUNS#z", "COUNT$", "COUNT"];
+    for sk in other_counters {
+        store.add_to_counter(&key(&partition, sk), 100, None).await.expect("add");
+    }
+    // Records of the partition, one among the counters' sort keys; counters of a sibling.
+    let records = ["AUDIT#1", "COUNT#2026-11-23#note", "COUNT#", "REGISTRATION"];
+    for sk in records {
+        store.put(&key(&partition, sk), &record(1, json!({"record": sk}), None)).await.expect("put");
+    }
+    for sk in days.iter().map(String::as_str).chain(other_counters) {
+        store.add_to_counter(&key(&sibling, sk), -1, None).await.expect("add");
+    }
+    let day = |n: usize| (key(&partition, &days[n]), n as i64 + 1);
+    let forwards: Vec<(RecordKey, i64)> = (0..7).map(day).collect();
+    let backwards: Vec<(RecordKey, i64)> = forwards.iter().rev().cloned().collect();
+
+    let page = store.query_counters(&query(&partition, prefix("COUNT#"), false, 100)).await.expect("query");
+    assert_eq!(page.items, forwards, "a prefix, by sort key, with values; no record");
+    assert!(page.next.is_none(), "a short page is the last");
+    let page = store.query_counters(&query(&partition, prefix("COUNT#"), true, 100)).await.expect("query");
+    assert_eq!(page.items, backwards, "descending");
+
+    let range = between(&days[2], &days[5]);
+    let page = store.query_counters(&query(&partition, range.clone(), false, 100)).await.expect("query");
+    assert_eq!(page.items, forwards[2..=5], "both ends included, the record between skipped");
+    let page = store.query_counters(&query(&partition, range, true, 100)).await.expect("query");
+    assert_eq!(page.items, backwards[1..=4]);
+    let page = store.query_counters(&query(&partition, prefix("COUNT#2026-12"), false, 100)).await.expect("query");
+    assert!(page.items.is_empty() && page.next.is_none());
+
+    let page = store.query_counters(&query(&partition, SortKeys::All, false, 100)).await.expect("query");
+    let mut all = forwards.clone();
+    all.extend(other_counters.map(|sk| (key(&partition, sk), 100)));
+    all.sort_by(|x, y| x.0.sk.cmp(&y.0.sk));
+    assert_eq!(page.items, all, "the whole partition's counters, nothing of its records or sibling");
+
+    // Pages of a limit walk every counter once, in order, whichever the direction; records
+    // among them may only shorten a page.
+    for (descending, limit) in [(false, 3), (true, 2), (false, 7), (true, 1), (false, 1), (false, 100)] {
+        let pages = counter_pages(store, query(&partition, prefix("COUNT#"), descending, limit)).await;
+        let walked: Vec<_> = pages.into_iter().flatten().collect();
+        assert_eq!(walked, if descending { backwards.clone() } else { forwards.clone() }, "limit {limit}");
+    }
+    for (descending, limit) in [(false, 2), (true, 3)] {
+        let pages = counter_pages(store, query(&partition, between(&days[4], &days[6]), descending, limit)).await;
+        assert_full_pages(&pages, limit);
+        let mut want = forwards[4..].to_vec();
+        if descending {
+            want.reverse();
+        }
+        assert_eq!(pages.into_iter().flatten().collect::<Vec<_>>(), want, "limit {limit}");
+    }
+    let walked = counter_pages(store, query(&partition, SortKeys::All, true, 4)).await;
+    assert_eq!(walked.into_iter().flatten().collect::<Vec<_>>(), all.iter().rev().cloned().collect::<Vec<_>>());
+    let sibling_counters = counters_of(store, &sibling).await;
+    assert_eq!(sibling_counters.len(), 10);
+    assert!(sibling_counters.iter().all(|(_, value)| *value == -1));
+
+    // Queries of records never return counters.
+    let read = pages(store, query(&partition, SortKeys::All, false, 2)).await;
+    let mut want = records.to_vec();
+    want.sort();
+    assert_eq!(read.iter().flat_map(|p| sort_keys(p)).collect::<Vec<_>>(), want, "a query reads records only");
+
+    // Programming errors.
+    for bad in [query(&partition, SortKeys::All, false, 0), query(&partition, SortKeys::All, false, 1001)] {
+        assert!(is_unavailable(store.query_counters(&bad).await), "limit {}", bad.limit);
+    }
+    let reversed = query(&partition, between("B", "A"), false, 10);
+    assert!(is_unavailable(store.query_counters(&reversed).await), "a reversed range");
+    let garbage =
+        Query { after: Some(Cursor::new("not a cursor".into())), ..query(&partition, SortKeys::All, false, 10) };
+    assert!(is_unavailable(store.query_counters(&garbage).await));
+    let first = store.query_counters(&query(&partition, SortKeys::All, false, 1)).await.expect("query");
+    let elsewhere = Query { after: first.next, ..query(&sibling, SortKeys::All, false, 10) };
+    assert!(elsewhere.after.is_some());
+    assert!(is_unavailable(store.query_counters(&elsewhere).await), "a cursor of another partition");
+    assert!(store.query_counters(&query(&partition, SortKeys::All, false, 1000)).await.is_ok());
+}
+
 /// Every store conformance test, on one store.
 async fn store_conformance_all(store: Arc<dyn RecordStore>, expiry_of: CounterExpiry) {
     store_conformance(Arc::clone(&store)).await;
@@ -495,6 +672,8 @@ async fn store_conformance_all(store: Arc<dyn RecordStore>, expiry_of: CounterEx
     write_all_conformance(Arc::clone(&store)).await;
     query_conformance(&*store).await;
     query_index_conformance(&*store).await;
+    counter_batch_conformance(&*store, Arc::clone(&expiry_of)).await;
+    query_counters_conformance(&*store).await;
     counter_conformance(store, expiry_of).await;
 }
 

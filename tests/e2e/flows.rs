@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::support::{
     app_code, assert_not_logged, destinations, record_secret, start_embedded, start_moto, Backend, CognitoPool, Reply,
-    TestServer, ALICE, ALICE_PASSWORD,
+    TestServer, ADMIN, ADMIN_PASSWORD, ALICE, ALICE_PASSWORD,
 };
 
 macro_rules! on_both_backends {
@@ -539,6 +539,7 @@ async fn local_password_rules_give_reasons() {
 async fn each_route_stays_within_its_store_round_trips(server: TestServer) {
     let (phone, _) = destinations();
     let token = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("alice signs in");
+    let admin = server.sign_in(ADMIN, ADMIN_PASSWORD).await.expect("the administrator signs in");
     let mut measured: Vec<(&str, usize)> = Vec::new();
     let mut last = server.round_trips.count();
     let mut took = |route: &'static str, budget: usize, measured: &mut Vec<(&str, usize)>| {
@@ -648,6 +649,28 @@ async fn each_route_stays_within_its_store_round_trips(server: TestServer) {
         server.post("/v1/reset/verify", json!({ "session": session, "method": "questions", "answers": given })).await;
     assert_eq!(r.status, 200, "{r:?}");
     took("POST /v1/reset/verify (questions)", 2, &mut measured);
+
+    // The administrators' routes.
+    let r = server.call("GET", "/v1/admin/policy", Some(&admin), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    took("GET /v1/admin/policy", 1, &mut measured);
+    let mut document = r.body.clone();
+    document["reconfirm_days"] = json!(90);
+    let r = server.call("PUT", "/v1/admin/policy", Some(&admin), Some(document)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    took("PUT /v1/admin/policy", 2, &mut measured);
+    let r = server.call("GET", "/v1/admin/activity", Some(&admin), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    took("GET /v1/admin/activity", 2, &mut measured);
+    let r = server.call("GET", &format!("/v1/admin/activity?user={ALICE}"), Some(&admin), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    took("GET /v1/admin/activity (one person's)", 2, &mut measured);
+    let r = server.call("GET", "/v1/admin/report?days=30", Some(&admin), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    took("GET /v1/admin/report", 2, &mut measured);
+    let r = server.call("DELETE", &format!("/v1/admin/users/{ALICE}/registration"), Some(&admin), None).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    took("DELETE /v1/admin/users/{username}/registration", 2, &mut measured);
 
     let served: std::collections::BTreeSet<String> = sspr_http::routes().iter().map(sspr_http::Route::key).collect();
     let counted: std::collections::BTreeSet<String> =

@@ -170,7 +170,9 @@ async fn the_functions_share_the_session_through_the_store() {
     assert_eq!((status, body), (200, json!({"done": true})));
     let told = functions.outbox(Function::Reset).entries();
     assert!(
-        told.last().is_some_and(|m| m.to == "alice@example.com" && m.body.contains("password was changed")),
+        told.last().is_some_and(
+            |m| m.to == "alice@example.com" && m.body.contains("was changed with self-service password reset")
+        ),
         "the reset function tells the registered address: {told:?}"
     );
     let (status, _) = invoke(&verify, event("reset-start", None)).await;
@@ -342,7 +344,7 @@ fn the_template_functions_are_the_ones_the_routes_declare() {
                 .expect("the route's event");
             let auth = &event["Properties"]["Auth"]["Authorizer"];
             match route.access {
-                sspr_http::Access::SignedIn => {
+                sspr_http::Access::SignedIn | sspr_http::Access::Admin => {
                     assert!(auth.as_str().is_some_and(|a| a != "NONE"), "{route:?} must need a JWT")
                 }
                 sspr_http::Access::Anonymous => {
@@ -451,6 +453,8 @@ fn the_template_environment_is_a_valid_lambda_configuration() {
         "SSPR_VOICE_ORIGINATION",
         "SSPR_VOICE_ID",
         "SSPR_ORGANISATION",
+        "SSPR_ADMIN_GROUPS",
+        "SSPR_AUDIT_DAYS",
         "RUST_LOG",
     ];
     let mut values = Vec::new();
@@ -466,6 +470,7 @@ fn the_template_environment_is_a_valid_lambda_configuration() {
         let literal = literal.unwrap_or_else(|| match key {
             "SSPR_EMAIL_FROM" => "noreply@example.com".into(),
             "SSPR_PUBLIC_URL" => "https://reset.example.com".into(),
+            "SSPR_AUDIT_DAYS" => "30".into(),
             _ => "deploy-time-value".into(),
         });
         values.push((key.to_owned(), literal));

@@ -39,10 +39,10 @@ fn the_documented_operations_are_the_served_routes() {
         .collect();
     let served: BTreeSet<String> = sspr_http::routes().iter().map(sspr_http::Route::key).collect();
     assert_eq!(documented, served);
-    // Registration needs the JWT; reset does not.
+    // Registration and administration need the JWT; reset does not.
     for (method, path, op) in operations(&doc) {
         let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
-        assert_eq!(secured, path.starts_with("/v1/me/"), "{method} {path}: security");
+        assert_eq!(secured, path.starts_with("/v1/me/") || path.starts_with("/v1/admin/"), "{method} {path}: security");
     }
 }
 
@@ -76,12 +76,14 @@ async fn documented_examples_are_accepted_and_answers_have_the_documented_fields
     let doc = openapi();
     let server = start_embedded().await;
     let token = server.sign_in("alice", "alice-demo-Passw0rd").await.expect("sign in");
+    let admin = server.sign_in("admin", "admin-demo-Passw0rd").await.expect("sign in");
     let malformed = ["invalid_json", "invalid_body", "invalid_request", "unsupported_media_type", "not_found"];
     let mut sent = 0;
     for (method, path, op) in operations(&doc) {
         let Some(example) = op.pointer("/requestBody/content/application~1json/example") else { continue };
         let path = path.replace("{kind}", "email");
-        let reply = server.call(&method, &path, Some(&token), Some(example.clone())).await;
+        let signed_in = if path.starts_with("/v1/admin/") { &admin } else { &token };
+        let reply = server.call(&method, &path, Some(signed_in), Some(example.clone())).await;
         assert!(!malformed.contains(&reply.error()), "{method} {path}: the documented example is refused: {reply:?}");
         assert!(reply.status < 500, "{method} {path}: {reply:?}");
         let documented = op["responses"].as_object().expect("responses");
@@ -116,6 +118,12 @@ async fn documented_examples_are_accepted_and_answers_have_the_documented_fields
     check("ResetStarted", &r.body);
     let r = server.call("GET", "/v1/me/registration", Some(&token), None).await;
     check("RegistrationStatus", &r.body);
+    let r = server.call("GET", "/v1/admin/policy", Some(&admin), None).await;
+    check("PolicyDocument", &r.body);
+    let r = server.call("GET", "/v1/admin/activity", Some(&admin), None).await;
+    check("ActivityPage", &r.body);
+    let r = server.call("GET", "/v1/admin/report?days=30", Some(&admin), None).await;
+    check("Report", &r.body);
     let r = server.call("GET", "/dev/outbox", None, None).await;
     assert_eq!(r.status, 200, "the local-only outbox is served locally");
 }

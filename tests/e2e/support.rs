@@ -16,6 +16,10 @@ use sspr_local::{build, LocalOptions};
 
 pub const ALICE: &str = "alice";
 pub const ALICE_PASSWORD: &str = "alice-demo-Passw0rd";
+/// The demo administrator, in `SSPR-Admins` (in the embedded directory and the test pool).
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-demo-Passw0rd";
+pub const ADMIN_EMAIL: &str = "admin@example.com";
 
 // ---------------------------------------------------------------- captured logs
 
@@ -215,7 +219,8 @@ pub async fn create_table_from_template(sdk: &aws_config::SdkConfig, name: &str)
         .expect("ttl");
 }
 
-/// A Cognito user pool with alice in `SSPR-Users` and an app client for admin password sign-in.
+/// A Cognito user pool with alice in `SSPR-Users`, the administrator in `SSPR-Admins` (with a
+/// directory email address), and an app client for admin password sign-in.
 pub struct CognitoPool {
     pub pool_id: String,
     pub client_id: String,
@@ -274,6 +279,36 @@ pub async fn create_cognito_pool(sdk: &aws_config::SdkConfig) -> CognitoPool {
         .user_pool_id(&pool_id)
         .username(ALICE)
         .group_name("SSPR-Users")
+        .send()
+        .await
+        .expect("membership");
+    c.admin_create_user()
+        .user_pool_id(&pool_id)
+        .username(ADMIN)
+        .user_attributes(
+            aws_sdk_cognitoidentityprovider::types::AttributeType::builder()
+                .name("email")
+                .value(ADMIN_EMAIL)
+                .build()
+                .expect("attribute"),
+        )
+        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+        .send()
+        .await
+        .expect("admin");
+    c.admin_set_user_password()
+        .user_pool_id(&pool_id)
+        .username(ADMIN)
+        .password(ADMIN_PASSWORD)
+        .permanent(true)
+        .send()
+        .await
+        .expect("admin's password");
+    c.create_group().user_pool_id(&pool_id).group_name("SSPR-Admins").send().await.expect("group");
+    c.admin_add_user_to_group()
+        .user_pool_id(&pool_id)
+        .username(ADMIN)
+        .group_name("SSPR-Admins")
         .send()
         .await
         .expect("membership");
@@ -426,7 +461,7 @@ pub async fn start(backend: Backend) -> TestServer {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let router = server.router.clone();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
+        let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async {
                 let _ = rx.await;
             })

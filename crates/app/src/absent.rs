@@ -54,6 +54,10 @@ impl Directory for NotBuilt {
         Err(self.unavailable().into())
     }
 
+    async fn members_of(&self, _group: &str) -> Result<Vec<DirectoryUser>, DirectoryError> {
+        Err(self.unavailable().into())
+    }
+
     async fn set_password(&self, _username: &Username, _password: &NewPassword) -> Result<(), DirectoryError> {
         Err(self.unavailable().into())
     }

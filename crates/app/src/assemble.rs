@@ -182,7 +182,11 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
         public_url: config.public_url.clone().or(public_url).context("SSPR_PUBLIC_URL: is required")?,
     };
     let ports = Ports { store, directory, sms, voice, mailer, clock, rng };
-    let sspr = Sspr::new(ports, pepper, Settings::new(branding, config.default_policy()));
+    let mut settings = Settings::new(branding, config.default_policy());
+    settings.admin_groups = config.admin_groups.clone();
+    settings.questions_custom_allowed = config.questions_custom_allowed;
+    settings.audit_days = config.audit_days;
+    let sspr = Sspr::new(ports, pepper, settings);
     Ok(Assembled {
         sspr: Arc::new(sspr),
         authenticate,

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use sspr_core::policy::{Enablement, Policy};
+use sspr_core::policy::Policy;
 use sspr_core::types::{Email, MethodKind};
 use sspr_http::JwtClaims;
 
@@ -68,6 +68,12 @@ pub struct Config {
     pub voice_origination: Option<String>,
     /// The voice that reads codes out.
     pub voice_id: String,
+    /// The directory groups whose members are administrators (`SSPR_ADMIN_GROUPS`).
+    pub admin_groups: Vec<String>,
+    /// Whether people may write security questions of their own (`SSPR_QUESTIONS_CUSTOM`).
+    pub questions_custom_allowed: bool,
+    /// Days the audit log keeps an event (`SSPR_AUDIT_DAYS`, 1–365).
+    pub audit_days: i64,
 }
 
 /// The methods the local demo enables: everything this release can prove, so each can be tried.
@@ -156,6 +162,31 @@ impl Config {
             return Err(ConfigError::new("SSPR_SECRETS_ARN", "is required: secrets come from Secrets Manager"));
         }
 
+        let admin_groups = match get("SSPR_ADMIN_GROUPS") {
+            Some(list) => {
+                let groups: Vec<String> =
+                    list.split(',').map(|g| g.trim().to_owned()).filter(|g| !g.is_empty()).collect();
+                if groups.is_empty() {
+                    return Err(ConfigError::new("SSPR_ADMIN_GROUPS", "names no group"));
+                }
+                groups
+            }
+            None => vec![sspr_core::DEFAULT_ADMIN_GROUP.to_owned()],
+        };
+        let questions_custom_allowed = match get("SSPR_QUESTIONS_CUSTOM").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(ConfigError::new("SSPR_QUESTIONS_CUSTOM", "is true or false")),
+        };
+        let audit_days = match get("SSPR_AUDIT_DAYS") {
+            None => 30,
+            Some(days) => days
+                .parse::<i64>()
+                .ok()
+                .filter(|d| (1..=365).contains(d))
+                .ok_or_else(|| ConfigError::new("SSPR_AUDIT_DAYS", "is a number of days within 1–365"))?,
+        };
+
         Ok(Self {
             store,
             table,
@@ -176,6 +207,9 @@ impl Config {
             methods,
             voice_origination: get("SSPR_VOICE_ORIGINATION"),
             voice_id: get("SSPR_VOICE_ID").unwrap_or_else(|| "Joanna".to_owned()),
+            admin_groups,
+            questions_custom_allowed,
+            audit_days,
         })
     }
 
@@ -183,20 +217,18 @@ impl Config {
     /// without one, everyone may reset (the local demo). `SSPR_METHODS` names the methods; the
     /// local demo enables security questions too, which the product's own default leaves off.
     pub fn default_policy(&self) -> Policy {
-        Policy {
-            enablement: match &self.target_group {
-                Some(group) => Enablement::Selected(group.clone()),
-                None => Enablement::Everyone,
-            },
-            methods_enabled: self.methods.clone().unwrap_or_else(|| Policy::default().methods_enabled),
-            ..Policy::default()
-        }
+        let policy = match &self.target_group {
+            Some(group) => Policy::selected(group.clone()),
+            None => Policy::everyone(),
+        };
+        Policy { methods_enabled: self.methods.clone().unwrap_or_else(|| Policy::default().methods_enabled), ..policy }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sspr_core::policy::Enablement;
 
     fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
@@ -252,7 +284,18 @@ mod tests {
             ("SSPR_TARGET_GROUP", "SSPR-Users"),
         ];
         let c = Config::from_lookup(Deployment::Lambda, lookup(&full)).expect("complete");
-        assert_eq!(c.default_policy().enablement, Enablement::Selected("SSPR-Users".into()));
+        let policy = c.default_policy();
+        assert_eq!((policy.enablement, policy.target_group.as_deref()), (Enablement::Selected, Some("SSPR-Users")));
+        assert_eq!(c.admin_groups, vec!["SSPR-Admins"]);
+        assert_eq!(c.audit_days, 30);
+        let mut more = full.to_vec();
+        more.extend([("SSPR_ADMIN_GROUPS", "IT-Admins, Helpdesk"), ("SSPR_AUDIT_DAYS", "90")]);
+        let c = Config::from_lookup(Deployment::Lambda, lookup(&more)).expect("complete");
+        assert_eq!((c.admin_groups.clone(), c.audit_days), (vec!["IT-Admins".into(), "Helpdesk".into()], 90));
+        let err = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_AUDIT_DAYS", "0")])).expect_err("bad");
+        assert_eq!(err.var, "SSPR_AUDIT_DAYS");
+        let err = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_ADMIN_GROUPS", " , ")])).expect_err("bad");
+        assert_eq!(err.var, "SSPR_ADMIN_GROUPS");
     }
 
     #[test]

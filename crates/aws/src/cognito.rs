@@ -2,12 +2,12 @@
 //! lockout an administrator can clear, so it offers no unlock capability.
 
 use async_trait::async_trait;
-use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType};
 use aws_sdk_cognitoidentityprovider::Client;
 use secrecy::{ExposeSecret, SecretString};
 use sspr_core::password::NewPassword;
 use sspr_core::ports::{Authenticate, Directory, DirectoryError, DirectoryUser, Unavailable};
-use sspr_core::types::Username;
+use sspr_core::types::{Email, Username};
 
 use crate::describe;
 
@@ -58,6 +58,11 @@ impl CognitoDirectory {
     }
 }
 
+/// The `email` attribute, when it is an address.
+fn email_of(attributes: &[AttributeType]) -> Option<Email> {
+    attributes.iter().find(|a| a.name() == "email").and_then(|a| a.value()).and_then(|v| Email::parse(v).ok())
+}
+
 #[async_trait]
 impl Directory for CognitoDirectory {
     async fn find_user(&self, username: &Username) -> Result<Option<DirectoryUser>, DirectoryError> {
@@ -79,7 +84,37 @@ impl Directory for CognitoDirectory {
         };
         let canonical = Username::parse(out.username()).map_err(unavailable)?;
         let groups = self.groups(canonical.as_str()).await?;
-        Ok(Some(DirectoryUser { username: canonical, groups, enabled: out.enabled }))
+        let email = email_of(out.user_attributes());
+        Ok(Some(DirectoryUser { username: canonical, groups, enabled: out.enabled, email }))
+    }
+
+    async fn members_of(&self, group: &str) -> Result<Vec<DirectoryUser>, DirectoryError> {
+        // Cognito groups do not nest: the members are the group's users.
+        let mut members = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_users_in_group()
+                .user_pool_id(&self.user_pool_id)
+                .group_name(group)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(describe(e)))?;
+            for user in out.users() {
+                let Some(username) = user.username().and_then(|u| Username::parse(u).ok()) else { continue };
+                if !user.enabled() {
+                    continue;
+                }
+                let groups = self.groups(username.as_str()).await?;
+                members.push(DirectoryUser { username, groups, enabled: true, email: email_of(user.attributes()) });
+            }
+            match out.next_token {
+                Some(token) if !token.is_empty() => next = Some(token),
+                _ => return Ok(members),
+            }
+        }
     }
 
     async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError> {

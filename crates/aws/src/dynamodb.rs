@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use sspr_core::ports::{
@@ -87,6 +87,28 @@ fn read_record(item: &Item) -> Result<Option<StoredRecord>, StoreError> {
         return Err(unavailable("a record body is not a map"));
     };
     Ok(Some(StoredRecord { version: u64::try_from(version).map_err(unavailable)?, expires_at, index, body }))
+}
+
+/// The value of the counter an item holds; `None` for a record, which is not a counter.
+fn read_counter(item: &Item) -> Result<Option<i64>, StoreError> {
+    match number(item, COUNT)? {
+        Some(value) => Ok(Some(value)),
+        None if item.contains_key("body") => Ok(None),
+        None => Err(unavailable("an item is neither a record nor a counter")),
+    }
+}
+
+/// The update expression and values that add `by` to a counter, creating it at 0 first, and
+/// give it `expires_at` unless it has an expiry (its names: `#count` for [`COUNT`]).
+fn count_update(by: i64, expires_at: Option<Timestamp>) -> (&'static str, Item) {
+    let mut values = HashMap::from([(":by".to_owned(), AttributeValue::N(by.to_string()))]);
+    match expires_at {
+        None => ("ADD #count :by", values),
+        Some(at) => {
+            values.insert(":exp".to_owned(), AttributeValue::N(at.0.to_string()));
+            ("ADD #count :by SET expires_at = if_not_exists(expires_at, :exp)", values)
+        }
+    }
 }
 
 /// The whole item for a record: a put replaces every attribute, so a record written without
@@ -365,6 +387,19 @@ impl RecordStore for DynamoDbStore {
                             check.table_name(&self.table).set_key(Some(key_item(key))).build().map_err(unavailable)?;
                         TransactWriteItem::builder().condition_check(check).build()
                     }
+                    // No condition: a counter only fails the batch when the store does.
+                    Write::Count { key, by, expires_at } => {
+                        let (expression, values) = count_update(*by, *expires_at);
+                        let update = Update::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key_item(key)))
+                            .update_expression(expression)
+                            .expression_attribute_names("#count", COUNT)
+                            .set_expression_attribute_values(Some(values))
+                            .build()
+                            .map_err(unavailable)?;
+                        TransactWriteItem::builder().update(update).build()
+                    }
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -414,24 +449,34 @@ impl RecordStore for DynamoDbStore {
         Ok(Page { items: keys, next })
     }
 
+    async fn query_counters(&self, query: &Query) -> Result<Page<(RecordKey, i64)>, StoreError> {
+        let (items, next) = self.query_page(None, query).await?;
+        let mut counters = Vec::with_capacity(items.len());
+        for item in &items {
+            // Records sharing the partition are not counters: the page is shorter, not wrong.
+            if let Some(value) = read_counter(item)? {
+                counters.push((item_key(item)?, value));
+            }
+        }
+        Ok(Page { items: counters, next })
+    }
+
     async fn add_to_counter(&self, key: &RecordKey, by: i64, expires_at: Option<Timestamp>) -> Result<i64, StoreError> {
-        let mut request = self
+        let (expression, values) = count_update(by, expires_at);
+        let out = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_item(key)))
+            .update_expression(expression)
             .expression_attribute_names("#count", COUNT)
-            .expression_attribute_values(":by", AttributeValue::N(by.to_string()))
+            .set_expression_attribute_values(Some(values))
             // The whole (small) item: UPDATED_NEW leaves out a count that adding 0 did not change
             // (moto does so).
-            .return_values(ReturnValue::AllNew);
-        request = match expires_at {
-            None => request.update_expression("ADD #count :by"),
-            Some(at) => request
-                .update_expression("ADD #count :by SET expires_at = if_not_exists(expires_at, :exp)")
-                .expression_attribute_values(":exp", AttributeValue::N(at.0.to_string())),
-        };
-        let out = request.send().await.map_err(|e| unavailable(describe(e)))?;
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| unavailable(describe(e)))?;
         let attributes = out.attributes.unwrap_or_default();
         number(&attributes, COUNT)?.ok_or_else(|| unavailable("a counter update returned no count"))
     }

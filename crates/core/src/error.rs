@@ -49,6 +49,16 @@ pub enum FlowError {
     RecentSignInRequired,
     #[error("Another request changed this at the same time. Try again.")]
     Conflict,
+    #[error("This needs an administrator.")]
+    Forbidden,
+    #[error("The policy was changed since it was read. Read it again and reapply the change.")]
+    StaleVersion,
+    #[error("The policy's {}", .0)]
+    InvalidPolicy(crate::policy::PolicyError),
+    #[error("This user has no registration to clear.")]
+    NotRegistered,
+    #[error("Passwords cannot be reset here. Contact your helpdesk.")]
+    WritebackOff,
     #[error("The service is temporarily unavailable. Try again later.")]
     Unavailable(String),
 }
@@ -79,6 +89,11 @@ impl FlowError {
             FlowError::NothingToConfirm => "nothing_to_confirm",
             FlowError::RecentSignInRequired => "recent_signin_required",
             FlowError::Conflict => "conflict",
+            FlowError::Forbidden => "forbidden",
+            FlowError::StaleVersion => "stale_version",
+            FlowError::InvalidPolicy(_) => "invalid_policy",
+            FlowError::NotRegistered => "not_registered",
+            FlowError::WritebackOff => "writeback_off",
             FlowError::Unavailable(_) => "unavailable",
         }
     }

@@ -1,6 +1,8 @@
 //! The domain core of sspr: recovery-method registration and self-service password reset,
 //! written against ports so it runs the same on AWS, on-premises and embedded.
 
+pub mod admin;
+pub mod audit;
 pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fakes;
@@ -48,8 +50,12 @@ pub struct Settings {
     pub challenge_max_number: u64,
     /// How long a warm process keeps the stored policy before reading it again.
     pub policy_cache_secs: i64,
-    /// The directory group whose members are administrators.
-    pub admin_group: String,
+    /// The directory groups whose members are administrators.
+    pub admin_groups: Vec<String>,
+    /// Whether people may write security questions of their own besides the bank's.
+    pub questions_custom_allowed: bool,
+    /// How many days audit events are kept.
+    pub audit_days: i64,
     /// How many days after re-confirmation fell due a reminder still goes, when no run could
     /// send it on time.
     pub reminder_overdue_days: i64,
@@ -67,11 +73,16 @@ impl Settings {
             default_policy,
             challenge_max_number: 50_000,
             policy_cache_secs: 60,
-            admin_group: "SSPR-Admins".to_owned(),
+            admin_groups: vec![DEFAULT_ADMIN_GROUP.to_owned()],
+            questions_custom_allowed: false,
+            audit_days: 30,
             reminder_overdue_days: 30,
         }
     }
 }
+
+/// The group of administrators unless configured otherwise (`SSPR_ADMIN_GROUPS`).
+pub const DEFAULT_ADMIN_GROUP: &str = "SSPR-Admins";
 
 /// The adapters behind the ports.
 pub struct Ports {
@@ -162,7 +173,7 @@ impl Sspr {
 
     /// Whether the directory's groups make this person an administrator.
     pub fn is_administrator(&self, user: &ports::DirectoryUser) -> bool {
-        user.is_member_of(&self.settings.admin_group)
+        self.settings.admin_groups.iter().any(|group| user.is_member_of(group))
     }
 
     /// Sends a notice to each address; a failed notice is logged, not fatal to the flow it follows.
@@ -190,6 +201,7 @@ mod tests {
             username: username("someone"),
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             enabled: true,
+            email: None,
         };
         assert!(world.sspr.is_administrator(&user(&["SSPR-Users", "SSPR-Admins"])));
         assert!(!world.sspr.is_administrator(&user(&["SSPR-Users"])));

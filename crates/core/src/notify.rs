@@ -1,8 +1,8 @@
 //! The texts the product sends. Links come from configuration, never from a request (S12);
 //! the only secret a message ever carries is the code it exists to deliver.
 
-use crate::ports::EmailMessage;
-use crate::types::{Code, Timestamp};
+use crate::ports::{EmailMessage, Unavailable};
+use crate::types::{Code, MethodKind, Timestamp, Username};
 
 /// What the messages say about where they come from.
 #[derive(Debug, Clone)]
@@ -83,22 +83,40 @@ impl Branding {
         )
     }
 
-    pub fn password_changed(&self, unlock_only: bool) -> EmailMessage {
-        let (subject, what) = if unlock_only {
-            ("Your account was unlocked", "Your account was unlocked with self-service password reset.")
-        } else {
-            ("Your password was changed", "Your password was changed with self-service password reset.")
+    /// The notice to the person after a reset or an unlock: when, from where, with which
+    /// methods, and where to turn if it was not them (docs/security.md, S10).
+    pub fn reset_notice(&self, notice: &ResetNotice) -> Result<EmailMessage, Unavailable> {
+        let subject = if notice.unlock_only { "your account was unlocked" } else { "your password was changed" };
+        self.render(format!("{} — {subject}", self.organisation), "reset_notice", notice)
+    }
+
+    /// The notice to every other administrator after an administrator's reset.
+    pub fn admin_reset_notice(&self, notice: &ResetNotice) -> Result<EmailMessage, Unavailable> {
+        let what = if notice.unlock_only { "account was unlocked" } else { "password was changed" };
+        self.render(format!("{} — an administrator's {what}", self.organisation), "admin_reset_notice", notice)
+    }
+
+    /// Renders the text and HTML templates `name` with the notice.
+    fn render(&self, subject: String, name: &str, notice: &ResetNotice) -> Result<EmailMessage, Unavailable> {
+        let helpdesk = notice.helpdesk.as_deref();
+        let context = minijinja::context! {
+            organisation => &self.organisation,
+            reset_link => self.link("/reset"),
+            username => notice.username.as_str(),
+            unlock_only => notice.unlock_only,
+            at => notice.at.to_rfc3339().replace('T', " at ").trim_end_matches('Z'),
+            source_ip => &notice.source_ip,
+            methods => notice.methods.iter().map(|m| method_name(*m)).collect::<Vec<_>>(),
+            helpdesk => helpdesk,
+            helpdesk_label => helpdesk.map(|h| h.trim_start_matches("mailto:")),
         };
-        self.email(
-            format!("{} — {subject}", self.organisation),
-            &[
-                what.to_owned(),
-                format!(
-                    "If this was not you, reset your password now at {} and contact your administrator.",
-                    self.link("/reset")
-                ),
-            ],
-        )
+        let render = |file: &str| {
+            templates()
+                .get_template(file)
+                .and_then(|t| t.render(&context))
+                .map_err(|e| Unavailable::new(format!("template {file}: {e}")))
+        };
+        Ok(EmailMessage { subject, text: render(&format!("{name}.txt"))?, html: render(&format!("{name}.html"))? })
     }
 
     /// A reminder to re-confirm the recovery methods by `due` (`YYYY-MM-DD`).
@@ -157,6 +175,51 @@ impl Branding {
     }
 }
 
+/// What a notice of a reset tells.
+#[derive(Debug, Clone)]
+pub struct ResetNotice {
+    pub username: Username,
+    pub unlock_only: bool,
+    pub at: Timestamp,
+    /// Where the reset came from, as the request showed it.
+    pub source_ip: Option<String>,
+    /// The methods proved.
+    pub methods: Vec<MethodKind>,
+    /// The policy's helpdesk link; `None`: "contact your administrator".
+    pub helpdesk: Option<String>,
+}
+
+/// A method as a notice names it.
+fn method_name(kind: MethodKind) -> &'static str {
+    match kind {
+        MethodKind::Email => "email",
+        MethodKind::Sms => "text message",
+        MethodKind::Voice => "voice call",
+        MethodKind::Totp => "authenticator app",
+        MethodKind::Questions => "security questions",
+    }
+}
+
+/// The notice templates, text and HTML; HTML ones escape every value (by their `.html` name).
+fn templates() -> &'static minijinja::Environment<'static> {
+    static TEMPLATES: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
+    TEMPLATES.get_or_init(|| {
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for (name, source) in [
+            ("reset_notice.txt", include_str!("../templates/reset_notice.txt")),
+            ("reset_notice.html", include_str!("../templates/reset_notice.html")),
+            ("admin_reset_notice.txt", include_str!("../templates/admin_reset_notice.txt")),
+            ("admin_reset_notice.html", include_str!("../templates/admin_reset_notice.html")),
+        ] {
+            if let Err(e) = env.add_template(name, source) {
+                tracing::error!(error = %e, template = name, "a notice template does not parse");
+            }
+        }
+        env
+    })
+}
+
 /// A change to someone's recovery methods, as a notice names it.
 #[derive(Debug, Clone)]
 pub struct MethodChange {
@@ -171,12 +234,42 @@ pub struct MethodChange {
 mod tests {
     use super::*;
 
+    fn notice(helpdesk: Option<&str>) -> ResetNotice {
+        ResetNotice {
+            username: Username::parse("o'brien<b>").expect("name"),
+            unlock_only: false,
+            at: Timestamp(1_795_564_810),
+            source_ip: Some("198.51.100.7".into()),
+            methods: vec![MethodKind::Sms, MethodKind::Totp],
+            helpdesk: helpdesk.map(str::to_owned),
+        }
+    }
+
     #[test]
     fn links_come_from_configuration_and_html_is_escaped() {
         let b = Branding { organisation: "A&B <Corp>".into(), public_url: "https://reset.example.com/".into() };
-        let m = b.password_changed(false);
+        let m = b.reset_notice(&notice(None)).expect("rendered");
         assert!(m.text.contains("https://reset.example.com/reset"));
         assert!(m.html.contains("A&amp;B &lt;Corp&gt;"));
-        assert!(!m.html.contains("<Corp>"));
+        assert!(!m.html.contains("<Corp>") && !m.html.contains("<b>"), "{}", m.html);
+    }
+
+    #[test]
+    fn a_reset_notice_says_when_from_where_with_what_and_where_to_get_help() {
+        let b = Branding { organisation: "Example".into(), public_url: "https://reset.example.com".into() };
+        let m = b.reset_notice(&notice(Some("mailto:help@example.com"))).expect("rendered");
+        assert_eq!(m.subject, "Example — your password was changed");
+        for part in ["2026-11-25 at 00:00:10 UTC", "198.51.100.7", "text message, authenticator app"] {
+            assert!(m.text.contains(part) && m.html.contains(part), "{part}: {}", m.text);
+        }
+        assert!(m.text.contains("This wasn't you? Contact your helpdesk now: mailto:help@example.com"), "{}", m.text);
+        assert!(m.html.contains(r#"<a href="mailto:help@example.com">help@example.com</a>"#), "{}", m.html);
+        let without = b.reset_notice(&notice(None)).expect("rendered");
+        assert!(without.text.contains("Contact your administrator now"));
+        let unlocked = b.reset_notice(&ResetNotice { unlock_only: true, ..notice(None) }).expect("rendered");
+        assert!(unlocked.subject.ends_with("your account was unlocked") && unlocked.text.contains("was unlocked"));
+        let admins = b.admin_reset_notice(&notice(None)).expect("rendered");
+        assert!(admins.subject.contains("an administrator's password was changed"));
+        assert!(admins.text.contains("o'brien<b>") && admins.html.contains("o&#x27;brien&lt;b&gt;"), "{}", admins.html);
     }
 }

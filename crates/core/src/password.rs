@@ -22,6 +22,57 @@ impl Default for PasswordRules {
     }
 }
 
+/// The shortest minimum a policy may set (NIST SP 800-63B).
+pub const LEAST_MIN_LENGTH: usize = 8;
+/// The lowest maximum a policy may set: at least 64 characters must be allowed.
+pub const LEAST_MAX_LENGTH: usize = 64;
+/// The highest maximum a policy may set.
+pub const MOST_MAX_LENGTH: usize = 1024;
+
+impl PasswordRules {
+    /// Whether the rules are within what a policy may set.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.min_length < LEAST_MIN_LENGTH {
+            return Err("min_length must be at least 8");
+        }
+        if !(LEAST_MAX_LENGTH..=MOST_MAX_LENGTH).contains(&self.max_length) {
+            return Err("max_length must be within 64–1024");
+        }
+        if self.min_length > self.max_length {
+            return Err("min_length must not be more than max_length");
+        }
+        Ok(())
+    }
+
+    /// The rules of an administrator's policy document, strictly: every field present, none
+    /// unknown, each in range. A refusal names the field (`password.min_length`).
+    pub fn parse(value: Option<&serde_json::Value>) -> Result<Self, (String, String)> {
+        let refuse = |field: &str, reason: &str| Err((format!("password.{field}"), reason.to_owned()));
+        let Some(serde_json::Value::Object(map)) = value else {
+            return Err(("password".to_owned(), "must be an object with min_length and max_length".to_owned()));
+        };
+        if let Some(unknown) = map.keys().find(|k| !matches!(k.as_str(), "min_length" | "max_length")) {
+            return refuse(unknown, "is not a password rule");
+        }
+        let number =
+            |field: &str| map.get(field).and_then(serde_json::Value::as_u64).and_then(|n| usize::try_from(n).ok());
+        let Some(min_length) = number("min_length") else {
+            return refuse("min_length", "must be a whole number of characters");
+        };
+        let Some(max_length) = number("max_length") else {
+            return refuse("max_length", "must be a whole number of characters");
+        };
+        let rules = Self { min_length, max_length };
+        match rules.check() {
+            Ok(()) => Ok(rules),
+            Err(reason) => {
+                let field = reason.split(' ').next().unwrap_or("min_length");
+                Err((format!("password.{field}"), reason.to_owned()))
+            }
+        }
+    }
+}
+
 /// A password that met the rules, normalised to NFKC. Never printed.
 pub struct NewPassword(Zeroizing<String>);
 

@@ -162,6 +162,7 @@ pub async fn save_all(store: &dyn RecordStore, writes: &[Write]) -> Result<(), S
         [] => Ok(()),
         [Write::Put { key, record }] => store.put(key, record).await,
         [Write::Delete { key, version }] => store.delete(key, *version).await,
+        [Write::Count { key, by, expires_at }] => store.add_to_counter(key, *by, *expires_at).await.map(drop),
         writes => store.write_all(writes).await,
     }
 }

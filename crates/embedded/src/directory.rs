@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sspr_core::password::NewPassword;
 use sspr_core::ports::{Authenticate, Directory, DirectoryError, DirectoryUser, Unavailable};
-use sspr_core::types::Username;
+use sspr_core::types::{Email, Username};
 
 /// One account of a seed file (`SSPR_DIRECTORY_FILE`).
 #[derive(Debug, Clone, Deserialize)]
@@ -153,7 +153,8 @@ impl EmbeddedDirectory {
         if account.admin && !groups.iter().any(|g| g == "SSPR-Admins") {
             groups.push("SSPR-Admins".into());
         }
-        DirectoryUser { username: username.clone(), groups, enabled: true }
+        let email = account.email.as_deref().and_then(|e| Email::parse(e).ok());
+        DirectoryUser { username: username.clone(), groups, enabled: true, email }
     }
 }
 
@@ -161,6 +162,15 @@ impl EmbeddedDirectory {
 impl Directory for EmbeddedDirectory {
     async fn find_user(&self, username: &Username) -> Result<Option<DirectoryUser>, DirectoryError> {
         Ok(self.account(username)?.map(|a| Self::user(username, &a)))
+    }
+
+    async fn members_of(&self, group: &str) -> Result<Vec<DirectoryUser>, DirectoryError> {
+        let accounts = self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))?.clone();
+        Ok(accounts
+            .iter()
+            .filter_map(|(name, account)| Some(Self::user(&Username::parse(name).ok()?, account)))
+            .filter(|user| user.is_member_of(group))
+            .collect())
     }
 
     async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError> {

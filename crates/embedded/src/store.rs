@@ -100,6 +100,63 @@ fn delete_record(conn: &Connection, key: &RecordKey, version: u64) -> Result<boo
     Ok(present.is_none())
 }
 
+/// Adds `by` to the counter at `key`, creating it at 0 (with `expires_at`) first, and keeps the
+/// first expiry given; the new value.
+fn count(conn: &Connection, key: &RecordKey, by: i64, expires_at: Option<Timestamp>) -> Result<i64, StoreError> {
+    let value: rusqlite::types::Value = conn
+        .query_row(
+            "INSERT INTO counters (pk, sk, value, expires_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (pk, sk) DO UPDATE SET
+                 value = value + excluded.value,
+                 expires_at = COALESCE(expires_at, excluded.expires_at)
+             RETURNING value",
+            params![key.pk, key.sk, by, expires_at.map(|t| t.0)],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
+    match value {
+        rusqlite::types::Value::Integer(n) => Ok(n),
+        _ => Err(unavailable("a counter overflowed")),
+    }
+}
+
+/// The `WHERE … ORDER BY … LIMIT …` of a query of records or of counters (by `pk`/`sk`), with
+/// its values: the rows after its cursor, in its order, one more than its limit.
+fn table_conditions(query: &Query) -> Result<(String, Vec<String>), StoreError> {
+    let mut values = vec![query.partition.clone()];
+    let mut conditions = vec!["pk = ?1".to_owned()];
+    conditions.extend(sort_conditions("sk", &query.sort, &mut values));
+    if let Some(cursor) = &query.after {
+        let PageEnd::Table { pk, sk } = cursor.end()? else {
+            return Err(unavailable("a cursor of another query"));
+        };
+        if pk != query.partition {
+            return Err(unavailable("a cursor of another query"));
+        }
+        values.push(sk);
+        conditions.push(format!("sk {} ?{}", if query.descending { "<" } else { ">" }, values.len()));
+    }
+    let tail = format!(
+        "WHERE {} ORDER BY sk {} LIMIT {}",
+        conditions.join(" AND "),
+        if query.descending { "DESC" } else { "ASC" },
+        query.limit + 1
+    );
+    Ok((tail, values))
+}
+
+/// The page of `items` read for `query` (at most one more than its limit): the extra one only
+/// says there is a next page.
+fn table_page<T>(query: &Query, mut items: Vec<(RecordKey, T)>) -> Page<(RecordKey, T)> {
+    let more = items.len() > query.limit;
+    items.truncate(query.limit);
+    let next = match items.last() {
+        Some((key, _)) if more => Some(PageEnd::Table { pk: key.pk.clone(), sk: key.sk.clone() }.cursor()),
+        _ => None,
+    };
+    Page { items, next }
+}
+
 /// The smallest text after every text that starts with `prefix` (`None`: there is none), so a
 /// prefix is read as a range of the SQLite index. Texts compare as their UTF-8 bytes, that is
 /// as their code points.
@@ -310,6 +367,11 @@ impl RecordStore for SqliteStore {
                     Write::Put { key, record } => put_record(&tx, key, record)?,
                     Write::Delete { key, version } => delete_record(&tx, key, *version)?,
                     Write::Check { key, version } => record_version(&tx, key)? == *version,
+                    // No condition: a counter only fails the batch when the store does.
+                    Write::Count { key, by, expires_at } => {
+                        count(&tx, key, *by, *expires_at)?;
+                        true
+                    }
                 };
                 if !done {
                     return Err(StoreError::Conflict);
@@ -324,42 +386,17 @@ impl RecordStore for SqliteStore {
         query.validate()?;
         let query = query.clone();
         self.with_db(move |conn| {
-            let mut values = vec![query.partition.clone()];
-            let mut conditions = vec!["pk = ?1".to_owned()];
-            conditions.extend(sort_conditions("sk", &query.sort, &mut values));
-            if let Some(cursor) = &query.after {
-                let PageEnd::Table { pk, sk } = cursor.end()? else {
-                    return Err(unavailable("a cursor of another query"));
-                };
-                if pk != query.partition {
-                    return Err(unavailable("a cursor of another query"));
-                }
-                values.push(sk);
-                conditions.push(format!("sk {} ?{}", if query.descending { "<" } else { ">" }, values.len()));
-            }
-            let sql = format!(
-                "SELECT sk, {RECORD_COLUMNS} FROM records WHERE {} ORDER BY sk {} LIMIT {}",
-                conditions.join(" AND "),
-                if query.descending { "DESC" } else { "ASC" },
-                query.limit + 1
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+            let (tail, values) = table_conditions(&query)?;
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT sk, {RECORD_COLUMNS} FROM records {tail}"))
+                .map_err(unavailable)?;
             let mut rows = stmt.query(params_from_iter(&values)).map_err(unavailable)?;
             let mut items = Vec::new();
-            let mut more = false;
             while let Some(row) = rows.next().map_err(unavailable)? {
-                if items.len() == query.limit {
-                    more = true;
-                    break;
-                }
                 let sk: String = row.get(0).map_err(unavailable)?;
                 items.push((RecordKey { pk: query.partition.clone(), sk }, read_record(row, 1)?));
             }
-            let next = match items.last() {
-                Some((key, _)) if more => Some(PageEnd::Table { pk: key.pk.clone(), sk: key.sk.clone() }.cursor()),
-                _ => None,
-            };
-            Ok(Page { items, next })
+            Ok(table_page(&query, items))
         })
         .await
     }
@@ -414,26 +451,27 @@ impl RecordStore for SqliteStore {
         .await
     }
 
-    async fn add_to_counter(&self, key: &RecordKey, by: i64, expires_at: Option<Timestamp>) -> Result<i64, StoreError> {
-        let key = key.clone();
+    async fn query_counters(&self, query: &Query) -> Result<Page<(RecordKey, i64)>, StoreError> {
+        query.validate()?;
+        let query = query.clone();
         self.with_db(move |conn| {
-            let value: rusqlite::types::Value = conn
-                .query_row(
-                    "INSERT INTO counters (pk, sk, value, expires_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (pk, sk) DO UPDATE SET
-                         value = value + excluded.value,
-                         expires_at = COALESCE(expires_at, excluded.expires_at)
-                     RETURNING value",
-                    params![key.pk, key.sk, by, expires_at.map(|t| t.0)],
-                    |r| r.get(0),
-                )
+            let (tail, values) = table_conditions(&query)?;
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT sk, value FROM counters {tail}")).map_err(unavailable)?;
+            let items = stmt
+                .query_map(params_from_iter(&values), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(unavailable)?
+                .map(|row| row.map(|(sk, value)| (RecordKey { pk: query.partition.clone(), sk }, value)))
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(unavailable)?;
-            match value {
-                rusqlite::types::Value::Integer(n) => Ok(n),
-                _ => Err(unavailable("a counter overflowed")),
-            }
+            Ok(table_page(&query, items))
         })
         .await
+    }
+
+    async fn add_to_counter(&self, key: &RecordKey, by: i64, expires_at: Option<Timestamp>) -> Result<i64, StoreError> {
+        let key = key.clone();
+        self.with_db(move |conn| count(conn, &key, by, expires_at)).await
     }
 }
 

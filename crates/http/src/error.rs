@@ -15,11 +15,17 @@ pub struct ApiError {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasons: Option<Vec<String>>,
+    /// The field at fault, where one is (a policy value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Where to get help: the policy's helpdesk link, on every reset error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub helpdesk: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
-        Self { status, error, message: message.into(), reasons: None }
+        Self { status, error, message: message.into(), reasons: None, field: None, helpdesk: None }
     }
 
     pub fn not_found() -> Self {
@@ -60,7 +66,10 @@ impl From<FlowError> for ApiError {
             | FlowError::InvalidToken
             | FlowError::NotEnabled
             | FlowError::RecentSignInRequired => StatusCode::FORBIDDEN,
-            FlowError::MethodNotFound => StatusCode::NOT_FOUND,
+            FlowError::MethodNotFound | FlowError::NotRegistered => StatusCode::NOT_FOUND,
+            FlowError::Forbidden | FlowError::WritebackOff => StatusCode::FORBIDDEN,
+            FlowError::StaleVersion => StatusCode::CONFLICT,
+            FlowError::InvalidPolicy(_) => StatusCode::UNPROCESSABLE_ENTITY,
             FlowError::PasswordRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             FlowError::Unavailable(cause) => {
                 tracing::error!(%cause, "a dependency is unavailable");
@@ -75,7 +84,12 @@ impl From<FlowError> for ApiError {
             FlowError::InvalidInput(p) => format!("The {} {}.", p.field, p.reason),
             other => other.to_string(),
         };
-        Self { status, error: e.code(), message, reasons }
+        let field = match &e {
+            FlowError::InvalidPolicy(p) => Some(p.field.clone()),
+            FlowError::InvalidInput(p) => Some(p.field.to_owned()),
+            _ => None,
+        };
+        Self { status, error: e.code(), message, reasons, field, helpdesk: None }
     }
 }
 

@@ -99,7 +99,7 @@ async fn serve(addr: SocketAddr, data: PathBuf) -> anyhow::Result<()> {
     for user in &server.demo_users {
         println!("  demo user: {user}");
     }
-    axum::serve(listener, server.router)
+    axum::serve(listener, server.router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -9,12 +9,13 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::password::NewPassword;
 use crate::ports::{Authenticate, Directory, DirectoryError, DirectoryUser, Lockout, Unavailable};
-use crate::types::Username;
+use crate::types::{Email, Username};
 
 #[derive(Debug, Clone, Default)]
 struct Account {
     password: String,
     groups: Vec<String>,
+    email: Option<Email>,
     locked: bool,
     signed_out: u32,
 }
@@ -56,6 +57,15 @@ impl MemoryDirectory {
         }
     }
 
+    /// Gives the user an address in the directory.
+    pub fn set_email(&self, username: &str, email: &str) {
+        if let Ok(mut state) = self.state() {
+            if let Some(a) = state.accounts.get_mut(username) {
+                a.email = Email::parse(email).ok();
+            }
+        }
+    }
+
     /// The next `set_password` is refused with these reasons, as a directory's policy would.
     pub fn refuse_next_password(&self, reasons: &[&str]) {
         if let Ok(mut state) = self.state() {
@@ -92,7 +102,25 @@ impl Directory for MemoryDirectory {
             username: username.clone(),
             groups: a.groups.clone(),
             enabled: true,
+            email: a.email.clone(),
         }))
+    }
+
+    async fn members_of(&self, group: &str) -> Result<Vec<DirectoryUser>, DirectoryError> {
+        Ok(self
+            .state()?
+            .accounts
+            .iter()
+            .filter(|(_, a)| a.groups.iter().any(|g| g == group))
+            .filter_map(|(name, a)| {
+                Some(DirectoryUser {
+                    username: Username::parse(name).ok()?,
+                    groups: a.groups.clone(),
+                    enabled: true,
+                    email: a.email.clone(),
+                })
+            })
+            .collect())
     }
 
     async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError> {

@@ -49,6 +49,38 @@ fn may_delete(current: Option<&StoredRecord>, version: u64) -> bool {
     current.is_none_or(|c| c.version == version)
 }
 
+/// One page of a query of the table, read from `rows` (the records, or the counters).
+fn table_page<T: Clone>(rows: &BTreeMap<Key, T>, query: &Query) -> Result<Page<(RecordKey, T)>, StoreError> {
+    let after = match &query.after {
+        None => None,
+        Some(cursor) => match cursor.end()? {
+            PageEnd::Table { pk, sk } if pk == query.partition => Some(sk),
+            _ => return Err(unavailable("a cursor of another query")),
+        },
+    };
+    let mut rows: Vec<(RecordKey, T)> = rows
+        .range((query.partition.clone(), String::new())..)
+        .take_while(|((pk, _), _)| *pk == query.partition)
+        .filter(|((_, sk), _)| query.sort.matches(sk))
+        .filter(|((_, sk), _)| match &after {
+            None => true,
+            Some(after) if query.descending => sk < after,
+            Some(after) => sk > after,
+        })
+        .map(|((pk, sk), r)| (RecordKey { pk: pk.clone(), sk: sk.clone() }, r.clone()))
+        .collect();
+    if query.descending {
+        rows.reverse();
+    }
+    let more = rows.len() > query.limit;
+    rows.truncate(query.limit);
+    let next = match rows.last() {
+        Some((key, _)) if more => Some(PageEnd::Table { pk: key.pk.clone(), sk: key.sk.clone() }.cursor()),
+        _ => None,
+    };
+    Ok(Page { items: rows, next })
+}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -115,9 +147,19 @@ impl RecordStore for MemoryStore {
             Write::Put { key, record } => may_put(data.records.get(&key_of(key)), record.version),
             Write::Delete { key, version } => may_delete(data.records.get(&key_of(key)), *version),
             Write::Check { key, version } => data.records.get(&key_of(key)).map_or(0, |r| r.version) == *version,
+            Write::Count { .. } => true,
         });
         if !allowed {
             return Err(StoreError::Conflict);
+        }
+        // A counter that would overflow fails the batch before anything is written.
+        let mut counted = Vec::new();
+        for w in writes {
+            if let Write::Count { key, by, expires_at } = w {
+                let (value, expiry) = data.counters.get(&key_of(key)).copied().unwrap_or((0, *expires_at));
+                let value = value.checked_add(*by).ok_or_else(|| unavailable("a counter overflowed"))?;
+                counted.push((key_of(key), (value, expiry.or(*expires_at))));
+            }
         }
         for w in writes {
             match w {
@@ -127,44 +169,17 @@ impl RecordStore for MemoryStore {
                 Write::Delete { key, .. } => {
                     data.records.remove(&key_of(key));
                 }
-                Write::Check { .. } => {}
+                Write::Check { .. } | Write::Count { .. } => {}
             }
         }
+        data.counters.extend(counted);
         Ok(())
     }
 
     async fn query(&self, query: &Query) -> Result<Page<(RecordKey, StoredRecord)>, StoreError> {
         query.validate()?;
-        let after = match &query.after {
-            None => None,
-            Some(cursor) => match cursor.end()? {
-                PageEnd::Table { pk, sk } if pk == query.partition => Some(sk),
-                _ => return Err(unavailable("a cursor of another query")),
-            },
-        };
         let data = self.lock()?;
-        let mut rows: Vec<(RecordKey, StoredRecord)> = data
-            .records
-            .range((query.partition.clone(), String::new())..)
-            .take_while(|((pk, _), _)| *pk == query.partition)
-            .filter(|((_, sk), _)| query.sort.matches(sk))
-            .filter(|((_, sk), _)| match &after {
-                None => true,
-                Some(after) if query.descending => sk < after,
-                Some(after) => sk > after,
-            })
-            .map(|((pk, sk), r)| (RecordKey { pk: pk.clone(), sk: sk.clone() }, r.clone()))
-            .collect();
-        if query.descending {
-            rows.reverse();
-        }
-        let more = rows.len() > query.limit;
-        rows.truncate(query.limit);
-        let next = match rows.last() {
-            Some((key, _)) if more => Some(PageEnd::Table { pk: key.pk.clone(), sk: key.sk.clone() }.cursor()),
-            _ => None,
-        };
-        Ok(Page { items: rows, next })
+        table_page(&data.records, query)
     }
 
     async fn query_index(&self, index: Index, query: &Query) -> Result<Page<(RecordKey, IndexKey)>, StoreError> {
@@ -211,6 +226,13 @@ impl RecordStore for MemoryStore {
             .map(|(isk, pk, sk)| (RecordKey { pk, sk }, IndexKey { pk: query.partition.clone(), sk: isk }))
             .collect();
         Ok(Page { items, next })
+    }
+
+    async fn query_counters(&self, query: &Query) -> Result<Page<(RecordKey, i64)>, StoreError> {
+        query.validate()?;
+        let data = self.lock()?;
+        let page = table_page(&data.counters, query)?;
+        Ok(Page { items: page.items.into_iter().map(|(key, (value, _))| (key, value)).collect(), next: page.next })
     }
 
     async fn add_to_counter(&self, key: &RecordKey, by: i64, expires_at: Option<Timestamp>) -> Result<i64, StoreError> {
@@ -313,6 +335,11 @@ impl<S: RecordStore> RecordStore for FaultyStore<S> {
         self.inner.query_index(index, query).await
     }
 
+    async fn query_counters(&self, query: &Query) -> Result<Page<(RecordKey, i64)>, StoreError> {
+        self.check()?;
+        self.inner.query_counters(query).await
+    }
+
     async fn add_to_counter(&self, key: &RecordKey, by: i64, expires_at: Option<Timestamp>) -> Result<i64, StoreError> {
         self.check()?;
         self.inner.add_to_counter(key, by, expires_at).await
@@ -336,6 +363,8 @@ pub struct StoreCalls {
     pub query: usize,
     /// Calls of [`RecordStore::query_index`].
     pub query_index: usize,
+    /// Calls of [`RecordStore::query_counters`].
+    pub query_counters: usize,
     /// Calls of [`RecordStore::add_to_counter`].
     pub add_to_counter: usize,
     /// Records returned by `get`, `get_many` and `query` (not a round trip: what was read).
@@ -354,6 +383,7 @@ impl StoreCalls {
             + self.write_all
             + self.query
             + self.query_index
+            + self.query_counters
             + self.add_to_counter
     }
 }
@@ -440,6 +470,11 @@ impl<S: RecordStore> RecordStore for CountingStore<S> {
         Ok(page)
     }
 
+    async fn query_counters(&self, query: &Query) -> Result<Page<(RecordKey, i64)>, StoreError> {
+        self.count(|c| &mut c.query_counters);
+        self.inner.query_counters(query).await
+    }
+
     async fn add_to_counter(&self, key: &RecordKey, by: i64, expires_at: Option<Timestamp>) -> Result<i64, StoreError> {
         self.count(|c| &mut c.add_to_counter);
         self.inner.add_to_counter(key, by, expires_at).await
@@ -503,6 +538,7 @@ mod tests {
         assert!(down(store.write_all(&[]).await));
         assert!(down(store.query(&query).await.map(drop)));
         assert!(down(store.query_index(Index::ReconfirmDue, &query).await.map(drop)));
+        assert!(down(store.query_counters(&query).await.map(drop)));
         assert!(down(store.add_to_counter(&key("C", "1"), 1, None).await.map(drop)));
         store.unavailable(false);
         assert_eq!(store.get(&key("A", "1")).await.expect("get"), Some(record(1, 1)), "nothing changed");
@@ -518,6 +554,7 @@ mod tests {
         store.write_all(&[Write::Put { key: key("A", "2"), record: record(1, 2) }]).await.expect("write_all");
         store.query(&query).await.expect("query");
         store.query_index(Index::ReconfirmDue, &query).await.expect("query_index");
+        store.query_counters(&query).await.expect("query_counters");
         store.add_to_counter(&key("C", "1"), 1, None).await.expect("counter");
         store.delete(&key("A", "1"), 1).await.expect("delete");
         // A refused call is still a call.
@@ -533,12 +570,13 @@ mod tests {
                 write_all: 1,
                 query: 1,
                 query_index: 1,
+                query_counters: 1,
                 add_to_counter: 1,
                 records_read: calls.records_read,
                 index_entries_read: calls.index_entries_read,
             }
         );
-        assert_eq!(calls.total(), 9);
+        assert_eq!(calls.total(), 10);
         store.reset();
         assert_eq!(store.calls().total(), 0);
         store.clone().get(&key("A", "2")).await.expect("get");

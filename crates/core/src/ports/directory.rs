@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use super::Unavailable;
 use crate::password::NewPassword;
-use crate::types::Username;
+use crate::types::{Email, Username};
 
 /// A person as the organisation's directory knows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub struct DirectoryUser {
     /// Group names, nested membership already expanded.
     pub groups: Vec<String>,
     pub enabled: bool,
+    /// The address the directory holds for the person, if any (told after a reset).
+    pub email: Option<Email>,
 }
 
 impl DirectoryUser {
@@ -44,6 +46,10 @@ pub trait Directory: Send + Sync {
 
     /// Sets a permanent password as an administrator would.
     async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError>;
+
+    /// The enabled members of `group`, nested membership counting (to tell administrators of
+    /// an administrator's reset).
+    async fn members_of(&self, group: &str) -> Result<Vec<DirectoryUser>, DirectoryError>;
 
     /// Ends the user's sessions elsewhere where the directory can; a no-op where it has none.
     async fn sign_out_everywhere(&self, username: &Username) -> Result<(), DirectoryError>;

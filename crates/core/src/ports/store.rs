@@ -75,13 +75,27 @@ pub enum Write {
         /// The version the record was read at; 0 for a record that did not exist.
         version: u64,
     },
+    /// As [`RecordStore::add_to_counter`], inside the batch: adds `by` to the counter at `key`
+    /// (creating it at 0 first; `expires_at` set when created and kept after). It has no
+    /// condition of its own: it never makes a batch fail, but happens only if the batch does.
+    Count {
+        /// The counter's key.
+        key: RecordKey,
+        /// What is added (may be 0 or negative).
+        by: i64,
+        /// The counter's expiry, if it has none yet.
+        expires_at: Option<Timestamp>,
+    },
 }
 
 impl Write {
     /// The key the write is about.
     pub fn key(&self) -> &RecordKey {
         match self {
-            Write::Put { key, .. } | Write::Delete { key, .. } | Write::Check { key, .. } => key,
+            Write::Put { key, .. }
+            | Write::Delete { key, .. }
+            | Write::Check { key, .. }
+            | Write::Count { key, .. } => key,
         }
     }
 }
@@ -292,6 +306,10 @@ pub trait RecordStore: Send + Sync {
     /// come in an order of the store's choosing, each exactly once across pages. DynamoDB's
     /// index is eventually consistent: a write may show there a moment late.
     async fn query_index(&self, index: Index, query: &Query) -> Result<Page<(RecordKey, IndexKey)>, StoreError>;
+
+    /// The counters of one partition whose sort keys match, ordered by sort key, a page at a time
+    /// (as [`RecordStore::query`] reads records); records sharing the partition are not returned.
+    async fn query_counters(&self, query: &Query) -> Result<Page<(RecordKey, i64)>, StoreError>;
 
     /// Adds `by` (may be 0 or negative) to the counter at `key`, creating it at 0 first, and
     /// returns the new value in one round trip; `expires_at` is set when the counter is created

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::SignedIn;
+use crate::audit::{EventKind, Happened};
 use crate::methods::totp::{self, qr_svg, TotpSeed};
 use crate::ports::{StoreError, Unavailable, Write};
 use crate::records::{
@@ -122,11 +123,14 @@ impl Sspr {
             registration.value.confirmed_at = Some(now);
             // The code that confirmed the app cannot be used again to reset.
             let until = now.plus_secs(totp::STEP_MEMORY_SECS);
-            let writes = [
+            let mut writes = vec![
                 Write::Delete { key: key.clone(), version: pending.version },
                 put(&registration_key, &registration)?,
                 spend(&totp_step_key(&who.username, step), until)?,
             ];
+            writes.extend(
+                self.audit(Happened::new(EventKind::MethodRegistered, Some(&who.username)).method(MethodKind::Totp))?,
+            );
             match save_all(&*self.ports.store, &writes).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => continue,

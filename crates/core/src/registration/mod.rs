@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use crate::audit::{EventKind, Happened};
 use crate::methods::delivered_code::CodePurpose;
 use crate::notify::MethodChange;
 use crate::policy::Policy;
@@ -145,8 +146,12 @@ impl Sspr {
                 return Err(FlowError::NothingToConfirm);
             }
             registration.value.confirmed_at = Some(self.ports.clock.now());
-            match save(&*self.ports.store, &key, &registration).await {
-                Ok(_) => {}
+            let kinds: Vec<MethodKind> = registration.value.methods.iter().map(|m| m.kind).collect();
+            let mut writes = vec![put(&key, &registration)?];
+            writes
+                .extend(self.audit(Happened::new(EventKind::MethodsReconfirmed, Some(&who.username)).methods(&kinds))?);
+            match save_all(&*self.ports.store, &writes).await {
+                Ok(()) => {}
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -336,8 +341,17 @@ impl Sspr {
             registration.value.confirmed_at = Some(now);
             // Spending the code and saving the method happen together: a second confirmation
             // with the same code finds nothing pending.
-            let writes =
-                [Write::Delete { key: key.clone(), version: pending.version }, put(&registration_key, &registration)?];
+            let mut writes = vec![
+                Write::Delete { key: key.clone(), version: pending.version },
+                put(&registration_key, &registration)?,
+            ];
+            writes.extend(
+                self.audit(
+                    Happened::new(EventKind::MethodRegistered, Some(&who.username))
+                        .method(kind)
+                        .destination(destination.hint()),
+                )?,
+            );
             match save_all(&*self.ports.store, &writes).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => continue,
@@ -362,8 +376,14 @@ impl Sspr {
             // Changing the methods is confirming the rest.
             let now = self.ports.clock.now();
             registration.value.confirmed_at = Some(now);
-            match save(&*self.ports.store, &registration_key(&who.username), &registration).await {
-                Ok(_) => {}
+            let mut writes = vec![put(&registration_key(&who.username), &registration)?];
+            let mut removal = Happened::new(EventKind::MethodRemoved, Some(&who.username)).method(removed.kind);
+            if let Some(destination) = removed.destination() {
+                removal = removal.destination(destination.hint());
+            }
+            writes.extend(self.audit(removal)?);
+            match save_all(&*self.ports.store, &writes).await {
+                Ok(()) => {}
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }

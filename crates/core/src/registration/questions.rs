@@ -6,10 +6,11 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 
 use super::SignedIn;
+use crate::audit::{EventKind, Happened};
 use crate::methods::questions::{self, check_registration, hash_answer, Answer, HeldAnswer, Question, BANK};
 use crate::policy::Policy;
 use crate::ports::StoreError;
-use crate::records::{decode, registration_key, save, Held, RegisteredMethod, Registration, Versioned};
+use crate::records::{decode, put, registration_key, save_all, Held, RegisteredMethod, Registration, Versioned};
 use crate::registration::RegistrationStatus;
 use crate::types::{MethodId, MethodKind, ParseError};
 use crate::{FlowError, Sspr, CONFLICT_RETRIES};
@@ -47,7 +48,7 @@ impl Sspr {
                 .map(|(id, text)| questions::ShownQuestion { id: (*id).to_owned(), text: (*text).to_owned() })
                 .collect(),
             to_register: policy.questions_to_register(),
-            custom_allowed: policy.questions_custom_allowed,
+            custom_allowed: self.settings.questions_custom_allowed,
         })
     }
 
@@ -66,7 +67,7 @@ impl Sspr {
         let parsed = chosen
             .iter()
             .map(|(q, a)| {
-                Ok((Question::parse(q, policy.questions_custom_allowed)?, Answer::normalise(a.expose_secret())?))
+                Ok((Question::parse(q, self.settings.questions_custom_allowed)?, Answer::normalise(a.expose_secret())?))
             })
             .collect::<Result<Vec<_>, ParseError>>()?;
         let checked = check_registration(parsed, policy.questions_to_register())?;
@@ -104,8 +105,12 @@ impl Sspr {
             };
             registration.value.methods.push(added.clone());
             registration.value.confirmed_at = Some(now);
-            match save(&*self.ports.store, &key, &registration).await {
-                Ok(_) => return self.announce_added(&policy, who, &registration.value, &added).await,
+            let mut writes = vec![put(&key, &registration)?];
+            writes.extend(self.audit(
+                Happened::new(EventKind::MethodRegistered, Some(&who.username)).method(MethodKind::Questions),
+            )?);
+            match save_all(&*self.ports.store, &writes).await {
+                Ok(()) => return self.announce_added(&policy, who, &registration.value, &added).await,
                 Err(StoreError::Conflict) => {
                     registration = crate::records::load::<Registration>(&*self.ports.store, &key)
                         .await?

@@ -11,9 +11,13 @@ pub mod session;
 use serde::Serialize;
 
 use self::session::{ResetSession, ResetState, TransitionError};
+use std::collections::BTreeMap;
+
+use crate::audit::{current_request, EventKind, Happened};
 use crate::methods::delivered_code::{CodePurpose, DeliveredCode};
 use crate::methods::questions::{self, decoy_questions, ShownQuestion};
 use crate::methods::{verifier, Attempt, Proof, Verdict};
+use crate::notify::ResetNotice;
 use crate::password::NewPassword;
 use crate::policy::Policy;
 use crate::ports::{DirectoryError, RecordKey, StoreError, StoredRecord, Unavailable, Write};
@@ -22,7 +26,7 @@ use crate::records::{
 };
 use crate::registration::Scope;
 use crate::secret::Digest;
-use crate::types::{Code, Destination, MethodKind, ResetToken, SessionId, Username};
+use crate::types::{Code, Destination, Email, MethodKind, ResetToken, SessionId, Username};
 use crate::{FlowError, Sspr, CONFLICT_RETRIES};
 
 #[derive(Debug, Serialize)]
@@ -222,8 +226,18 @@ impl Sspr {
                 &destination,
                 &code,
             );
-            match save(&*self.ports.store, &session_key(&self.session_hash(id)), &session).await {
-                Ok(_) => {
+            // Recorded either way, in the same write: a code asked for a destination that is
+            // not registered is worth an administrator's eye.
+            let mut sent = Happened::new(EventKind::CodeSent, session.value.subject.as_ref())
+                .method(method)
+                .destination(destination.hint());
+            if !deliver {
+                sent = sent.failed("destination_not_registered");
+            }
+            let mut writes = vec![put(&session_key(&self.session_hash(id)), &session)?];
+            writes.extend(self.audit(sent)?);
+            match save_all(&*self.ports.store, &writes).await {
+                Ok(()) => {
                     if deliver {
                         self.deliver_code(method, &destination, &code, CodePurpose::Reset).await?;
                     }
@@ -321,6 +335,15 @@ impl Sspr {
                 }
             };
             writes.push(put(&session_key(&self.session_hash(id)), &session)?);
+            let subject = session.value.subject.as_ref();
+            let happened = match &outcome {
+                Ok(()) => Happened::new(EventKind::VerificationPassed, subject),
+                Err(e) if session.value.failures_for(method) >= self.settings.max_code_failures => {
+                    Happened::new(EventKind::Blocked, subject).reason(e)
+                }
+                Err(e) => Happened::new(EventKind::VerificationFailed, subject).reason(e),
+            };
+            writes.extend(self.audit(happened.method(method))?);
             match save_all(&*self.ports.store, &writes).await {
                 Ok(()) => session.version += 1,
                 Err(StoreError::Conflict) => continue,
@@ -350,7 +373,7 @@ impl Sspr {
         };
         let key = session_key(&self.session_hash(id));
         // Claim the token with a conditional write: of concurrent completions one wins.
-        let Claimed { mut session, password, username } =
+        let Claimed { mut session, password, username, policy } =
             self.claim_token(id, &key, &self.token_hash(id, token), &completion).await?;
 
         let applied = match (&password, unlocker) {
@@ -358,27 +381,33 @@ impl Sspr {
             (None, Some(lockout)) => lockout.unlock(&username).await,
             (None, None) => Err(DirectoryError::Unavailable(Unavailable::new("neither a password nor an unlock"))),
         };
+        let unlock_only = password.is_none();
+        let proved = session.value.state.verified().to_vec();
         if let Err(e) = applied {
             // Nothing changed in the directory: give the token back so the person can try again.
+            let e = FlowError::from(e);
             session.value.state = session.value.state.clone().release_token();
-            if let Err(release) = save(&*self.ports.store, &key, &session).await {
+            let failed = Happened::new(EventKind::ResetFailed, Some(&username)).methods(&proved).reason(&e);
+            if let Err(release) = self.save_with_event(&key, &session, failed).await {
                 tracing::error!(error = %release, "a claimed reset token could not be released");
             }
-            return Err(e.into());
+            return Err(e);
         }
         session.value.state = session.value.state.clone().complete(self.ports.clock.now())?;
-        if let Err(e) = save(&*self.ports.store, &key, &session).await {
+        let kind = if unlock_only { EventKind::Unlocked } else { EventKind::ResetSucceeded };
+        if let Err(e) =
+            self.save_with_event(&key, &session, Happened::new(kind, Some(&username)).methods(&proved)).await
+        {
             // The password is changed; the session stays claimed, so the token stays spent.
             tracing::error!(error = %e, "a completed reset could not be recorded");
         }
-        let unlock_only = password.is_none();
         if !unlock_only {
             if let Err(e) = self.ports.directory.sign_out_everywhere(&username).await {
                 tracing::warn!(error = %e, "sessions elsewhere could not be ended");
             }
         }
         // The methods the claim checked against the registration: every address registered now.
-        self.notify_all(emails_of(&session.value.methods), &self.settings.branding.password_changed(unlock_only)).await;
+        self.tell_of_reset(&policy, &username, unlock_only, &proved, &session.value.methods).await;
         tracing::info!(unlock_only, "reset completed");
         Ok(ResetCompleted { done: true })
     }
@@ -401,10 +430,25 @@ impl Sspr {
             let claimed = session.value.state.clone().claim_token(presented)?;
             let username = session.value.subject.clone().ok_or(FlowError::InvalidToken)?;
             let password = match completion {
-                Completion::NewPassword(raw) => Some(
-                    NewPassword::parse(secrecy::ExposeSecret::expose_secret(raw), &policy.password, &username)
-                        .map_err(FlowError::PasswordRejected)?,
-                ),
+                // With writeback off, nothing is written to the directory: the helpdesk resets.
+                Completion::NewPassword(_) if !policy.writeback => return Err(FlowError::WritebackOff),
+                Completion::UnlockOnly if !policy.unlock_without_reset => return Err(FlowError::UnlockNotAvailable),
+                Completion::NewPassword(raw) => {
+                    match NewPassword::parse(secrecy::ExposeSecret::expose_secret(raw), &policy.password, &username) {
+                        Ok(password) => Some(password),
+                        Err(reasons) => {
+                            let refused = FlowError::PasswordRejected(reasons);
+                            let proved = session.value.state.verified().to_vec();
+                            let failed = Happened::new(EventKind::ResetFailed, Some(&username))
+                                .methods(&proved)
+                                .reason(&refused);
+                            if let Err(e) = save_all(&*self.ports.store, &self.audit(failed)?).await {
+                                tracing::warn!(error = %e, "a refused password could not be audited");
+                            }
+                            return Err(refused);
+                        }
+                    }
+                }
                 Completion::UnlockOnly => None,
             };
             let registration_key = registration_key(&username);
@@ -417,7 +461,7 @@ impl Sspr {
             match save_all(&*self.ports.store, &writes).await {
                 Ok(()) => {
                     claiming.version += 1;
-                    return Ok(Claimed { session: claiming, password, username });
+                    return Ok(Claimed { session: claiming, password, username, policy });
                 }
                 Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e.into()),
@@ -436,6 +480,78 @@ impl Sspr {
             session.value.registration_version = current.version;
         }
         Err(FlowError::Conflict)
+    }
+}
+
+impl Sspr {
+    /// Tells the person of a reset (every registered address and the directory's) and, after
+    /// an administrator's, every other administrator, as the policy says. A notice that cannot
+    /// be sent is logged, never fatal: the password is changed already.
+    async fn tell_of_reset(
+        &self,
+        policy: &Policy,
+        username: &Username,
+        unlock_only: bool,
+        proved: &[MethodKind],
+        registered: &[crate::records::RegisteredMethod],
+    ) {
+        if !policy.notify_user && !policy.notify_admins {
+            return;
+        }
+        let user = self.ports.directory.find_user(username).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the directory could not say whom to tell of a reset");
+            None
+        });
+        let notice = ResetNotice {
+            username: username.clone(),
+            unlock_only,
+            at: self.ports.clock.now(),
+            source_ip: current_request().source_ip,
+            methods: proved.to_vec(),
+            helpdesk: policy.helpdesk.as_ref().map(|h| h.as_str().to_owned()),
+        };
+        let branding = &self.settings.branding;
+        if policy.notify_user {
+            let mut to: BTreeMap<String, Email> = emails_of(registered).map(|e| (e.to_string(), e.clone())).collect();
+            if let Some(email) = user.as_ref().and_then(|u| u.email.clone()) {
+                to.insert(email.to_string(), email);
+            }
+            match branding.reset_notice(&notice) {
+                Ok(message) => self.notify_all(to.values(), &message).await,
+                Err(e) => tracing::error!(error = %e, "the reset notice could not be written"),
+            }
+        }
+        if policy.notify_admins && user.as_ref().is_some_and(|u| self.is_administrator(u)) {
+            let mut to = BTreeMap::new();
+            for group in &self.settings.admin_groups {
+                match self.ports.directory.members_of(group).await {
+                    Ok(members) => to.extend(
+                        members
+                            .into_iter()
+                            .filter(|m| &m.username != username)
+                            .filter_map(|m| m.email)
+                            .map(|e| (e.to_string(), e)),
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "the administrators to tell could not be listed"),
+                }
+            }
+            match branding.admin_reset_notice(&notice) {
+                Ok(message) => self.notify_all(to.values(), &message).await,
+                Err(e) => tracing::error!(error = %e, "the administrators' notice could not be written"),
+            }
+        }
+    }
+
+    /// Saves the session together with the audit event of what just happened to it.
+    async fn save_with_event(
+        &self,
+        key: &RecordKey,
+        session: &Versioned<ResetSession>,
+        happened: Happened,
+    ) -> Result<(), StoreError> {
+        let mut writes = vec![put(key, session)?];
+        writes.extend(self.audit(happened)?);
+        save_all(&*self.ports.store, &writes).await
     }
 }
 
@@ -461,6 +577,8 @@ struct Claimed {
     session: Versioned<ResetSession>,
     password: Option<NewPassword>,
     username: Username,
+    /// The policy the claim was made under.
+    policy: Policy,
 }
 
 #[cfg(test)]

@@ -3,17 +3,23 @@
 //! built with, and the checks of the SAM template, the OpenAPI contract and the sample events
 //! (docs/architecture.md, "Routes and functions").
 
+mod admin;
 mod me;
 mod reset;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, Method};
-use axum::response::IntoResponse;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
+use lambda_http::request::RequestContext;
+use sspr_core::audit::{new_request_id, RequestInfo};
 use sspr_core::Sspr;
+use std::net::SocketAddr;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -39,10 +45,13 @@ pub enum Function {
     Verify,
     /// Registration of recovery methods by the signed-in person.
     Register,
+    /// The administrators' API.
+    Admin,
 }
 
 impl Function {
-    pub const ALL: [Function; 4] = [Function::Reset, Function::SendCode, Function::Verify, Function::Register];
+    pub const ALL: [Function; 5] =
+        [Function::Reset, Function::SendCode, Function::Verify, Function::Register, Function::Admin];
 
     /// The binary's name: its folder under `functions/` and `BuildProperties.Binary` in the template.
     pub fn binary(self) -> &'static str {
@@ -51,6 +60,7 @@ impl Function {
             Function::SendCode => "send-code",
             Function::Verify => "verify",
             Function::Register => "register",
+            Function::Admin => "admin",
         }
     }
 
@@ -95,6 +105,8 @@ pub enum Access {
     Anonymous,
     /// A signed-in person (the JWT authorizer in AWS, the local sign-in locally).
     SignedIn,
+    /// A signed-in administrator: the identity must carry an administrators' group.
+    Admin,
 }
 
 /// One route: where it is, who serves and may call it, what it needs, and its handler.
@@ -124,7 +136,7 @@ impl std::fmt::Debug for Route {
 
 /// Every route of the API.
 pub fn routes() -> Vec<Route> {
-    [reset::routes(), me::routes()].concat()
+    [reset::routes(), me::routes(), admin::routes()].concat()
 }
 
 /// Which routes a router serves.
@@ -157,6 +169,8 @@ pub fn api(state: ApiState, slice: Slice) -> Router {
     router
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(middleware::from_fn_with_state(state.clone(), helpdesk_on_reset_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), within_request))
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
@@ -165,6 +179,52 @@ pub fn api(state: ApiState, slice: Slice) -> Router {
             tracing::error!("a handler panicked");
             ApiError::internal().into_response()
         }))
+}
+
+/// Where the request came from, for the audit log: API Gateway's request context in AWS, the
+/// connection's peer in the local server.
+fn request_info(state: &ApiState, request: &Request) -> RequestInfo {
+    if let Some(RequestContext::ApiGatewayV2(context)) = request.extensions().get::<RequestContext>() {
+        return RequestInfo { source_ip: context.http.source_ip.clone(), request_id: context.request_id.clone() };
+    }
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+    RequestInfo { source_ip: peer, request_id: Some(new_request_id(&*state.sspr.ports.rng)) }
+}
+
+/// Runs the handler with its request's origin set for every audit event it records.
+async fn within_request(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let info = request_info(&state, &request);
+    sspr_core::audit::within_request(info, next.run(request)).await
+}
+
+/// Adds the policy's helpdesk link to every error of a reset route, so the page can point the
+/// person to help (docs/architecture.md, "Errors").
+async fn helpdesk_on_reset_errors(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let is_reset = request.uri().path().starts_with("/v1/reset/");
+    let response = next.run(request).await;
+    if !is_reset || !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
+    }
+    let helpdesk = match state.sspr.policy().await {
+        Ok(policy) => policy.helpdesk,
+        Err(_) => None,
+    };
+    let Some(helpdesk) = helpdesk else {
+        return response;
+    };
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES * 4).await else {
+        return ApiError::internal().into_response();
+    };
+    let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.insert("helpdesk".into(), helpdesk.as_str().into());
+            parts.headers.remove(header::CONTENT_LENGTH);
+            serde_json::to_vec(&map).map(axum::body::Body::from).unwrap_or_else(|_| bytes.into())
+        }
+        _ => bytes.into(),
+    };
+    Response::from_parts(parts, body)
 }
 
 #[cfg(test)]
@@ -183,6 +243,8 @@ mod tests {
         }
         for r in routes() {
             assert_eq!(r.access == Access::SignedIn, r.path.starts_with("/v1/me/"), "{r:?}");
+            assert_eq!(r.access == Access::Admin, r.path.starts_with("/v1/admin/"), "{r:?}");
+            assert_eq!(r.function == Function::Admin, r.access == Access::Admin, "{r:?}");
         }
     }
 
@@ -192,6 +254,7 @@ mod tests {
         assert_eq!(Function::SendCode.needs(), Needs { directory: false, sms: true, voice: true, email: true });
         assert_eq!(Function::Reset.needs(), Needs { directory: true, sms: false, voice: false, email: true });
         assert_eq!(Function::Register.needs(), Needs::ALL);
+        assert_eq!(Function::Admin.needs(), Needs::NONE);
     }
 
     #[test]
