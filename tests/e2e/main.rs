@@ -2,6 +2,7 @@
 //! against the local server (embedded and on the AWS emulator), and the Lambda handlers fed
 //! with the sample events.
 
+mod admin;
 mod conformance;
 mod flows;
 mod handlers;

@@ -20,6 +20,33 @@ pub const ALICE_PASSWORD: &str = "alice-demo-Passw0rd";
 pub const ADMIN: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-demo-Passw0rd";
 pub const ADMIN_EMAIL: &str = "admin@example.com";
+/// A second administrator, told when the first resets their password.
+pub const OTHER_ADMIN: &str = "ops";
+pub const OTHER_ADMIN_EMAIL: &str = "ops@example.com";
+
+/// The embedded directory of the tests: the demo users and a second administrator.
+const TEST_DIRECTORY: &str = r#"
+[[user]]
+username = "alice"
+password = "alice-demo-Passw0rd"
+email = "alice@example.com"
+phone = "+15555550101"
+groups = ["SSPR-Users"]
+
+[[user]]
+username = "admin"
+password = "admin-demo-Passw0rd"
+email = "admin@example.com"
+groups = ["SSPR-Admins"]
+admin = true
+
+[[user]]
+username = "ops"
+password = "ops-demo-Passw0rd"
+email = "ops@example.com"
+groups = ["SSPR-Admins"]
+admin = true
+"#;
 
 // ---------------------------------------------------------------- captured logs
 
@@ -312,6 +339,27 @@ pub async fn create_cognito_pool(sdk: &aws_config::SdkConfig) -> CognitoPool {
         .send()
         .await
         .expect("membership");
+    c.admin_create_user()
+        .user_pool_id(&pool_id)
+        .username(OTHER_ADMIN)
+        .user_attributes(
+            aws_sdk_cognitoidentityprovider::types::AttributeType::builder()
+                .name("email")
+                .value(OTHER_ADMIN_EMAIL)
+                .build()
+                .expect("attribute"),
+        )
+        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+        .send()
+        .await
+        .expect("second admin");
+    c.admin_add_user_to_group()
+        .user_pool_id(&pool_id)
+        .username(OTHER_ADMIN)
+        .group_name("SSPR-Admins")
+        .send()
+        .await
+        .expect("membership");
     CognitoPool { pool_id, client_id }
 }
 
@@ -412,8 +460,13 @@ impl Drop for TestServer {
 
 pub async fn start(backend: Backend) -> TestServer {
     capture_logs();
+    let data = tempfile::tempdir().expect("data dir");
     let vars: Vec<(String, String)> = match &backend {
-        Backend::Embedded => vec![],
+        Backend::Embedded => {
+            let seed = data.path().join("directory.toml");
+            std::fs::write(&seed, TEST_DIRECTORY).expect("directory seed");
+            vec![("SSPR_DIRECTORY_FILE".into(), seed.display().to_string())]
+        }
         Backend::Moto { pool, table, .. } => vec![
             ("SSPR_STORE".into(), "dynamodb".into()),
             ("SSPR_TABLE".into(), table.clone()),
@@ -427,7 +480,6 @@ pub async fn start(backend: Backend) -> TestServer {
     let config =
         Config::from_lookup(Deployment::Local, |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("test configuration");
-    let data = tempfile::tempdir().expect("data dir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let clock = ManualClock::new(sspr_core::ports::Clock::now(&SystemClock));
