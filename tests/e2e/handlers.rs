@@ -455,6 +455,7 @@ fn the_template_environment_is_a_valid_lambda_configuration() {
         "SSPR_ORGANISATION",
         "SSPR_ADMIN_GROUPS",
         "SSPR_AUDIT_DAYS",
+        "SSPR_AUTHENTICATOR_REQUIRED",
         "RUST_LOG",
     ];
     let mut values = Vec::new();
@@ -471,6 +472,7 @@ fn the_template_environment_is_a_valid_lambda_configuration() {
             "SSPR_EMAIL_FROM" => "noreply@example.com".into(),
             "SSPR_PUBLIC_URL" => "https://reset.example.com".into(),
             "SSPR_AUDIT_DAYS" => "30".into(),
+            "SSPR_AUTHENTICATOR_REQUIRED" => "false".into(),
             _ => "deploy-time-value".into(),
         });
         values.push((key.to_owned(), literal));

@@ -74,6 +74,9 @@ pub struct Config {
     pub questions_custom_allowed: bool,
     /// Days the audit log keeps an event (`SSPR_AUDIT_DAYS`, 1–365).
     pub audit_days: i64,
+    /// Whether a registered authenticator app must be one of the methods of a reset
+    /// (`SSPR_AUTHENTICATOR_REQUIRED`).
+    pub authenticator_required: bool,
 }
 
 /// The methods the local demo enables: everything this release can prove, so each can be tried.
@@ -173,11 +176,13 @@ impl Config {
             }
             None => vec![sspr_core::DEFAULT_ADMIN_GROUP.to_owned()],
         };
-        let questions_custom_allowed = match get("SSPR_QUESTIONS_CUSTOM").as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(_) => return Err(ConfigError::new("SSPR_QUESTIONS_CUSTOM", "is true or false")),
+        let flag = |var: &'static str| match get(var).as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(ConfigError::new(var, "is true or false")),
         };
+        let questions_custom_allowed = flag("SSPR_QUESTIONS_CUSTOM")?;
+        let authenticator_required = flag("SSPR_AUTHENTICATOR_REQUIRED")?;
         let audit_days = match get("SSPR_AUDIT_DAYS") {
             None => 30,
             Some(days) => days
@@ -210,6 +215,7 @@ impl Config {
             admin_groups,
             questions_custom_allowed,
             audit_days,
+            authenticator_required,
         })
     }
 
@@ -292,6 +298,12 @@ mod tests {
         more.extend([("SSPR_ADMIN_GROUPS", "IT-Admins, Helpdesk"), ("SSPR_AUDIT_DAYS", "90")]);
         let c = Config::from_lookup(Deployment::Lambda, lookup(&more)).expect("complete");
         assert_eq!((c.admin_groups.clone(), c.audit_days), (vec!["IT-Admins".into(), "Helpdesk".into()], 90));
+        let on =
+            Config::from_lookup(Deployment::Local, lookup(&[("SSPR_AUTHENTICATOR_REQUIRED", "true")])).expect("on");
+        assert!(on.authenticator_required && !c.authenticator_required);
+        let err =
+            Config::from_lookup(Deployment::Local, lookup(&[("SSPR_AUTHENTICATOR_REQUIRED", "1")])).expect_err("bad");
+        assert_eq!(err.var, "SSPR_AUTHENTICATOR_REQUIRED");
         let err = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_AUDIT_DAYS", "0")])).expect_err("bad");
         assert_eq!(err.var, "SSPR_AUDIT_DAYS");
         let err = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_ADMIN_GROUPS", " , ")])).expect_err("bad");

@@ -56,6 +56,9 @@ pub struct Settings {
     pub questions_custom_allowed: bool,
     /// How many days audit events are kept.
     pub audit_days: i64,
+    /// Whether a person who registered an authenticator app must use it as one of the methods
+    /// of a reset (ASVS 6.4.3; off unless the deployment asks).
+    pub authenticator_required: bool,
     /// How many days after re-confirmation fell due a reminder still goes, when no run could
     /// send it on time.
     pub reminder_overdue_days: i64,
@@ -76,6 +79,7 @@ impl Settings {
             admin_groups: vec![DEFAULT_ADMIN_GROUP.to_owned()],
             questions_custom_allowed: false,
             audit_days: 30,
+            authenticator_required: false,
             reminder_overdue_days: 30,
         }
     }

@@ -172,6 +172,12 @@ impl Sspr {
         } else {
             Vec::new()
         };
+        // Where the deployment asks it, a registered authenticator app must be one of the
+        // methods proved (ASVS 6.4.3); only a proof tells the caller so.
+        let must_prove = (self.settings.authenticator_required
+            && policy.allows_method(MethodKind::Totp)
+            && methods.iter().any(|m| m.kind == MethodKind::Totp))
+        .then_some(MethodKind::Totp);
         let now = self.ports.clock.now();
         let id = SessionId::generate(&*self.ports.rng);
         let session = ResetSession {
@@ -185,6 +191,7 @@ impl Sspr {
             registration_version,
             answered: Vec::new(),
             decoy_questions,
+            must_prove,
         };
         let open = put(&session_key(&self.session_hash(&id)), &Versioned::new(session))?;
         match save_all(&*self.ports.store, &[spend_challenge, open]).await {
@@ -325,8 +332,8 @@ impl Sspr {
                 }
                 Verdict::Proved { once, .. } => {
                     let state = std::mem::replace(&mut session.value.state, ResetState::Started);
-                    let required = session.value.required;
-                    session.value.state = state.prove(method, required, || self.token_hash(id, &token))?;
+                    let (required, must) = (session.value.required, session.value.must_prove);
+                    session.value.state = state.prove(method, required, must, || self.token_hash(id, &token))?;
                     if let Some(once) = once {
                         writes.push(spend(&once.key, once.until)?);
                         once_seen = Some(once.key);
@@ -351,8 +358,12 @@ impl Sspr {
             }
             outcome?;
             let verified = session.value.state.verified().to_vec();
-            let remaining = session.value.required.saturating_sub(verified.len());
             let reset_token = matches!(session.value.state, ResetState::TokenIssued { .. }).then(|| token.clone());
+            // With the token issued nothing remains; without it, at least one method does.
+            let remaining = match reset_token {
+                Some(_) => 0,
+                None => session.value.required.saturating_sub(verified.len()).max(1),
+            };
             return Ok(MethodVerified { verified, remaining, reset_token });
         }
         Err(FlowError::Conflict)

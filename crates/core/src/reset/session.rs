@@ -53,10 +53,13 @@ impl ResetState {
 
     /// A method was proved. With enough proofs the session moves to `TokenIssued`, keeping
     /// only the token's keyed hash.
+    /// Records a proof of `kind`; the token is issued once `required` different methods are
+    /// proved, `must_include` among them when it is set.
     pub fn prove(
         self,
         kind: MethodKind,
         required: usize,
+        must_include: Option<MethodKind>,
         token_hash: impl FnOnce() -> Digest,
     ) -> Result<ResetState, TransitionError> {
         let mut verified = match self {
@@ -69,7 +72,7 @@ impl ResetState {
             return Err(TransitionError::AlreadyVerified);
         }
         verified.push(kind);
-        if verified.len() >= required {
+        if verified.len() >= required && must_include.is_none_or(|k| verified.contains(&k)) {
             Ok(ResetState::TokenIssued { verified, token_hash: token_hash().to_hex() })
         } else {
             Ok(ResetState::MethodVerified { verified })
@@ -146,6 +149,10 @@ pub struct ResetSession {
     /// The version of the registration `methods` was read from (0: there was none).
     #[serde(default)]
     pub registration_version: u64,
+    /// A method that must be among those proved: the authenticator app, where the deployment
+    /// asks that a registered app be used (docs/security.md, "Administrators").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub must_prove: Option<MethodKind>,
     /// Methods proved with nothing sent first (the authenticator app, security questions):
     /// failures and outcome.
     #[serde(default)]
@@ -245,24 +252,34 @@ mod tests {
 
     #[test]
     fn one_method_issues_the_token_directly() {
-        let s = ResetState::Started.prove(MethodKind::Email, 1, || digest("t")).expect("proved");
+        let s = ResetState::Started.prove(MethodKind::Email, 1, None, || digest("t")).expect("proved");
         assert!(matches!(s, ResetState::TokenIssued { .. }));
         assert_eq!(s.verified(), &[MethodKind::Email]);
     }
 
     #[test]
-    fn two_methods_pass_through_method_verified() {
-        let s = ResetState::Started.prove(MethodKind::Email, 2, || digest("t")).expect("first");
-        assert!(matches!(s, ResetState::MethodVerified { .. }));
-        assert_eq!(s.clone().prove(MethodKind::Email, 2, || digest("t")), Err(TransitionError::AlreadyVerified));
-        let s = s.prove(MethodKind::Sms, 2, || digest("t")).expect("second");
+    fn a_method_that_must_be_proved_holds_the_token_back_until_it_is() {
+        let s = ResetState::Started.prove(MethodKind::Email, 1, Some(MethodKind::Totp), || digest("t")).expect("one");
+        assert!(matches!(s, ResetState::MethodVerified { .. }), "one is not enough without the app");
+        let s = s.prove(MethodKind::Totp, 1, Some(MethodKind::Totp), || digest("t")).expect("the app");
         assert!(matches!(s, ResetState::TokenIssued { .. }));
-        assert_eq!(s.prove(MethodKind::Voice, 2, || digest("t")), Err(TransitionError::AlreadyComplete));
+        let s = ResetState::Started.prove(MethodKind::Totp, 2, Some(MethodKind::Totp), || digest("t")).expect("app");
+        assert!(matches!(s, ResetState::MethodVerified { .. }), "two are still two");
+    }
+
+    #[test]
+    fn two_methods_pass_through_method_verified() {
+        let s = ResetState::Started.prove(MethodKind::Email, 2, None, || digest("t")).expect("first");
+        assert!(matches!(s, ResetState::MethodVerified { .. }));
+        assert_eq!(s.clone().prove(MethodKind::Email, 2, None, || digest("t")), Err(TransitionError::AlreadyVerified));
+        let s = s.prove(MethodKind::Sms, 2, None, || digest("t")).expect("second");
+        assert!(matches!(s, ResetState::TokenIssued { .. }));
+        assert_eq!(s.prove(MethodKind::Voice, 2, None, || digest("t")), Err(TransitionError::AlreadyComplete));
     }
 
     #[test]
     fn the_token_is_claimed_once_and_released_on_refusal() {
-        let issued = ResetState::Started.prove(MethodKind::Sms, 1, || digest("t")).expect("issued");
+        let issued = ResetState::Started.prove(MethodKind::Sms, 1, None, || digest("t")).expect("issued");
         assert_eq!(issued.clone().claim_token(&digest("other")), Err(TransitionError::WrongToken));
         let claimed = issued.claim_token(&digest("t")).expect("claimed");
         assert_eq!(claimed.clone().claim_token(&digest("t")), Err(TransitionError::TokenUsed));

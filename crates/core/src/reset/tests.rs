@@ -584,3 +584,106 @@ async fn an_administrator_may_reset_whatever_the_enablement_but_not_with_one_met
     let r = world.sspr.verify_method(&session, MethodKind::Email, &Code::parse("12345678").expect("code")).await;
     assert!(matches!(r, Err(FlowError::InvalidCode)), "{r:?}");
 }
+
+/// Who can get a reset token, over enablement × membership × administrator × methods
+/// required. Nested membership is the directory's to expand: it reports the target group among
+/// the person's groups, as the LDAP and AD adapters do for groups within groups.
+#[tokio::test]
+async fn who_can_get_a_reset_token_across_enablement_membership_role_and_methods_required() {
+    use crate::policy::Enablement;
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Membership {
+        Direct,
+        Nested,
+        None,
+    }
+    let mut cases = 0;
+    for enablement in [Enablement::None, Enablement::Selected, Enablement::Everyone] {
+        for membership in [Membership::Direct, Membership::Nested, Membership::None] {
+            for administrator in [false, true] {
+                for required in [1u8, 2] {
+                    let world = World::new();
+                    let mut groups = match membership {
+                        Membership::Direct => vec!["SSPR-Users"],
+                        // alice is in Team-A, which is in SSPR-Users.
+                        Membership::Nested => vec!["Team-A", "SSPR-Users"],
+                        Membership::None => vec!["Team-B"],
+                    };
+                    if administrator {
+                        groups.push("SSPR-Admins");
+                    }
+                    world.directory.add_user(ALICE, "alice-old-Passw0rd", &groups);
+                    world.register(MethodKind::Email, ALICE_EMAIL).await;
+                    world.register(MethodKind::Sms, ALICE_PHONE).await;
+                    let mut policy = Policy::selected("SSPR-Users");
+                    policy.enablement = enablement;
+                    policy.methods_required = required;
+                    world.sspr.save_policy(policy).await.expect("policy");
+
+                    let covered = match enablement {
+                        Enablement::None => false,
+                        Enablement::Everyone => true,
+                        Enablement::Selected => membership != Membership::None,
+                    };
+                    let in_scope = administrator || covered;
+                    let to_prove = if administrator { 2 } else { usize::from(required) };
+                    let case = format!("{enablement:?} {membership:?} admin={administrator} required={required}");
+
+                    let started = start(&world, ALICE).await;
+                    assert_eq!(started.required, usize::from(required), "{case}: start says what the policy says");
+                    let session = started.session;
+                    let sent_before = world.sent.sent().len();
+                    send(&world, &session, MethodKind::Email, ALICE_EMAIL).await;
+                    assert_eq!(world.sent.sent().len() > sent_before, in_scope, "{case}: a code is sent");
+                    let code =
+                        if in_scope { world.last_code_to(ALICE_EMAIL) } else { Code::parse("12345678").expect("code") };
+                    let first = world.sspr.verify_method(&session, MethodKind::Email, &code).await;
+                    if !in_scope {
+                        assert!(matches!(first, Err(FlowError::InvalidCode)), "{case}: {first:?}");
+                        cases += 1;
+                        continue;
+                    }
+                    let first = first.expect("verified");
+                    assert_eq!(first.reset_token.is_some(), to_prove == 1, "{case}");
+                    assert_eq!(first.remaining, to_prove - 1, "{case}");
+                    if to_prove == 2 {
+                        send(&world, &session, MethodKind::Sms, ALICE_PHONE).await;
+                        let second = world
+                            .sspr
+                            .verify_method(&session, MethodKind::Sms, &world.last_code_to(ALICE_PHONE))
+                            .await
+                            .expect("second");
+                        assert!(second.reset_token.is_some(), "{case}: two methods give the token");
+                    }
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 36);
+}
+
+/// ASVS 6.4.3, where the deployment turns it on: a registered authenticator app must be one of
+/// the methods proved; the start answer does not tell.
+#[tokio::test]
+async fn a_registered_app_must_be_used_where_the_deployment_asks() {
+    let mut world = World::new();
+    world.sspr.settings.authenticator_required = true;
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    let (session, token) = verified(&world).await;
+    assert!(!session.expose().is_empty() && !token.expose().is_empty(), "without an app, email alone resets");
+
+    let seed = world.register_totp().await;
+    world.clock.advance(30);
+    let started = start(&world, ALICE).await;
+    assert_eq!(started.required, 1, "start does not tell");
+    send(&world, &started.session, MethodKind::Email, ALICE_EMAIL).await;
+    let email = world
+        .sspr
+        .verify_method(&started.session, MethodKind::Email, &world.last_code_to(ALICE_EMAIL))
+        .await
+        .expect("ok");
+    assert_eq!((email.reset_token.is_none(), email.remaining), (true, 1), "the app is still to prove");
+    let app = world.sspr.verify_method(&started.session, MethodKind::Totp, &world.app_code(&seed)).await.expect("ok");
+    assert!(app.reset_token.is_some() && app.remaining == 0);
+}
