@@ -16,14 +16,22 @@ use crate::{repo_root, template};
 /// Each function assembled as a deployment builds it — with only the ports its routes declare —
 /// on embedded adapters sharing one data directory, as deployed functions share the table:
 /// a route that used a port its function lacks would fail here.
-struct Functions {
+pub(crate) struct Functions {
     functions: Vec<(Function, ApiState, Option<Outbox>)>,
-    _data: tempfile::TempDir,
+    pub(crate) _data: tempfile::TempDir,
 }
 
 impl Functions {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
+        Self::with_stores(|_, store| store).await
+    }
+
+    /// Each function over the shared embedded store as `wrap` gives it (tests watch its calls).
+    pub(crate) async fn with_stores(
+        wrap: impl Fn(Function, Arc<dyn sspr_core::ports::RecordStore>) -> Arc<dyn sspr_core::ports::RecordStore>,
+    ) -> Self {
         let data = tempfile::tempdir().expect("data dir");
+        let shared = sspr_embedded::SqliteStore::open(&data.path().join("sspr.db")).expect("embedded store");
         let mut functions = Vec::new();
         for function in Function::ALL {
             let config = Config::from_lookup(Deployment::Local, |name| {
@@ -32,6 +40,7 @@ impl Functions {
             .expect("configuration");
             let mut assembly = Assembly::new(config, function.needs());
             assembly.data_dir = Some(data.path().to_owned());
+            assembly.store = Some(wrap(function, Arc::new(shared.clone())));
             let assembled = assemble(assembly).await.expect("assembled");
             let state = ApiState { sspr: assembled.sspr, auth: Arc::new(JwtClaims::default()) };
             functions.push((function, state, assembled.outbox));
@@ -39,28 +48,28 @@ impl Functions {
         Self { functions, _data: data }
     }
 
-    fn get(&self, function: Function) -> &(Function, ApiState, Option<Outbox>) {
+    pub(crate) fn get(&self, function: Function) -> &(Function, ApiState, Option<Outbox>) {
         self.functions.iter().find(|(f, _, _)| *f == function).expect("every function is built")
     }
 
     /// The function's router over its own state.
-    fn router(&self, function: Function) -> Router {
+    pub(crate) fn router(&self, function: Function) -> Router {
         api(self.get(function).1.clone(), Slice::Function(function))
     }
 
     /// What the function sent.
-    fn outbox(&self, function: Function) -> Outbox {
+    pub(crate) fn outbox(&self, function: Function) -> Outbox {
         self.get(function).2.clone().unwrap_or_else(|| panic!("{function:?} sends nothing"))
     }
 }
 
-fn event_text(name: &str) -> String {
+pub(crate) fn event_text(name: &str) -> String {
     let path = repo_root().join("events").join(format!("{name}.json"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// An event as the Lambda runtime would hand it over, with its body replaced when asked.
-fn event(name: &str, body: Option<Value>) -> lambda_http::Request {
+pub(crate) fn event(name: &str, body: Option<Value>) -> lambda_http::Request {
     let mut raw: Value = serde_json::from_str(&event_text(name)).expect("event json");
     if let Some(body) = body {
         raw["body"] = Value::String(body.to_string());
@@ -69,7 +78,7 @@ fn event(name: &str, body: Option<Value>) -> lambda_http::Request {
 }
 
 /// A sample event whose JWT says the person signed in just now.
-fn signed_in_now(name: &str) -> lambda_http::Request {
+pub(crate) fn signed_in_now(name: &str) -> lambda_http::Request {
     let mut raw: Value = serde_json::from_str(&event_text(name)).expect("event json");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
     raw["requestContext"]["authorizer"]["jwt"]["claims"]["auth_time"] = json!(now.to_string());
@@ -77,12 +86,12 @@ fn signed_in_now(name: &str) -> lambda_http::Request {
 }
 
 /// A request with its JSON body replaced.
-fn with_body(request: lambda_http::Request, body: Value) -> lambda_http::Request {
+pub(crate) fn with_body(request: lambda_http::Request, body: Value) -> lambda_http::Request {
     let (parts, _) = request.into_parts();
     lambda_http::Request::from_parts(parts, lambda_http::Body::from(body.to_string()))
 }
 
-async fn invoke(router: &Router, request: lambda_http::Request) -> (u16, Value) {
+pub(crate) async fn invoke(router: &Router, request: lambda_http::Request) -> (u16, Value) {
     let response = router.clone().oneshot(request).await.expect("infallible");
     let status = response.status().as_u16();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
@@ -90,7 +99,7 @@ async fn invoke(router: &Router, request: lambda_http::Request) -> (u16, Value) 
 }
 
 /// The sample start event with a freshly solved challenge from `router`.
-async fn start_event(router: &Router) -> lambda_http::Request {
+pub(crate) async fn start_event(router: &Router) -> lambda_http::Request {
     let mut request = event("reset-start", None);
     *request.method_mut() = axum::http::Method::GET;
     *request.uri_mut() = "/v1/reset/challenge".parse().expect("uri");

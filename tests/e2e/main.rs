@@ -6,6 +6,7 @@ mod admin;
 mod conformance;
 mod flows;
 mod handlers;
+mod iam;
 mod input;
 mod lambda;
 mod openapi;
