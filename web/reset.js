@@ -3,8 +3,8 @@
 
 import {
   $,
-  api,
-  clearError,
+  api as request,
+  clearError as clearShownError,
   CODE_PATTERN,
   errorCode,
   fillList,
@@ -13,7 +13,7 @@ import {
   resetPasswordToggles,
   setBusy,
   setStatus,
-  showError,
+  showError as showErrorText,
   tidyCode,
   tidyPhone,
   wirePasswordToggles,
@@ -25,6 +25,7 @@ const SENT = ['email', 'sms', 'voice'];
 
 const el = {
   error: $('reset-error'),
+  help: $('reset-help'),
   status: $('reset-status'),
   lead: $('reset-lead'),
   startForm: $('start-form'),
@@ -103,6 +104,47 @@ function forget() {
   el.newPasswordConfirm.value = '';
   resetPasswordToggles();
   fillList(el.reasons, []);
+}
+
+// --- where to get help ----------------------------------------------------------------------
+
+// The helpdesk of the last failed call: a link ('mailto:' or https), '' for none, null when the
+// error shown next did not come from the API.
+let failedHelp = null;
+
+/** Calls the API; a failure remembers the helpdesk link its body carries. */
+async function api(method, path, body) {
+  const result = await request(method, path, body);
+  if (!result.ok) {
+    const link = typeof result.data.helpdesk === 'string' ? result.data.helpdesk : '';
+    failedHelp = /^(mailto:|https:\/\/)/.test(link) ? link : '';
+  }
+  return result;
+}
+
+/** Shows an error; one from the API comes with where to get help. */
+function showError(target, text) {
+  showErrorText(target, text);
+  if (!text) {
+    el.help.hidden = true;
+  } else if (failedHelp !== null) {
+    el.help.replaceChildren('Need help? ');
+    if (failedHelp) {
+      const link = document.createElement('a');
+      link.href = failedHelp;
+      link.textContent = failedHelp.replace(/^mailto:/, '');
+      el.help.append('Contact your helpdesk: ', link, '.');
+    } else {
+      el.help.append('Contact your administrator.');
+    }
+    el.help.hidden = false;
+  }
+  failedHelp = null;
+}
+
+function clearError(target) {
+  clearShownError(target);
+  el.help.hidden = true;
 }
 
 /** Back to the first step, with a reason when there is one. */

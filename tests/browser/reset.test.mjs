@@ -36,6 +36,8 @@ function requiredEnv(name, example) {
 const BASE = requiredEnv('SSPR_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const ALICE_PASSWORD = requiredEnv('SSPR_ALICE_PASSWORD', "the password printed after 'demo user: alice'");
 const CHROMIUM = process.env.SSPR_CHROMIUM || '/usr/bin/chromium';
+// The demo administrator's password (fixed in the demo directory, like alice's first one).
+const ADMIN_PASSWORD = process.env.SSPR_ADMIN_PASSWORD || 'admin-demo-Passw0rd';
 
 /** Notes a secret this test used (see above); nothing is written without the variable. */
 function noteSecret(secret) {
@@ -481,6 +483,67 @@ test('an overdue registration is confirmed with one button', { timeout: 120_000 
       assert.ok(answer.reconfirm_due > new Date().toISOString().slice(0, 10), 'due again in the future');
       await page.locator('#reconfirm').waitFor({ state: 'hidden' });
       assert.match(await page.locator('#register-status').innerText(), /confirmed/);
+    });
+  } finally {
+    await context.close();
+  }
+});
+
+/** Calls the API as the demo administrator. */
+async function asAdmin(method, path, body) {
+  const signin = await fetch(`${BASE}/v1/local/signin`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
+  });
+  assert.equal(signin.status, 200, 'the demo administrator signs in');
+  const { token } = await signin.json();
+  noteSecret(token);
+  const response = await fetch(`${BASE}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: response.status, body: await response.json().catch(() => ({})) };
+}
+
+/** Starts a reset for someone unknown and gets a wrong code refused: the page shows an error. */
+async function wrongCode(page) {
+  await page.goto(`${BASE}/reset`);
+  await page.locator('#reset-username').fill(`nobody-${Date.now()}`);
+  await page.locator('#reset-start').click();
+  await page.locator('#reset-destination').waitFor({ state: 'visible', timeout: 90_000 });
+  await page.locator('#method-email').check();
+  await page.locator('#reset-destination').fill('nobody@example.com');
+  await page.locator('#reset-send').click();
+  await page.locator('#reset-code').waitFor({ state: 'visible' });
+  await page.locator('#reset-code').fill('12345678');
+  await page.locator('#reset-verify').click();
+  await page.locator('#reset-help').waitFor({ state: 'visible' });
+  assert.match(await page.locator('#reset-error').textContent(), /code is not correct/);
+}
+
+test('an error on the reset page says where to get help: the administrator, or the helpdesk the policy names', { timeout: 240_000 }, async () => {
+  const { context, page } = await newPage({ bypassCSP: true });
+  const read = await asAdmin('GET', '/v1/admin/policy');
+  assert.equal(read.status, 200);
+  try {
+    await explained(page, async () => {
+      await wrongCode(page);
+      assert.equal((await page.locator('#reset-help').textContent()).trim(), 'Need help? Contact your administrator.');
+      await shot(page, 'reset-help-administrator');
+      assert.deepEqual(await axeFindings(page), [], 'axe-core: an error without a helpdesk');
+
+      const saved = await asAdmin('PUT', '/v1/admin/policy', { ...read.body, helpdesk: 'mailto:helpdesk@example.com' });
+      assert.equal(saved.status, 200, JSON.stringify(saved.body));
+      await wrongCode(page);
+      const link = page.locator('#reset-help a');
+      assert.equal(await link.getAttribute('href'), 'mailto:helpdesk@example.com');
+      assert.equal(await link.textContent(), 'helpdesk@example.com');
+      await shot(page, 'reset-help-helpdesk');
+      assert.deepEqual(await axeFindings(page), [], 'axe-core: an error with the helpdesk');
+      const restored = await asAdmin('PUT', '/v1/admin/policy', { ...read.body, version: saved.body.version });
+      assert.equal(restored.status, 200, JSON.stringify(restored.body));
     });
   } finally {
     await context.close();

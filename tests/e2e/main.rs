@@ -3,6 +3,7 @@
 //! with the sample events.
 
 mod admin;
+mod cli;
 mod conformance;
 mod flows;
 mod handlers;

@@ -1,5 +1,8 @@
 //! `sspr`: the local server. `sspr serve` runs the whole product on this machine; `sspr remind`
-//! sends the re-confirmation reminders due, as the scheduled function does in AWS.
+//! sends the re-confirmation reminders due, as the scheduled function does in AWS; `sspr admin`
+//! reads and changes the policy, the audit log and registrations from the terminal.
+
+mod admin_cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +44,8 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         within: u16,
     },
+    /// Administer from the terminal: the policy, the audit log, the report, registrations.
+    Admin(admin_cli::AdminArgs),
 }
 
 /// `YYYY-MM-DD` as the Unix time of that day's start, UTC.
@@ -60,12 +65,16 @@ fn parse_day(s: &str) -> Result<i64, String> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let command = Cli::parse().command;
+    // The admin commands print tables: only warnings and errors of the log beside them.
+    let level = if matches!(command, Command::Admin(_)) { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let done = match Cli::parse().command {
+    let done = match command {
         Command::Serve { addr, data } => serve(addr, data).await,
         Command::Remind { data, now, within } => remind(data, now, within).await,
+        Command::Admin(args) => admin_cli::run(args).await,
     };
     match done {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,219 @@
+//! `sspr admin …`, the real `sspr` binary run as an operator would, each test on a data folder
+//! of its own with the embedded store (no network, no AWS): the policy read as JSON, edited
+//! and stored again, refused when stale or out of range; the change in the activity log and
+//! the report with its actor; clearing a registration nobody made.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The `sspr` binary cargo built: next to this test's own `deps/` folder.
+fn sspr_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let path = dir.join(format!("sspr{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} is missing: build it first (`cargo build -p sspr-local`, or `cargo build --workspace --all-targets`)",
+        path.display()
+    );
+    path
+}
+
+/// What one run printed, and how it ended.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    fn succeeded(self) -> Self {
+        assert_eq!(self.code, Some(0), "expected success: {self:#?}");
+        self
+    }
+
+    #[track_caller]
+    fn failed(self) -> Self {
+        assert_eq!(self.code, Some(1), "expected exit code 1: {self:#?}");
+        assert!(self.stdout.is_empty(), "a refusal prints nothing on stdout: {self:#?}");
+        self
+    }
+
+    /// The cells of the table rows printed (borders and the header's rule dropped).
+    fn rows(&self) -> Vec<Vec<String>> {
+        self.stdout
+            .lines()
+            .filter(|line| line.starts_with('│'))
+            .map(|line| line.trim_matches('│').split('┆').map(|cell| cell.trim().to_owned()).collect())
+            .collect()
+    }
+
+    /// The row whose first cell is `first`.
+    #[track_caller]
+    fn row(&self, first: &str) -> Vec<String> {
+        self.rows().into_iter().find(|r| r[0] == first).unwrap_or_else(|| panic!("no row {first}: {}", self.stdout))
+    }
+}
+
+/// Runs `sspr admin ARGS --data DATA` in a clean environment: no AWS or sspr settings, so the
+/// store is the embedded one whatever the shell running the tests has set.
+fn admin(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let output = Command::new(sspr_binary())
+        .arg("admin")
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("sspr runs");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8(output.stdout).expect("utf-8"),
+        stderr: String::from_utf8(output.stderr).expect("utf-8"),
+    }
+}
+
+/// `policy get --json`, with `field` set to `value`, written to `name` in `dir`.
+fn edited_policy(data: &Path, dir: &Path, name: &str, field: &str, value: serde_json::Value) -> PathBuf {
+    let read = admin(data, &[], &["policy", "get", "--json"]).succeeded();
+    let mut document: serde_json::Value = serde_json::from_str(&read.stdout).expect("policy get --json prints JSON");
+    assert!(document.get(field).is_some(), "{field} in {document}");
+    document[field] = value;
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(&document).expect("json")).expect("write policy file");
+    path
+}
+
+#[test]
+fn admin_policy_is_read_edited_and_set_and_a_stale_or_out_of_range_file_is_refused() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let files = tempfile::tempdir().expect("temp dir");
+
+    let before = admin(data.path(), &[], &["policy", "get"]).succeeded();
+    assert_eq!(before.row("reconfirm_days"), ["reconfirm_days", "180"]);
+    assert_eq!(before.row("version"), ["version", "0"]);
+    let fields: Vec<String> = before.rows().into_iter().map(|r| r[0].clone()).collect();
+    let mut expected: Vec<&str> = vec!["field"];
+    expected.extend(sspr_core::policy::POLICY_FIELDS);
+    expected.push("version");
+    assert_eq!(fields, expected, "the header, every field in the policy's order, then the version");
+
+    // The JSON printed is the document `set` takes, and the admin API's.
+    let json = admin(data.path(), &[], &["policy", "get", "--json"]).succeeded();
+    let document: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let parsed = sspr_core::policy::PolicyDocument::parse(&document).expect("a whole document");
+    assert_eq!(parsed.version, 0);
+
+    let ninety = edited_policy(data.path(), files.path(), "ninety.json", "reconfirm_days", 90.into());
+    let set = admin(data.path(), &[], &["policy", "set", ninety.to_str().expect("path")]).succeeded();
+    assert!(set.stdout.contains("version 1"), "{set:#?}");
+    let after = admin(data.path(), &[], &["policy", "get"]).succeeded();
+    assert_eq!(after.row("reconfirm_days"), ["reconfirm_days", "90"]);
+    assert_eq!(after.row("version"), ["version", "1"]);
+
+    // The same file again was read at version 0: stale now, and nothing changes.
+    let stale = admin(data.path(), &[], &["policy", "set", ninety.to_str().expect("path")]).failed();
+    assert!(stale.stderr.starts_with("sspr: "), "{stale:#?}");
+    assert!(stale.stderr.contains("changed since") && stale.stderr.contains("read it again"), "{stale:#?}");
+    assert!(stale.stderr.contains("version 0") && stale.stderr.contains("version 1"), "{stale:#?}");
+    assert_eq!(stale.stderr.lines().count(), 1, "one readable line: {stale:#?}");
+
+    // Out of range, at the current version: refused naming the field.
+    let too_long = edited_policy(data.path(), files.path(), "too-long.json", "reconfirm_days", 999.into());
+    let refused = admin(data.path(), &[], &["policy", "set", too_long.to_str().expect("path")]).failed();
+    assert!(refused.stderr.starts_with("sspr: ") && refused.stderr.contains("reconfirm_days"), "{refused:#?}");
+    assert_eq!(refused.stderr.lines().count(), 1, "one readable line: {refused:#?}");
+
+    let unchanged = admin(data.path(), &[], &["policy", "get"]).succeeded();
+    assert_eq!(unchanged.row("reconfirm_days"), ["reconfirm_days", "90"]);
+    assert_eq!(unchanged.row("version"), ["version", "1"]);
+}
+
+#[test]
+fn admin_activity_and_report_show_a_policy_change_with_its_actor() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let files = tempfile::tempdir().expect("temp dir");
+    let empty = admin(data.path(), &[], &["activity"]).succeeded();
+    assert!(empty.rows().is_empty(), "{empty:#?}");
+
+    // No --actor: the USER of the shell is the actor.
+    let file = edited_policy(data.path(), files.path(), "p.json", "reconfirm_days", 90.into());
+    admin(data.path(), &[("USER", "ops-carol")], &["policy", "set", file.to_str().expect("path")]).succeeded();
+    // --actor wins over USER.
+    let file = edited_policy(data.path(), files.path(), "q.json", "notify_admins", false.into());
+    let args = ["--actor", "ops-dave", "policy", "set", file.to_str().expect("path")];
+    admin(data.path(), &[("USER", "ops-carol")], &args).succeeded();
+
+    let log = admin(data.path(), &[], &["activity"]).succeeded();
+    let rows = log.rows();
+    let header = ["time", "kind", "user", "actor", "methods", "result", "reason", "destination", "source IP"];
+    assert_eq!(rows[0], header, "{}", log.stdout);
+    // Events of one second have no order among them (the log is newest first by the second).
+    let mut events: Vec<(&str, &str, &str, &str)> =
+        rows[1..].iter().map(|r| (r[1].as_str(), r[3].as_str(), r[5].as_str(), r[6].as_str())).collect();
+    events.sort_unstable();
+    assert_eq!(
+        events,
+        [
+            ("policy_changed", "ops-carol", "success", "policy: reconfirm_days"),
+            ("policy_changed", "ops-dave", "success", "policy: notify_admins"),
+        ],
+        "each change with its actor, the changed fields named, never their values:\n{}",
+        log.stdout
+    );
+    assert!(!log.stdout.contains("180") && !log.stdout.contains("\"old\""), "no changes JSON: {}", log.stdout);
+
+    // Filters and the limit.
+    let newest = admin(data.path(), &[], &["activity", "--limit", "1"]).succeeded();
+    assert_eq!(newest.rows().len(), 2, "header and one event: {}", newest.stdout);
+    assert!(newest.stdout.contains("raise --limit"), "{}", newest.stdout);
+    let changes =
+        admin(data.path(), &[], &["activity", "--kind", "policy_changed", "--since", "2000-01-01"]).succeeded();
+    assert_eq!(changes.rows().len(), 3, "{}", changes.stdout);
+    let none = admin(data.path(), &[], &["activity", "--kind", "reset_succeeded"]).succeeded();
+    assert!(none.rows().is_empty(), "{none:#?}");
+    let before = admin(data.path(), &[], &["activity", "--until", "2000-01-01"]).succeeded();
+    assert!(before.rows().is_empty(), "{before:#?}");
+
+    let report = admin(data.path(), &[], &["report", "--days", "7"]).succeeded();
+    assert_eq!(report.row("policy_changed"), ["policy_changed", "2"]);
+    assert_eq!(report.row("reset_succeeded"), ["reset_succeeded", "0"]);
+}
+
+#[test]
+fn admin_report_counts_one_policy_change() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let files = tempfile::tempdir().expect("temp dir");
+    let file = edited_policy(data.path(), files.path(), "p.json", "reconfirm_days", 90.into());
+    admin(data.path(), &[], &["policy", "set", file.to_str().expect("path")]).succeeded();
+    let report = admin(data.path(), &[], &["report", "--days", "7"]).succeeded();
+    assert!(report.stdout.contains("7 days"), "{}", report.stdout);
+    assert_eq!(report.row("policy_changed"), ["policy_changed", "1"], "{}", report.stdout);
+    let activity = admin(data.path(), &[], &["activity"]).succeeded();
+    assert_eq!(activity.rows()[1][3], "sspr-cli", "no USER, no --actor: {}", activity.stdout);
+    let out_of_range = admin(data.path(), &[], &["report", "--days", "91"]);
+    assert_ne!(out_of_range.code, Some(0), "{out_of_range:#?}");
+}
+
+#[test]
+fn admin_clear_registration_of_someone_not_registered_fails_readably() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let cleared = admin(data.path(), &[], &["clear-registration", "alice"]).failed();
+    assert_eq!(cleared.stderr.trim_end(), "sspr: alice has no registration to clear", "{cleared:#?}");
+    let log = admin(data.path(), &[], &["activity"]).succeeded();
+    assert!(log.rows().is_empty(), "nothing was done, nothing is logged: {log:#?}");
+}
+
+#[test]
+fn admin_refuses_a_data_folder_that_does_not_exist() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let missing = parent.path().join("not-here");
+    let run = admin(&missing, &[], &["policy", "get"]).failed();
+    assert!(run.stderr.contains("not-here") && run.stderr.contains("--data"), "{run:#?}");
+    assert!(!missing.exists(), "the folder is not made");
+}
