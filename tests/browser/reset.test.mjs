@@ -520,7 +520,7 @@ async function wrongCode(page) {
   await page.locator('#reset-code').fill('12345678');
   await page.locator('#reset-verify').click();
   await page.locator('#reset-help').waitFor({ state: 'visible' });
-  assert.match(await page.locator('#reset-error').textContent(), /code is not correct/);
+  assert.match(await page.locator('#reset-error').textContent(), /code is not right/);
 }
 
 test('an error on the reset page says where to get help: the administrator, or the helpdesk the policy names', { timeout: 240_000 }, async () => {

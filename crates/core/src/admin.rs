@@ -320,3 +320,78 @@ mod tests {
         assert_eq!(world.directory.password_of(ALICE).as_deref(), Some("alice-old-Passw0rd"));
     }
 }
+
+#[cfg(test)]
+mod more_events {
+    use crate::audit::{ActivityQuery, EventKind};
+    use crate::fakes::directory::MemoryDirectory;
+    use crate::fakes::world::{username, World, ALICE, ALICE_EMAIL, ALICE_PHONE};
+    use crate::reset::Completion;
+    use crate::types::{Code, MethodKind};
+
+    async fn kinds(world: &World) -> Vec<(EventKind, String, Option<String>)> {
+        let q = ActivityQuery { limit: 100, ..ActivityQuery::default() };
+        let mut events = world.sspr.activity(&q).await.expect("log").events;
+        events.reverse();
+        events.into_iter().map(|e| (e.kind, e.result, e.reason)).collect()
+    }
+
+    #[tokio::test]
+    async fn a_method_blocked_an_unlock_a_removal_and_a_reconfirmation_are_recorded() {
+        let world = World::with_directory(MemoryDirectory::with_lockout());
+        let tick = || world.clock.advance(1);
+        world.register(MethodKind::Email, ALICE_EMAIL).await;
+        tick();
+        world.register(MethodKind::Sms, ALICE_PHONE).await;
+        tick();
+        let session = world.sspr.start_reset(&username(ALICE), &world.challenge()).await.expect("start").session;
+        world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE).await.expect("sent");
+        tick();
+        let code = world.last_code_to(ALICE_PHONE);
+        let wrong = Code::parse(if code.expose() == "11111111" { "22222222" } else { "11111111" }).expect("code");
+        for _ in 0..5 {
+            assert!(world.sspr.verify_method(&session, MethodKind::Sms, &wrong).await.is_err());
+            tick();
+        }
+        world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL).await.expect("sent");
+        tick();
+        let token = world
+            .sspr
+            .verify_method(&session, MethodKind::Email, &world.last_code_to(ALICE_EMAIL))
+            .await
+            .expect("verified")
+            .reset_token
+            .expect("token");
+        tick();
+        world.directory.lock(ALICE);
+        world.sspr.complete_reset(&session, &token, Completion::UnlockOnly).await.expect("unlocked");
+        tick();
+        world.sspr.confirm_registration(&world.alice()).await.expect("reconfirmed");
+        tick();
+        let sms = world.sspr.registration_status(&world.alice()).await.expect("status").methods[1].id.clone();
+        let id = crate::types::MethodId::parse(&sms).expect("id");
+        world.sspr.remove_method(&world.alice(), &id).await.expect("removed");
+
+        use EventKind::*;
+        let failed = |kind| (kind, "failure".to_owned(), Some("invalid_code".to_owned()));
+        let ok = |kind| (kind, "success".to_owned(), None);
+        assert_eq!(
+            kinds(&world).await,
+            vec![
+                ok(MethodRegistered),
+                ok(MethodRegistered),
+                ok(CodeSent),
+                failed(VerificationFailed),
+                failed(VerificationFailed),
+                failed(VerificationFailed),
+                failed(VerificationFailed),
+                (Blocked, "failure".to_owned(), Some("too_many_attempts".to_owned())),
+                ok(CodeSent),
+                ok(VerificationPassed),
+                ok(Unlocked),
+                ok(MethodsReconfirmed),
+                ok(MethodRemoved),
+            ]
+        );
+    }
+}
