@@ -10,27 +10,6 @@ use crate::support::{
     destinations, Reply, TestServer, ADMIN, ADMIN_EMAIL, ADMIN_PASSWORD, ALICE, ALICE_PASSWORD, OTHER_ADMIN_EMAIL,
 };
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::support::start_embedded().await).await
-                }
-            )*
-        }
-        mod moto {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::support::start_moto().await).await
-                }
-            )*
-        }
-    };
-}
-
 on_both_backends!(
     only_an_administrator_reaches_the_admin_routes,
     the_policy_is_replaced_whole_at_its_version,

@@ -9,27 +9,6 @@ use crate::support::{
     TestServer, ADMIN, ADMIN_PASSWORD, ALICE, ALICE_PASSWORD,
 };
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::support::start_embedded().await).await
-                }
-            )*
-        }
-        mod moto {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::support::start_moto().await).await
-                }
-            )*
-        }
-    };
-}
-
 on_both_backends!(
     register_then_reset_by_email_and_by_sms,
     five_wrong_codes_kill_the_method_even_across_new_codes,

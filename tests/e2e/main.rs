@@ -2,6 +2,29 @@
 //! against the local server (embedded and on the AWS emulator), and the Lambda handlers fed
 //! with the sample events.
 
+/// Runs each named test on the embedded store and directory, and on the AWS emulator: `mod
+/// embedded` and `mod moto`, one test each, calling the function of that name with its server.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::start_embedded().await).await
+                }
+            )*
+        }
+        mod moto {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::start_moto().await).await
+                }
+            )*
+        }
+    };
+}
+
 mod admin;
 mod cli;
 mod conformance;

@@ -286,81 +286,51 @@ pub async fn create_cognito_pool(sdk: &aws_config::SdkConfig) -> CognitoPool {
         .await
         .expect("client");
     let client_id = client.user_pool_client.and_then(|c| c.client_id).expect("client id");
-    c.admin_create_user()
-        .user_pool_id(&pool_id)
-        .username(ALICE)
-        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
-        .send()
-        .await
-        .expect("alice");
-    c.admin_set_user_password()
-        .user_pool_id(&pool_id)
-        .username(ALICE)
-        .password(ALICE_PASSWORD)
-        .permanent(true)
-        .send()
-        .await
-        .expect("alice's password");
-    c.create_group().user_pool_id(&pool_id).group_name("SSPR-Users").send().await.expect("group");
-    c.admin_add_user_to_group()
-        .user_pool_id(&pool_id)
-        .username(ALICE)
-        .group_name("SSPR-Users")
-        .send()
-        .await
-        .expect("membership");
-    c.admin_create_user()
-        .user_pool_id(&pool_id)
-        .username(ADMIN)
-        .user_attributes(
-            aws_sdk_cognitoidentityprovider::types::AttributeType::builder()
-                .name("email")
-                .value(ADMIN_EMAIL)
-                .build()
-                .expect("attribute"),
-        )
-        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
-        .send()
-        .await
-        .expect("admin");
-    c.admin_set_user_password()
-        .user_pool_id(&pool_id)
-        .username(ADMIN)
-        .password(ADMIN_PASSWORD)
-        .permanent(true)
-        .send()
-        .await
-        .expect("admin's password");
-    c.create_group().user_pool_id(&pool_id).group_name("SSPR-Admins").send().await.expect("group");
-    c.admin_add_user_to_group()
-        .user_pool_id(&pool_id)
-        .username(ADMIN)
-        .group_name("SSPR-Admins")
-        .send()
-        .await
-        .expect("membership");
-    c.admin_create_user()
-        .user_pool_id(&pool_id)
-        .username(OTHER_ADMIN)
-        .user_attributes(
-            aws_sdk_cognitoidentityprovider::types::AttributeType::builder()
-                .name("email")
-                .value(OTHER_ADMIN_EMAIL)
-                .build()
-                .expect("attribute"),
-        )
-        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
-        .send()
-        .await
-        .expect("second admin");
-    c.admin_add_user_to_group()
-        .user_pool_id(&pool_id)
-        .username(OTHER_ADMIN)
-        .group_name("SSPR-Admins")
-        .send()
-        .await
-        .expect("membership");
+    for group in ["SSPR-Users", "SSPR-Admins"] {
+        c.create_group().user_pool_id(&pool_id).group_name(group).send().await.expect("group");
+    }
+    add_cognito_user(&c, &pool_id, ALICE, None, Some(ALICE_PASSWORD), "SSPR-Users").await;
+    add_cognito_user(&c, &pool_id, ADMIN, Some(ADMIN_EMAIL), Some(ADMIN_PASSWORD), "SSPR-Admins").await;
+    add_cognito_user(&c, &pool_id, OTHER_ADMIN, Some(OTHER_ADMIN_EMAIL), None, "SSPR-Admins").await;
     CognitoPool { pool_id, client_id }
+}
+
+/// A user of the pool, with a directory address and a permanent password when given, in `group`.
+async fn add_cognito_user(
+    c: &aws_sdk_cognitoidentityprovider::Client,
+    pool_id: &str,
+    username: &str,
+    email: Option<&str>,
+    password: Option<&str>,
+    group: &str,
+) {
+    use aws_sdk_cognitoidentityprovider::types::{AttributeType, MessageActionType};
+    let attributes = email.map(|e| vec![AttributeType::builder().name("email").value(e).build().expect("attribute")]);
+    c.admin_create_user()
+        .user_pool_id(pool_id)
+        .username(username)
+        .set_user_attributes(attributes)
+        .message_action(MessageActionType::Suppress)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{username}: {e}"));
+    if let Some(password) = password {
+        c.admin_set_user_password()
+            .user_pool_id(pool_id)
+            .username(username)
+            .password(password)
+            .permanent(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{username}'s password: {e}"));
+    }
+    c.admin_add_user_to_group()
+        .user_pool_id(pool_id)
+        .username(username)
+        .group_name(group)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{username} in {group}: {e}"));
 }
 
 /// Signs in to Cognito as an application would; `true` when the password is accepted.

@@ -162,8 +162,11 @@ impl Sspr {
     }
 
     /// Tells the person of a change on each channel in `to` that can carry a notice (email
-    /// and SMS), once per address.
-    async fn announce(&self, change: &MethodChange, to: &[RegisteredMethod]) {
+    /// and SMS), once per address, unless the policy turned notices to people off.
+    async fn announce(&self, policy: &Policy, change: &MethodChange, to: &[RegisteredMethod]) {
+        if !policy.notify_user {
+            return;
+        }
         let branding = &self.settings.branding;
         let mut told = BTreeSet::new();
         for method in to {
@@ -235,7 +238,7 @@ impl Sspr {
             .cloned()
             .collect();
         let change = MethodChange { what: "added", method: added.describe(), at: added.added_at };
-        self.announce(&change, &others).await;
+        self.announce(policy, &change, &others).await;
         Ok(self.status_of(registration, scope, policy))
     }
 
@@ -390,7 +393,7 @@ impl Sspr {
             let scope = self.scope(&policy, who).await?;
             // Every channel that was registered hears of it, the removed one included.
             let change = MethodChange { what: "removed", method: removed.describe(), at: now };
-            self.announce(&change, &before.methods).await;
+            self.announce(&policy, &change, &before.methods).await;
             return Ok(self.status_of(&registration.value, scope, &policy));
         }
         Err(FlowError::Conflict)

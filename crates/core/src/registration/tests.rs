@@ -59,3 +59,13 @@ async fn a_new_method_is_announced_on_every_other_channel_masked() {
     let to_new = world.sent.sent_to("alice.new@example.com");
     assert!(to_new.iter().all(|m| !m.text.contains("was added")), "the new address is not told of itself");
 }
+
+#[tokio::test]
+async fn with_notices_to_people_off_a_change_is_not_announced() {
+    let world = World::new();
+    world.register(MethodKind::Sms, ALICE_PHONE).await;
+    world.sspr.save_policy(Policy { notify_user: false, ..Policy::default() }).await.expect("policy");
+    let before = world.sent.sent_to(ALICE_PHONE).len();
+    world.register(MethodKind::Email, "alice.new@example.com").await;
+    assert_eq!(world.sent.sent_to(ALICE_PHONE).len(), before, "nothing told");
+}
