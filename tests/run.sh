@@ -19,6 +19,7 @@ pyotp_version=2.9.0
 cargo_lambda_version=1.9.2
 
 step() { printf '\n==> %s\n' "$*"; }
+elapsed_since() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.1f}")' "$1" "$EPOCHREALTIME"; }
 
 # --- dependencies ----------------------------------------------------------------------------
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -37,6 +38,14 @@ if ! "$venv/lambda/bin/python" -c "import sys; from importlib.metadata import ve
   python3 -m venv "$venv/lambda"
   "$venv/lambda/bin/pip" install -q --disable-pip-version-check "cargo-lambda==$cargo_lambda_version"
 fi
+# OpenLDAP's slapd, ldap-utils and openssl for the LDAP directory adapter's end-to-end tests
+# (Debian packages; the package neither configures nor starts the system's server).
+if ! bash tests/ldap/slapd.sh installed; then
+  step "installing slapd, ldap-utils and openssl (Debian packages)"
+  started=$EPOCHREALTIME
+  bash tests/ldap/slapd.sh install
+  echo "installed in $(elapsed_since "$started") s"
+fi
 step "installing the browser test's npm packages"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
@@ -44,6 +53,7 @@ step "installing the browser test's npm packages"
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
+  bash "$root/tests/ldap/slapd.sh" stop "$tmp/ldap" || true
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$tmp"
@@ -80,6 +90,15 @@ step "starting cargo-lambda's runtime emulator on 127.0.0.1:$lambda_port"
 "$venv/lambda/bin/cargo-lambda" lambda watch --only-lambda-apis -A 127.0.0.1 -P "$lambda_port" >"$tmp/cargo-lambda.log" 2>&1 &
 pids+=($!)
 wait_for "cargo-lambda's runtime emulator" port_open "$lambda_port"
+
+# OpenLDAP for the LDAP directory adapter: LDAPS only, on 127.0.0.1; its settings
+# (SSPR_TEST_SLAPD_URL, _CA, _BASE_DN, _BIND_DN, _PASSWORD_FILE, _PID) are exported to the tests.
+slapd_port=$(free_port)
+step "starting OpenLDAP (slapd) on ldaps://127.0.0.1:$slapd_port"
+started=$EPOCHREALTIME
+slapd_env=$(bash tests/ldap/slapd.sh "$tmp/ldap" "$slapd_port") # fails the run when slapd does not start
+eval "$slapd_env"
+echo "started in $(elapsed_since "$started") s (log: $tmp/ldap/slapd.log)"
 
 # --- Rust: unit, conformance and end-to-end --------------------------------------------------
 step "cargo build (every binary and test, with one feature set)"

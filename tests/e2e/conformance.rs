@@ -762,7 +762,8 @@ fn password(s: &str) -> NewPassword {
     NewPassword::parse(s, &PasswordRules::default(), &Username::parse(ALICE).expect("name")).expect("valid password")
 }
 
-async fn directory_conformance(directory: &(impl Directory + Authenticate)) {
+/// The directory port on one adapter: `has_lockout` says whether its directory locks accounts.
+pub(crate) async fn directory_conformance(directory: &(impl Directory + Authenticate), has_lockout: bool) {
     let alice = Username::parse(ALICE).expect("name");
     let user = directory.find_user(&alice).await.expect("find").expect("alice exists");
     assert_eq!(user.username, alice);
@@ -784,7 +785,14 @@ async fn directory_conformance(directory: &(impl Directory + Authenticate)) {
         Err(DirectoryError::UnknownUser)
     ));
     directory.sign_out_everywhere(&alice).await.expect("sign out");
-    assert!(directory.lockout().is_none(), "neither directory has a lockout to clear");
+    assert_eq!(directory.lockout().is_some(), has_lockout, "the unlock capability");
+    if let Some(lockout) = directory.lockout() {
+        lockout.unlock(&alice).await.expect("unlocking an account that is not locked is no error");
+        assert!(matches!(lockout.unlock(&nobody).await, Err(DirectoryError::UnknownUser)));
+    }
+    let admins = directory.members_of("SSPR-Admins").await.expect("members");
+    assert!(admins.iter().all(|a| a.groups.iter().any(|g| g == "SSPR-Admins")), "{admins:?}");
+    assert!(directory.members_of("no-such-group").await.expect("members").is_empty());
 }
 
 #[tokio::test]
@@ -792,7 +800,7 @@ async fn directory_conformance_embedded() {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("directory.json");
     let embedded = EmbeddedDirectory::open(&DirectorySeed::demo(), Some(&file)).expect("directory");
-    directory_conformance(&embedded).await;
+    directory_conformance(&embedded, false).await;
     // Changes survive a restart; the seed does not overwrite them.
     let reopened = EmbeddedDirectory::open(&DirectorySeed::demo(), Some(&file)).expect("reopen");
     let alice = Username::parse(ALICE).expect("name");
@@ -805,7 +813,7 @@ async fn directory_conformance_embedded() {
 async fn directory_conformance_memory() {
     let memory = sspr_core::fakes::directory::MemoryDirectory::new();
     memory.add_user(ALICE, ALICE_PASSWORD, &["SSPR-Users"]);
-    directory_conformance(&memory).await;
+    directory_conformance(&memory, false).await;
 }
 
 #[tokio::test]
@@ -813,7 +821,7 @@ async fn directory_conformance_cognito() {
     let sdk = support::sdk().await;
     let pool = support::create_cognito_pool(&sdk).await;
     let cognito = sspr_aws::CognitoDirectory::from_config(&sdk, &pool.pool_id, Some(pool.client_id.clone()));
-    directory_conformance(&cognito).await;
+    directory_conformance(&cognito, false).await;
 }
 
 #[tokio::test]

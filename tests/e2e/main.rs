@@ -33,6 +33,7 @@ mod handlers;
 mod iam;
 mod input;
 mod lambda;
+mod ldap;
 mod openapi;
 mod support;
 mod voice;
