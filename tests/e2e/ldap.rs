@@ -71,7 +71,7 @@ async fn openldap_directory() {
     let mut users: Vec<String> =
         directory.members_of("SSPR-Users").await.expect("users").into_iter().map(|u| u.username.to_string()).collect();
     users.sort();
-    assert_eq!(users, vec!["alice"], "members of a member group count");
+    assert_eq!(users, vec!["alice", "carol"], "direct members, and the members of a member group");
 
     // The history refuses a password used before, in words a person can act on.
     let refused = directory.set_password(&name("alice"), &password("alice-demo-Passw0rd")).await;
@@ -145,4 +145,68 @@ async fn the_connection_is_reused_and_opened_again_after_the_server_dropped_it()
     assert_eq!(connections.len(), 6, "{connections:?}");
     assert!(connections[..5].iter().all(|c| *c == connections[0]), "one connection for five calls: {connections:?}");
     assert_ne!(connections[5], connections[0], "a new connection after the drop: {connections:?}");
+}
+
+/// The whole product on OpenLDAP: carol signs in with her directory password, registers her
+/// email, resets her password by email; the directory then takes the new password and refuses
+/// the old; her current password is refused in words, and the token stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carol_resets_her_directory_password_through_the_product() {
+    use serde_json::json;
+    let settings = openldap_settings();
+    let overrides: Vec<(String, String)> = [
+        ("SSPR_DIRECTORY", "ldap".to_owned()),
+        ("SSPR_LDAP_FLAVOUR", "openldap".to_owned()),
+        ("SSPR_LDAP_URL", settings.url.clone()),
+        ("SSPR_LDAP_BIND_DN", settings.bind_dn.clone()),
+        ("SSPR_LDAP_BASE_DN", settings.base_dn.clone()),
+        ("SSPR_LDAP_CA_FILE", env("SSPR_TEST_SLAPD_CA")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    use secrecy::ExposeSecret as _;
+    let secrets = json!({
+        "pepper": "c3NwciB0ZXN0IHBlcHBlciBvZiB0aGlydHktdHdvIGJ5dGVzIQ==",
+        "ldap_bind_password": settings.bind_password.expose_secret(),
+    });
+    let server = crate::support::start_with(crate::support::Backend::Embedded, overrides, Some(secrets)).await;
+    let token = server.sign_in("carol", "carol-demo-Passw0rd").await.expect("carol signs in against OpenLDAP");
+    let email = "carol@example.com";
+    let code = server
+        .code_sent_by(
+            email,
+            server.call("POST", "/v1/me/methods/email", Some(&token), Some(json!({ "destination": email }))),
+        )
+        .await;
+    let r = server.call("POST", "/v1/me/methods/email/confirm", Some(&token), Some(json!({ "code": code }))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let r = server.start_reset("carol").await;
+    let session = r.body["session"].as_str().expect("session").to_owned();
+    let code = server
+        .code_sent_by(
+            email,
+            server.post("/v1/reset/send-code", json!({ "session": session, "method": "email", "destination": email })),
+        )
+        .await;
+    let r = server.post("/v1/reset/verify", json!({ "session": session, "method": "email", "code": code })).await;
+    let reset_token = r.body["reset_token"].as_str().expect("a reset token").to_owned();
+    let complete = |password: &str| {
+        server.post(
+            "/v1/reset/complete",
+            json!({ "session": session, "reset_token": reset_token, "new_password": password }),
+        )
+    };
+    let r = complete("carol-demo-Passw0rd").await;
+    assert_eq!((r.status, r.error()), (422, "password_rejected"), "{r:?}");
+    assert!(r.body["reasons"][0].as_str().is_some_and(|m| m.contains("your current password")), "{r:?}");
+    let r = complete("Carol-new-Passw0rd-3").await;
+    assert_eq!(r.status, 200, "the token survived the refusal: {r:?}");
+
+    let directory = openldap();
+    assert!(directory.authenticate(&name("carol"), &secret("Carol-new-Passw0rd-3")).await.expect("bind").is_some());
+    assert!(directory.authenticate(&name("carol"), &secret("carol-demo-Passw0rd")).await.expect("bind").is_none());
+    let told = server.messages_to(email).await;
+    assert!(told.last().is_some_and(|m| m.contains("password was changed")), "{told:?}");
 }

@@ -429,9 +429,22 @@ impl Drop for TestServer {
 }
 
 pub async fn start(backend: Backend) -> TestServer {
+    start_with(backend, Vec::new(), None).await
+}
+
+/// A server whose settings `overrides` change (they win over the backend's), with `secrets` as
+/// its `secrets.json` when given.
+pub async fn start_with(
+    backend: Backend,
+    overrides: Vec<(String, String)>,
+    secrets: Option<serde_json::Value>,
+) -> TestServer {
     capture_logs();
     let data = tempfile::tempdir().expect("data dir");
-    let vars: Vec<(String, String)> = match &backend {
+    if let Some(secrets) = secrets {
+        std::fs::write(data.path().join("secrets.json"), secrets.to_string()).expect("secrets.json");
+    }
+    let base: Vec<(String, String)> = match &backend {
         Backend::Embedded => {
             let seed = data.path().join("directory.toml");
             std::fs::write(&seed, TEST_DIRECTORY).expect("directory seed");
@@ -447,6 +460,7 @@ pub async fn start(backend: Backend) -> TestServer {
             ("SSPR_EMAIL_FROM".into(), "noreply@example.com".into()),
         ],
     };
+    let vars: Vec<(String, String)> = overrides.into_iter().chain(base).collect();
     let config =
         Config::from_lookup(Deployment::Local, |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("test configuration");

@@ -153,6 +153,12 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
             authenticate = Some(cognito.clone());
             cognito
         }
+        #[cfg(feature = "ldap")]
+        DirectoryKind::Ldap => {
+            let ldap = ldap_directory(&config, data_dir.as_deref(), sdk().ok()).await?;
+            authenticate = Some(ldap.clone());
+            ldap
+        }
         #[allow(unreachable_patterns)]
         kind => return Err(not_built("SSPR_DIRECTORY", &format!("{kind:?}"))),
     };
@@ -245,4 +251,46 @@ fn aws_mailer<'a>(
     return Ok(Arc::new(sspr_aws::SesMailer::from_config(sdk()?, from)));
     #[cfg(not(feature = "ses"))]
     Err(not_built("SSPR_SENDER", "SES"))
+}
+
+/// The LDAP directory of `SSPR_LDAP_*`, with the service account's password from the secret
+/// store: the Secrets Manager secret's `ldap_bind_password`, or locally that field of
+/// `DIR/secrets.json`. A setting that cannot work stops start-up, named.
+#[cfg(feature = "ldap")]
+async fn ldap_directory(
+    config: &Config,
+    data_dir: Option<&std::path::Path>,
+    #[allow(unused_variables)] sdk: Option<&aws_config::SdkConfig>,
+) -> anyhow::Result<Arc<sspr_ldap::LdapDirectory>> {
+    let ldap = config.ldap.as_ref().context("SSPR_LDAP_URL: is required with SSPR_DIRECTORY=ldap")?;
+    const FIELD: &str = "ldap_bind_password";
+    let password = match (&config.secrets_arn, data_dir) {
+        #[cfg(feature = "secrets")]
+        (Some(arn), _) => {
+            let sdk = sdk.context("the AWS configuration was not loaded")?;
+            sspr_aws::secrets::load_field(sdk, arn, FIELD).await.map_err(|e| anyhow!("SSPR_SECRETS_ARN: {e}"))?
+        }
+        (_, Some(dir)) => crate::secrets::local_secret(dir, FIELD)?.with_context(|| {
+            format!("{}: no \"{FIELD}\" for the LDAP service account", dir.join("secrets.json").display())
+        })?,
+        #[allow(unreachable_patterns)]
+        _ => anyhow::bail!("SSPR_SECRETS_ARN: the LDAP service account's password is kept there ({FIELD})"),
+    };
+    let flavour = sspr_ldap::Flavour::parse(&ldap.flavour).context("SSPR_LDAP_FLAVOUR: is one of ad, openldap")?;
+    let ca_pem = match &ldap.ca_file {
+        Some(file) => Some(std::fs::read(file).with_context(|| format!("SSPR_LDAP_CA_FILE: {}", file.display()))?),
+        None => None,
+    };
+    let settings = sspr_ldap::LdapSettings {
+        url: ldap.url.clone(),
+        starttls: ldap.starttls,
+        flavour,
+        bind_dn: ldap.bind_dn.clone(),
+        bind_password: secrecy::SecretString::from(password),
+        base_dn: ldap.base_dn.clone(),
+        user_attribute: ldap.user_attribute.clone().unwrap_or_else(|| flavour.default_user_attribute().to_owned()),
+        ca_pem,
+        timeout: std::time::Duration::from_secs(ldap.timeout_secs),
+    };
+    Ok(Arc::new(sspr_ldap::LdapDirectory::new(settings).map_err(|e| anyhow!("{e}"))?))
 }

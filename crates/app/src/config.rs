@@ -30,6 +30,24 @@ pub enum StoreKind {
 pub enum DirectoryKind {
     Embedded,
     Cognito,
+    /// Active Directory or OpenLDAP (`SSPR_LDAP_*`).
+    Ldap,
+}
+
+/// Where and how to reach an LDAP directory; the service account's password comes from the
+/// secret store (`ldap_bind_password`), never from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LdapConfig {
+    pub url: String,
+    pub starttls: bool,
+    /// `ad` or `openldap`.
+    pub flavour: String,
+    pub bind_dn: String,
+    pub base_dn: String,
+    /// The attribute a sign-in name is; the flavour's own by default.
+    pub user_attribute: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +73,7 @@ pub struct Config {
     pub directory_file: Option<PathBuf>,
     pub cognito_user_pool_id: Option<String>,
     pub cognito_client_id: Option<String>,
+    pub ldap: Option<LdapConfig>,
     pub sender: SenderKind,
     pub email_from: Option<Email>,
     pub public_url: Option<String>,
@@ -115,15 +134,51 @@ impl Config {
             None | Some("cognito") => DirectoryKind::Cognito,
             Some("embedded") if local => DirectoryKind::Embedded,
             Some("embedded") => return Err(lambda_only("SSPR_DIRECTORY", "embedded")),
-            Some("ldap") => return Err(ConfigError::new("SSPR_DIRECTORY", "'ldap' is not available in this release")),
+            Some("ldap") => DirectoryKind::Ldap,
             Some(other) => {
-                return Err(ConfigError::new("SSPR_DIRECTORY", format!("'{other}' is not one of embedded, cognito")))
+                return Err(ConfigError::new(
+                    "SSPR_DIRECTORY",
+                    format!("'{other}' is not one of embedded, cognito, ldap"),
+                ))
             }
         };
         let cognito_user_pool_id = get("SSPR_COGNITO_USER_POOL_ID");
         if directory == DirectoryKind::Cognito && cognito_user_pool_id.is_none() {
             return Err(ConfigError::new("SSPR_COGNITO_USER_POOL_ID", "is required with SSPR_DIRECTORY=cognito"));
         }
+        let ldap = if directory == DirectoryKind::Ldap {
+            let required = |var: &'static str| {
+                get(var).ok_or_else(|| ConfigError::new(var, "is required with SSPR_DIRECTORY=ldap"))
+            };
+            let flavour = required("SSPR_LDAP_FLAVOUR")?;
+            if !matches!(flavour.as_str(), "ad" | "openldap") {
+                return Err(ConfigError::new("SSPR_LDAP_FLAVOUR", "is one of ad, openldap"));
+            }
+            let starttls = match get("SSPR_LDAP_STARTTLS").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => return Err(ConfigError::new("SSPR_LDAP_STARTTLS", "is true or false")),
+            };
+            let timeout_secs =
+                match get("SSPR_LDAP_TIMEOUT_SECS") {
+                    None => 10,
+                    Some(secs) => secs.parse::<u64>().ok().filter(|s| (1..=60).contains(s)).ok_or_else(|| {
+                        ConfigError::new("SSPR_LDAP_TIMEOUT_SECS", "is a number of seconds within 1–60")
+                    })?,
+                };
+            Some(LdapConfig {
+                url: required("SSPR_LDAP_URL")?,
+                starttls,
+                flavour,
+                bind_dn: required("SSPR_LDAP_BIND_DN")?,
+                base_dn: required("SSPR_LDAP_BASE_DN")?,
+                user_attribute: get("SSPR_LDAP_USER_ATTRIBUTE"),
+                ca_file: get("SSPR_LDAP_CA_FILE").map(PathBuf::from),
+                timeout_secs,
+            })
+        } else {
+            None
+        };
         let directory_file = get("SSPR_DIRECTORY_FILE").map(PathBuf::from);
         if directory_file.is_some() && !local {
             return Err(lambda_only("SSPR_DIRECTORY_FILE", "a directory file"));
@@ -199,6 +254,7 @@ impl Config {
             directory_file,
             cognito_user_pool_id,
             cognito_client_id: get("SSPR_COGNITO_CLIENT_ID"),
+            ldap,
             sender,
             email_from,
             public_url,
@@ -308,6 +364,29 @@ mod tests {
         assert_eq!(err.var, "SSPR_AUDIT_DAYS");
         let err = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_ADMIN_GROUPS", " , ")])).expect_err("bad");
         assert_eq!(err.var, "SSPR_ADMIN_GROUPS");
+    }
+
+    #[test]
+    fn an_ldap_directory_names_what_it_misses() {
+        let err = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_DIRECTORY", "ldap")])).expect_err("bare");
+        assert_eq!(err.var, "SSPR_LDAP_FLAVOUR");
+        let mut vars = vec![("SSPR_DIRECTORY", "ldap"), ("SSPR_LDAP_FLAVOUR", "ad")];
+        let err = Config::from_lookup(Deployment::Local, lookup(&vars)).expect_err("no url");
+        assert_eq!(err.var, "SSPR_LDAP_URL");
+        vars.extend([
+            ("SSPR_LDAP_URL", "ldaps://dc.example.com"),
+            ("SSPR_LDAP_BIND_DN", "CN=sspr,OU=Services,DC=example,DC=com"),
+            ("SSPR_LDAP_BASE_DN", "DC=example,DC=com"),
+        ]);
+        let c = Config::from_lookup(Deployment::Local, lookup(&vars)).expect("complete");
+        let ldap = c.ldap.expect("ldap");
+        assert_eq!((c.directory, ldap.flavour.as_str(), ldap.timeout_secs), (DirectoryKind::Ldap, "ad", 10));
+        vars.push(("SSPR_LDAP_FLAVOUR", "novell"));
+        let err = Config::from_lookup(Deployment::Local, |n| {
+            vars.iter().rev().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())
+        })
+        .expect_err("flavour");
+        assert_eq!(err.var, "SSPR_LDAP_FLAVOUR");
     }
 
     #[test]

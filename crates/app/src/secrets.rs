@@ -29,6 +29,20 @@ pub fn local_pepper(data_dir: &Path, rng: &dyn Rng) -> anyhow::Result<Pepper> {
     Pepper::new(bytes).with_context(|| format!("{}", path.display()))
 }
 
+/// A secret of `DIR/secrets.json` other than the pepper (e.g. `ldap_bind_password`), which the
+/// operator writes there; the file stays readable by its owner only.
+pub fn local_secret(data_dir: &Path, name: &str) -> anyhow::Result<Option<String>> {
+    let path = data_dir.join("secrets.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("{}", path.display())),
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    Ok(json.get(name).and_then(|v| v.as_str()).map(str::to_owned))
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();

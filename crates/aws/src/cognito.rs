@@ -93,7 +93,7 @@ impl Directory for CognitoDirectory {
         let mut members = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            let out = self
+            let out = match self
                 .client
                 .list_users_in_group()
                 .user_pool_id(&self.user_pool_id)
@@ -101,7 +101,16 @@ impl Directory for CognitoDirectory {
                 .set_next_token(next.take())
                 .send()
                 .await
-                .map_err(|e| unavailable(describe(e)))?;
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    return match e.into_service_error() {
+                        // A group that does not exist has no members.
+                        e if e.is_resource_not_found_exception() => Ok(Vec::new()),
+                        e => Err(unavailable(describe(e))),
+                    };
+                }
+            };
             for user in out.users() {
                 let Some(username) = user.username().and_then(|u| Username::parse(u).ok()) else { continue };
                 if !user.enabled() {

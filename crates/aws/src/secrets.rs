@@ -8,6 +8,12 @@ use crate::describe;
 
 /// Reads the pepper from the secret `arn`; a missing, malformed or short value is an error.
 pub async fn load_pepper(config: &aws_config::SdkConfig, arn: &str) -> Result<Pepper, Unavailable> {
+    let pepper = load_field(config, arn, "pepper").await?;
+    Pepper::new(pepper.into_bytes()).map_err(Unavailable::new)
+}
+
+/// One string field of the JSON secret `arn` (the pepper, the LDAP service account's password).
+pub async fn load_field(config: &aws_config::SdkConfig, arn: &str, field: &str) -> Result<String, Unavailable> {
     let out = Client::new(config)
         .get_secret_value()
         .secret_id(arn)
@@ -17,9 +23,8 @@ pub async fn load_pepper(config: &aws_config::SdkConfig, arn: &str) -> Result<Pe
     let text = out.secret_string().ok_or_else(|| Unavailable::new("the secret has no string value"))?;
     let json: serde_json::Value =
         serde_json::from_str(text).map_err(|_| Unavailable::new("the secret is not a JSON object"))?;
-    let pepper = json
-        .get("pepper")
+    json.get(field)
         .and_then(|p| p.as_str())
-        .ok_or_else(|| Unavailable::new("the secret has no \"pepper\" string"))?;
-    Pepper::new(pepper.as_bytes().to_vec()).map_err(Unavailable::new)
+        .map(str::to_owned)
+        .ok_or_else(|| Unavailable::new(format!("the secret has no \"{field}\" string")))
 }

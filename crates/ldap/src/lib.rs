@@ -73,6 +73,9 @@ fn refusal_reason(flavour: Flavour, text: &str) -> String {
              used before, or changed too recently. Choose another one."
                 .to_owned()
         }
+        Flavour::OpenLdap if lower.contains("not being changed from existing value") => {
+            "This is your current password. Choose a new one.".to_owned()
+        }
         Flavour::OpenLdap if lower.contains("history") => {
             "You used this password before. Choose one you have not used.".to_owned()
         }
@@ -454,6 +457,8 @@ mod tests {
     #[test]
     fn refusals_read_like_sentences() {
         assert!(refusal_reason(Flavour::OpenLdap, "Password is in history of old passwords").contains("before"));
+        let same = refusal_reason(Flavour::OpenLdap, "Password is not being changed from existing value");
+        assert!(same.contains("current password"));
         assert!(refusal_reason(Flavour::OpenLdap, "Password fails quality checking policy").contains("too simple"));
         assert!(refusal_reason(Flavour::ActiveDirectory, "0000052D: Constraint violation").contains("policy"));
     }
