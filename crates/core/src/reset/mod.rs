@@ -139,14 +139,16 @@ impl Sspr {
         // Administrators may always reset, with two methods; the answer says only what the
         // policy says, so nothing tells an administrator's account apart.
         let scope = match user? {
-            Some(user) => Some((Scope::of(self, &policy, &user), user.username)),
+            Some(user) => Some((Scope::of(self, &policy, &user), user)),
             None => None,
         };
-        let (subject, administrator, required) = match scope {
-            Some((scope, username)) if scope.in_scope => {
-                (Some(username), scope.administrator, scope.methods_required(&policy))
+        // Whom a reset is told to is kept from here, so completion need not ask the directory
+        // again.
+        let (subject, administrator, required, directory_email) = match scope {
+            Some((scope, user)) if scope.in_scope => {
+                (Some(user.username), scope.administrator, scope.methods_required(&policy), user.email)
             }
-            _ => (None, false, policy.methods_required()),
+            _ => (None, false, policy.methods_required(), None),
         };
         // Registrations are keyed by the directory's spelling of the name; where it differs
         // from what was typed (a case-insensitive directory), that one is read as well.
@@ -192,6 +194,8 @@ impl Sspr {
             answered: Vec::new(),
             decoy_questions,
             must_prove,
+            administrator,
+            directory_email,
         };
         let open = put(&session_key(&self.session_hash(&id)), &Versioned::new(session))?;
         match save_all(&*self.ports.store, &[spend_challenge, open]).await {
@@ -418,7 +422,7 @@ impl Sspr {
             }
         }
         // The methods the claim checked against the registration: every address registered now.
-        self.tell_of_reset(&policy, &username, unlock_only, &proved, &session.value.methods).await;
+        self.tell_of_reset(&policy, &username, unlock_only, &proved, &session.value).await;
         tracing::info!(unlock_only, "reset completed");
         Ok(ResetCompleted { done: true })
     }
@@ -504,15 +508,11 @@ impl Sspr {
         username: &Username,
         unlock_only: bool,
         proved: &[MethodKind],
-        registered: &[crate::records::RegisteredMethod],
+        session: &ResetSession,
     ) {
         if !policy.notify_user && !policy.notify_admins {
             return;
         }
-        let user = self.ports.directory.find_user(username).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "the directory could not say whom to tell of a reset");
-            None
-        });
         let notice = ResetNotice {
             username: username.clone(),
             unlock_only,
@@ -523,16 +523,16 @@ impl Sspr {
         };
         let branding = &self.settings.branding;
         if policy.notify_user {
-            let mut to: BTreeMap<String, Email> = emails_of(registered).map(|e| (e.to_string(), e.clone())).collect();
-            if let Some(email) = user.as_ref().and_then(|u| u.email.clone()) {
+            let mut to: BTreeMap<String, &Email> = emails_of(&session.methods).map(|e| (e.to_string(), e)).collect();
+            if let Some(email) = &session.directory_email {
                 to.insert(email.to_string(), email);
             }
             match branding.reset_notice(&notice) {
-                Ok(message) => self.notify_all(to.values(), &message).await,
+                Ok(message) => self.notify_all(to.into_values(), &message).await,
                 Err(e) => tracing::error!(error = %e, "the reset notice could not be written"),
             }
         }
-        if policy.notify_admins && user.as_ref().is_some_and(|u| self.is_administrator(u)) {
+        if policy.notify_admins && session.administrator {
             let mut to = BTreeMap::new();
             for group in &self.settings.admin_groups {
                 match self.ports.directory.members_of(group).await {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::RegisteredMethod;
 use crate::secret::Digest;
-use crate::types::{Destination, MethodId, MethodKind, Timestamp, Username};
+use crate::types::{Destination, Email, MethodId, MethodKind, Timestamp, Username};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -153,6 +153,14 @@ pub struct ResetSession {
     /// asks that a registered app be used (docs/security.md, "Administrators").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub must_prove: Option<MethodKind>,
+    /// Whether the subject is an administrator, as the directory said when the session opened:
+    /// the other administrators are told of their reset.
+    #[serde(default)]
+    pub administrator: bool,
+    /// The address the directory holds for the subject, told of the reset with the registered
+    /// ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_email: Option<Email>,
     /// Methods proved with nothing sent first (the authenticator app, security questions):
     /// failures and outcome.
     #[serde(default)]
