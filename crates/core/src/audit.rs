@@ -203,7 +203,7 @@ fn event_sort_key(at: Timestamp, suffix: &str) -> String {
 
 /// The partition of a month's counters (`REPORT#YYYY-MM`): a 30-day report reads two at most.
 fn report_partition(day: &str) -> String {
-    format!("REPORT#{}", day.get(..7).unwrap_or(day))
+    format!("REPORT#{}", month_of(day))
 }
 
 /// A counter's sort key: day, event, method (`*`: every event of the kind, whatever its
@@ -362,16 +362,18 @@ impl Sspr {
             changes: happened.changes,
         };
         // One counter of the kind, and one per method concerned.
-        let counted: Vec<Option<MethodKind>> =
-            std::iter::once(None).chain(event.methods.iter().copied().map(Some)).collect();
         let counter_expiry = Some(at.plus_secs(COUNTER_DAYS * DAY));
-        let mut writes = Vec::with_capacity(1 + counted.len());
-        for method in counted {
-            let key = RecordKey { pk: report_partition(&day), sk: counter_sort_key(&day, event.kind, method, result) };
-            writes.push(Write::Count { key, by: 1, expires_at: counter_expiry });
-        }
+        let counters: Vec<Write> = std::iter::once(None)
+            .chain(event.methods.iter().copied().map(Some))
+            .map(|method| Write::Count {
+                key: RecordKey { pk: report_partition(&day), sk: counter_sort_key(&day, event.kind, method, result) },
+                by: 1,
+                expires_at: counter_expiry,
+            })
+            .collect();
         let expires_at = at.plus_secs(self.settings.audit_days.max(1) * DAY);
-        writes.insert(0, put(&key, &Versioned::new(EventRecord { event, expires_at }))?);
+        let mut writes = vec![put(&key, &Versioned::new(EventRecord { event, expires_at }))?];
+        writes.extend(counters);
         Ok(writes)
     }
 
@@ -433,25 +435,20 @@ impl Sspr {
                     }
                 }
             }
-            let next_month = if month > first_month { previous_month(&month) } else { None };
-            let resume = match (page.next, next_month) {
-                (Some(c), _) => Some(ActivityCursor { month: Some(month.clone()), after: c.as_str().to_owned() }),
-                (None, Some(next)) => {
-                    month = next;
-                    None
-                }
-                (None, None) => return Ok(ActivityPage { events, next: None }),
+            // Where reading goes on: further in this month, else from the start of the one before.
+            let resume = match page.next {
+                Some(c) => (month.clone(), c.as_str().to_owned()),
+                None if month > first_month => match previous_month(&month) {
+                    Some(older) => (older, String::new()),
+                    None => return Ok(ActivityPage { events, next: None }),
+                },
+                None => return Ok(ActivityPage { events, next: None }),
             };
-            if let Some(resume) = resume {
-                if events.len() >= limit {
-                    return Ok(ActivityPage { events, next: Some(encode_cursor(&resume)) });
-                }
-                after = Some(Cursor::new(resume.after));
-            } else if events.len() >= limit {
-                // The next page starts at the beginning of the next (older) month.
-                let resume = ActivityCursor { month: Some(month.clone()), after: String::new() };
-                return Ok(ActivityPage { events, next: Some(encode_cursor(&resume)) });
+            if events.len() >= limit {
+                let next = ActivityCursor { month: Some(resume.0), after: resume.1 };
+                return Ok(ActivityPage { events, next: Some(encode_cursor(&next)) });
             }
+            (month, after) = (resume.0, Some(resume.1).filter(|a| !a.is_empty()).map(Cursor::new));
         }
     }
 
@@ -462,21 +459,21 @@ impl Sspr {
         let now = self.ports.clock.now();
         let first = now.plus_secs(-(i64::from(days) - 1) * DAY).date();
         let last = now.date();
-        let mut months = vec![report_partition(&first)];
-        let mut day = first.clone();
-        while day < last {
-            day = previous_or_next(&day, 1).unwrap_or_else(|| last.clone());
-            let month = report_partition(&day);
-            if !months.contains(&month) {
-                months.push(month);
+        // The months from the first day's to the last day's, oldest first.
+        let mut months = vec![month_of(&last)];
+        while months.last().is_some_and(|m| *m > month_of(&first)) {
+            match months.last().and_then(|m| previous_month(m)) {
+                Some(older) => months.push(older),
+                None => break,
             }
         }
+        months.reverse();
         let mut rows = Vec::new();
-        for partition in months {
+        for month in months {
             let mut after = None;
             loop {
                 let query = Query {
-                    partition: partition.clone(),
+                    partition: report_partition(&month),
                     sort: SortKeys::Between { from: first.clone(), to: format!("{last}~") },
                     descending: false,
                     limit: crate::ports::MAX_LIMIT,
@@ -514,10 +511,6 @@ fn report_row(sk: &str, count: i64) -> Option<ReportRow> {
     };
     let result = parts.next()?.to_owned();
     Some(ReportRow { date, kind, method, result, count })
-}
-
-fn previous_or_next(day: &str, by: i64) -> Option<String> {
-    parse_time(day).map(|t| t.plus_secs(by * DAY).date())
 }
 
 fn encode_cursor(cursor: &ActivityCursor) -> String {

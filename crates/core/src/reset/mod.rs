@@ -138,10 +138,7 @@ impl Sspr {
         let registration = decode::<Registration>(&registration_key, records.pop().flatten())?;
         // Administrators may always reset, with two methods; the answer says only what the
         // policy says, so nothing tells an administrator's account apart.
-        let scope = match user? {
-            Some(user) => Some((Scope::of(self, &policy, &user), user)),
-            None => None,
-        };
+        let scope = user?.map(|user| (Scope::of(self, &policy, &user), user));
         // Whom a reset is told to is kept from here, so completion need not ask the directory
         // again.
         let (subject, administrator, required, directory_email) = match scope {
