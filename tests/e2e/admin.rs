@@ -6,6 +6,7 @@
 
 use serde_json::{json, Value};
 
+use crate::flows::{register, verify};
 use crate::support::{
     destinations, Reply, TestServer, ADMIN, ADMIN_EMAIL, ADMIN_PASSWORD, ALICE, ALICE_PASSWORD, OTHER_ADMIN_EMAIL,
 };
@@ -115,29 +116,11 @@ async fn the_policy_is_replaced_whole_at_its_version(server: TestServer) {
     assert!(events[0]["request_id"].as_str().is_some_and(|id| !id.is_empty()));
 }
 
-async fn verify(server: &TestServer, session: &str, method: &str, code: &str) -> Reply {
-    server.post("/v1/reset/verify", json!({ "session": session, "method": method, "code": code })).await
-}
-
 async fn an_administrators_reset_is_told_to_them_and_to_the_other_administrators(server: TestServer) {
     let (phone, email) = destinations();
     let admin = server.sign_in(ADMIN, ADMIN_PASSWORD).await.expect("the administrator signs in");
     for (kind, destination) in [("email", &email), ("sms", &phone)] {
-        let code = server
-            .code_sent_by(
-                destination,
-                server.call(
-                    "POST",
-                    &format!("/v1/me/methods/{kind}"),
-                    Some(&admin),
-                    Some(json!({ "destination": destination })),
-                ),
-            )
-            .await;
-        let r = server
-            .call("POST", &format!("/v1/me/methods/{kind}/confirm"), Some(&admin), Some(json!({ "code": code })))
-            .await;
-        assert_eq!(r.status, 200, "{r:?}");
+        register(&server, &admin, kind, destination).await;
     }
     let mine = server.messages_to(ADMIN_EMAIL).await.len();
     let others = server.messages_to(OTHER_ADMIN_EMAIL).await.len();

@@ -28,7 +28,7 @@ on_both_backends!(
 );
 
 /// Registers `destination` for `kind` as the signed-in person; returns the code used.
-async fn register(server: &TestServer, token: &str, kind: &str, destination: &str) -> (String, Reply) {
+pub(crate) async fn register(server: &TestServer, token: &str, kind: &str, destination: &str) -> (String, Reply) {
     let code = server
         .code_sent_by(
             destination,
@@ -73,7 +73,7 @@ async fn send_code(server: &TestServer, session: &str, kind: &str, destination: 
         .await
 }
 
-async fn verify(server: &TestServer, session: &str, kind: &str, code: &str) -> Reply {
+pub(crate) async fn verify(server: &TestServer, session: &str, kind: &str, code: &str) -> Reply {
     server.post("/v1/reset/verify", json!({ "session": session, "method": kind, "code": code })).await
 }
 

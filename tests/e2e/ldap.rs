@@ -173,14 +173,7 @@ async fn carol_resets_her_directory_password_through_the_product() {
     let server = crate::support::start_with(crate::support::Backend::Embedded, overrides, Some(secrets)).await;
     let token = server.sign_in("carol", "carol-demo-Passw0rd").await.expect("carol signs in against OpenLDAP");
     let email = "carol@example.com";
-    let code = server
-        .code_sent_by(
-            email,
-            server.call("POST", "/v1/me/methods/email", Some(&token), Some(json!({ "destination": email }))),
-        )
-        .await;
-    let r = server.call("POST", "/v1/me/methods/email/confirm", Some(&token), Some(json!({ "code": code }))).await;
-    assert_eq!(r.status, 200, "{r:?}");
+    crate::flows::register(&server, &token, "email", email).await;
 
     let r = server.start_reset("carol").await;
     let session = r.body["session"].as_str().expect("session").to_owned();
