@@ -61,10 +61,11 @@ impl From<Helpdesk> for String {
     }
 }
 
-/// The policy. Read leniently from the store (records of earlier versions keep working); the
-/// administrators' document is parsed strictly by [`PolicyDocument::parse`].
+/// The policy. Read leniently from the store (records of earlier versions keep working, see
+/// [`Policy::upgrade`]); the administrators' document is parsed strictly by
+/// [`PolicyDocument::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "StoredPolicy")]
+#[serde(default)]
 pub struct Policy {
     pub enablement: Enablement,
     /// The group whose members may reset when the enablement is `selected`.
@@ -117,6 +118,17 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// A stored policy in the shape of an earlier version made current: the enablement was once
+    /// `{mode, group}`. Fields this version no longer has are ignored when it is read.
+    pub fn upgrade(body: &mut serde_json::Map<String, serde_json::Value>) {
+        if let Some(serde_json::Value::Object(before)) = body.get("enablement").cloned() {
+            body.insert("enablement".into(), before.get("mode").cloned().unwrap_or_default());
+            if let Some(group) = before.get("group").filter(|g| !g.is_null()) {
+                body.insert("target_group".into(), group.clone());
+            }
+        }
+    }
+
     /// Everyone may reset.
     pub fn everyone() -> Self {
         Self::default()
@@ -303,81 +315,6 @@ impl PolicyDocument {
     }
 }
 
-/// The stored policy in every shape it has had: the enablement was once `{mode, group}`, and a
-/// field this version no longer has is ignored.
-#[derive(Deserialize)]
-#[serde(default)]
-struct StoredPolicy {
-    enablement: StoredEnablement,
-    target_group: Option<String>,
-    methods_enabled: Vec<MethodKind>,
-    methods_required: u8,
-    require_registration: bool,
-    reconfirm_days: u16,
-    questions_to_register: u8,
-    questions_to_reset: u8,
-    notify_user: bool,
-    notify_admins: bool,
-    helpdesk: Option<Helpdesk>,
-    writeback: bool,
-    unlock_without_reset: bool,
-    password: PasswordRules,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StoredEnablement {
-    Now(Enablement),
-    Before { mode: Enablement, group: Option<String> },
-}
-
-impl Default for StoredPolicy {
-    fn default() -> Self {
-        let p = Policy::default();
-        Self {
-            enablement: StoredEnablement::Now(p.enablement),
-            target_group: p.target_group,
-            methods_enabled: p.methods_enabled,
-            methods_required: p.methods_required,
-            require_registration: p.require_registration,
-            reconfirm_days: p.reconfirm_days,
-            questions_to_register: p.questions_to_register,
-            questions_to_reset: p.questions_to_reset,
-            notify_user: p.notify_user,
-            notify_admins: p.notify_admins,
-            helpdesk: p.helpdesk,
-            writeback: p.writeback,
-            unlock_without_reset: p.unlock_without_reset,
-            password: p.password,
-        }
-    }
-}
-
-impl From<StoredPolicy> for Policy {
-    fn from(s: StoredPolicy) -> Self {
-        let (enablement, target_group) = match s.enablement {
-            StoredEnablement::Now(e) => (e, s.target_group),
-            StoredEnablement::Before { mode, group } => (mode, group.or(s.target_group)),
-        };
-        Self {
-            enablement,
-            target_group,
-            methods_enabled: s.methods_enabled,
-            methods_required: s.methods_required,
-            require_registration: s.require_registration,
-            reconfirm_days: s.reconfirm_days,
-            questions_to_register: s.questions_to_register,
-            questions_to_reset: s.questions_to_reset,
-            notify_user: s.notify_user,
-            notify_admins: s.notify_admins,
-            helpdesk: s.helpdesk,
-            writeback: s.writeback,
-            unlock_without_reset: s.unlock_without_reset,
-            password: s.password,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -531,11 +468,15 @@ mod tests {
             "questions_custom_allowed": true,
             "password": {"min_length": 10, "max_length": 256}
         });
-        let p: Policy = serde_json::from_value(before).expect("read");
+        let read = |mut stored: serde_json::Value| {
+            Policy::upgrade(stored.as_object_mut().expect("object"));
+            serde_json::from_value::<Policy>(stored)
+        };
+        let p: Policy = read(before).expect("read");
         assert_eq!((p.enablement, p.target_group.as_deref()), (Enablement::Selected, Some("SSPR-Users")));
         assert_eq!((p.reconfirm_days, p.password.min_length), (90, 10));
         assert!(p.notify_user && p.writeback, "fields it did not have take their defaults");
-        let none: Policy = serde_json::from_value(json!({"enablement": {"mode": "none"}})).expect("read");
+        let none: Policy = read(json!({"enablement": {"mode": "none"}})).expect("read");
         assert_eq!(none.enablement, Enablement::None);
     }
 }

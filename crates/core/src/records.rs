@@ -93,6 +93,9 @@ pub trait Record: Serialize + DeserializeOwned {
     fn index_key(&self, _key: &RecordKey) -> Option<IndexKey> {
         None
     }
+
+    /// Brings a body stored by an earlier version to this one's shape before it is read.
+    fn upgrade(_body: &mut serde_json::Map<String, serde_json::Value>) {}
 }
 
 fn read_error(e: StoreError) -> Unavailable {
@@ -104,9 +107,10 @@ fn read_error(e: StoreError) -> Unavailable {
 
 /// The typed value of a stored record.
 pub fn decode<T: Record>(key: &RecordKey, stored: Option<StoredRecord>) -> Result<Option<Versioned<T>>, Unavailable> {
-    let Some(stored) = stored else {
+    let Some(mut stored) = stored else {
         return Ok(None);
     };
+    T::upgrade(&mut stored.body);
     let value = serde_json::from_value(serde_json::Value::Object(stored.body))
         .map_err(|e| Unavailable::new(format!("unreadable record {}/{}: {e}", key.pk, key.sk)))?;
     Ok(Some(Versioned { value, version: stored.version }))
@@ -173,7 +177,11 @@ impl Record for ResetSession {
     }
 }
 
-impl Record for Policy {}
+impl Record for Policy {
+    fn upgrade(body: &mut serde_json::Map<String, serde_json::Value>) {
+        Policy::upgrade(body);
+    }
+}
 
 /// One recovery method a person registered and confirmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
