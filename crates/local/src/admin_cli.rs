@@ -164,11 +164,12 @@ async fn open(data: &Path) -> anyhow::Result<Arc<Sspr>> {
 
 async fn policy_get(sspr: &Sspr, admin: &Administrator, json: bool) -> anyhow::Result<()> {
     let document = sspr.policy_document(admin).await.map_err(failed)?;
-    let value = serde_json::to_value(&document)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&InPolicyOrder(&value))?);
+        // Straight from the document: its fields in the policy's order, then `version`.
+        println!("{}", serde_json::to_string_pretty(&document)?);
         return Ok(());
     }
+    let value = serde_json::to_value(&document)?;
     let mut table = table(["field", "value"]);
     for field in POLICY_FIELDS.iter().chain(&["version"]) {
         let shown = match value.get(*field) {
@@ -179,26 +180,6 @@ async fn policy_get(sspr: &Sspr, admin: &Administrator, json: bool) -> anyhow::R
     }
     println!("{table}");
     Ok(())
-}
-
-/// The policy document with its fields in the order people read them (the policy's, then
-/// `version`) rather than serde_json's alphabetical one; the same document.
-struct InPolicyOrder<'a>(&'a Value);
-
-impl serde::Serialize for InPolicyOrder<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap as _;
-        let Value::Object(map) = self.0 else { return self.0.serialize(serializer) };
-        let ordered = POLICY_FIELDS.iter().chain(&["version"]).copied();
-        let rest = map.keys().map(String::as_str).filter(|k| *k != "version" && !POLICY_FIELDS.contains(k));
-        let mut out = serializer.serialize_map(Some(map.len()))?;
-        for key in ordered.chain(rest) {
-            if let Some(value) = map.get(key) {
-                out.serialize_entry(key, value)?;
-            }
-        }
-        out.end()
-    }
 }
 
 async fn policy_set(sspr: &Sspr, admin: &Administrator, file: &Path) -> anyhow::Result<()> {
