@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs every test of sspr: unit and conformance tests, the
-# end-to-end suite on the embedded adapters and on the AWS emulator (moto server), the
+# end-to-end suite on the embedded adapters, on the AWS emulator (moto server) and on real
+# directory servers (OpenLDAP slapd, Samba AD DC), the
 # template lint, and the browser test in Debian's Chromium.
 #
 # Servers started here listen on loopback only and are stopped on exit, even on failure.
@@ -46,6 +47,13 @@ if ! bash tests/ldap/slapd.sh installed; then
   bash tests/ldap/slapd.sh install
   echo "installed in $(elapsed_since "$started") s"
 fi
+# Samba as an Active Directory domain controller, for the `ad` flavour of the same adapter.
+if ! bash tests/ldap/samba.sh installed; then
+  step "installing samba, samba-ad-dc, samba-ad-provision (Debian packages)"
+  started=$EPOCHREALTIME
+  bash tests/ldap/samba.sh install
+  echo "installed in $(elapsed_since "$started") s"
+fi
 step "installing the browser test's npm packages"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
@@ -54,6 +62,7 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() {
   bash "$root/tests/ldap/slapd.sh" stop "$tmp/ldap" || true
+  sudo_if_needed bash "$root/tests/ldap/samba.sh" stop "$tmp/ad" || true
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$tmp"
@@ -99,6 +108,18 @@ started=$EPOCHREALTIME
 slapd_env=$(bash tests/ldap/slapd.sh "$tmp/ldap" "$slapd_port") # fails the run when slapd does not start
 eval "$slapd_env"
 echo "started in $(elapsed_since "$started") s (log: $tmp/ldap/slapd.log)"
+
+# Samba AD DC: LDAPS on 127.0.0.1:636 (Samba's fixed port, hence root); its settings
+# (SSPR_TEST_AD_URL, _CA, _BASE_DN, _BIND_DN, _PASSWORD_FILE, _ADMIN_PASSWORD_FILE, _PID) are
+# exported to the tests.
+step "provisioning and starting Samba AD DC on ldaps://127.0.0.1:636"
+started=$EPOCHREALTIME
+samba_env=$(sudo_if_needed bash tests/ldap/samba.sh "$tmp/ad") # fails the run when Samba does not start
+if [ "$(id -u)" != 0 ]; then
+  sudo chown "$(id -u)" "$tmp/ad/service-password" "$tmp/ad/admin-password"
+fi
+eval "$samba_env"
+echo "started in $(elapsed_since "$started") s (logs: $tmp/ad/samba.log, $tmp/ad/logs/)"
 
 # --- Rust: unit, conformance and end-to-end --------------------------------------------------
 step "cargo build (every binary and test, with one feature set)"

@@ -66,6 +66,7 @@ const el = {
   reasons: $('password-reasons'),
   complete: $('reset-complete'),
   unlock: $('reset-unlock'),
+  unlockAction: $('unlock-action'),
   done: $('reset-done'),
   doneText: $('reset-done-text'),
 };
@@ -478,6 +479,9 @@ function onVerified(data) {
   state.verified = Array.isArray(data.verified) ? data.verified.filter((m) => KINDS.includes(m)) : [state.method];
   if (data.remaining === 0 && typeof data.reset_token === 'string' && data.reset_token) {
     state.resetToken = data.reset_token;
+    // Offered only when the directory reports the account locked, which the server says only
+    // now that the person is verified.
+    el.unlockAction.hidden = data.unlock_offered !== true;
     setStatus(el.status, 'Verified.');
     fillList(el.reasons, []);
     showStep(el.passwordForm, el.newPassword);

@@ -85,7 +85,7 @@ impl Directory for CognitoDirectory {
         let canonical = Username::parse(out.username()).map_err(unavailable)?;
         let groups = self.groups(canonical.as_str()).await?;
         let email = email_of(out.user_attributes());
-        Ok(Some(DirectoryUser { username: canonical, groups, enabled: out.enabled, email }))
+        Ok(Some(DirectoryUser { username: canonical, groups, enabled: out.enabled, locked: false, email }))
     }
 
     async fn members_of(&self, group: &str) -> Result<Vec<DirectoryUser>, DirectoryError> {
@@ -117,7 +117,13 @@ impl Directory for CognitoDirectory {
                     continue;
                 }
                 let groups = self.groups(username.as_str()).await?;
-                members.push(DirectoryUser { username, groups, enabled: true, email: email_of(user.attributes()) });
+                members.push(DirectoryUser {
+                    username,
+                    groups,
+                    enabled: true,
+                    locked: false,
+                    email: email_of(user.attributes()),
+                });
             }
             match out.next_token {
                 Some(token) if !token.is_empty() => next = Some(token),

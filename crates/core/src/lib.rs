@@ -205,6 +205,7 @@ mod tests {
             username: username("someone"),
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             enabled: true,
+            locked: false,
             email: None,
         };
         assert!(world.sspr.is_administrator(&user(&["SSPR-Users", "SSPR-Admins"])));

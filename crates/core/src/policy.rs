@@ -327,6 +327,7 @@ mod tests {
             username: Username::parse("alice").expect("name"),
             groups: groups.iter().map(|g| g.to_string()).collect(),
             enabled,
+            locked: false,
             email: None,
         }
     }

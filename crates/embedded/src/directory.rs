@@ -154,7 +154,7 @@ impl EmbeddedDirectory {
             groups.push("SSPR-Admins".into());
         }
         let email = account.email.as_deref().and_then(|e| Email::parse(e).ok());
-        DirectoryUser { username: username.clone(), groups, enabled: true, email }
+        DirectoryUser { username: username.clone(), groups, enabled: true, locked: false, email }
     }
 }
 

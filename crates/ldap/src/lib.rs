@@ -9,6 +9,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ldap3::controls::RawControl;
 use ldap3::exop::PasswordModify;
 use ldap3::{ldap_escape, Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry};
 use secrecy::{ExposeSecret, SecretString};
@@ -33,6 +34,18 @@ const MAX_NESTING: usize = 16;
 
 /// Active Directory's `userAccountControl` bit of a disabled account.
 const ACCOUNTDISABLE: u64 = 0x2;
+
+/// Active Directory's computed `msDS-User-Account-Control-Computed` bit of an account locked
+/// out now (a lockout that has run its course no longer counts).
+const UF_LOCKOUT: u64 = 0x10;
+
+/// `LDAP_SERVER_POLICY_HINTS_OID`: an administrator's reset held to the password policy's history
+/// and age as a person's own change is (MS-ADTS 3.1.1.3.4.1.31); without it Active Directory
+/// lets a reset reuse any old password. Sent non-critical: Windows Server 2012 and later honour
+/// it; a server that does not know it (Samba 4.17) resets without the history check, as its own
+/// administrators' resets do. The value is `SEQUENCE { flags INTEGER 1 }`.
+const POLICY_HINTS_OID: &str = "1.2.840.113556.1.4.2239";
+const POLICY_HINTS_ON: [u8; 5] = [0x30, 0x03, 0x02, 0x01, 0x01];
 
 /// OpenLDAP ppolicy's lock time that means "locked until an administrator unlocks".
 const PERMANENTLY_LOCKED: &str = "000001010000Z";
@@ -65,9 +78,25 @@ fn values<'a>(entry: &'a SearchEntry, name: &str) -> &'a [String] {
 }
 
 /// What a person reads when the directory refuses a password, from the server's diagnostic.
-fn refusal_reason(flavour: Flavour, text: &str) -> String {
+pub fn refusal_reason(flavour: Flavour, text: &str) -> String {
     let lower = text.to_ascii_lowercase();
     match flavour {
+        // Samba names the rule broken after `check_password_restrictions:`; Windows only says
+        // 0000052D, and then the sentence names every rule it may be.
+        Flavour::ActiveDirectory if lower.contains("in history") => {
+            "You used this password before. Choose one you have not used.".to_owned()
+        }
+        Flavour::ActiveDirectory if lower.contains("complexity") => {
+            "The directory finds this password too simple: use three of upper case, lower case, \
+             digits and symbols, and not your name."
+                .to_owned()
+        }
+        Flavour::ActiveDirectory if lower.contains("too short") => {
+            "The directory finds this password too short. Choose a longer one.".to_owned()
+        }
+        Flavour::ActiveDirectory if lower.contains("too recently") || lower.contains("too young") => {
+            "The password was changed too recently to change it again now.".to_owned()
+        }
         Flavour::ActiveDirectory => {
             "The directory's password policy refused this password: it may be too short, too simple, \
              used before, or changed too recently. Choose another one."
@@ -173,7 +202,8 @@ impl LdapDirectory {
             })
             .await?
             .0;
-        Ok(entries.into_iter().map(SearchEntry::construct).collect())
+        // Active Directory adds continuation references (to its other partitions): not entries.
+        Ok(entries.into_iter().filter(|e| !e.is_ref() && !e.is_intermediate()).map(SearchEntry::construct).collect())
     }
 
     fn user_filter(&self, value: &str) -> String {
@@ -187,7 +217,7 @@ impl LdapDirectory {
     fn user_attrs(&self) -> Vec<&str> {
         let mut attrs = vec![self.settings.user_attribute.as_str(), "mail", "mobile", "memberOf"];
         attrs.extend(match self.settings.flavour {
-            Flavour::ActiveDirectory => ["userAccountControl", "lockoutTime"],
+            Flavour::ActiveDirectory => ["userAccountControl", "msDS-User-Account-Control-Computed"],
             Flavour::OpenLdap => ["pwdAccountLockedTime", "pwdPolicySubentry"],
         });
         attrs
@@ -244,25 +274,42 @@ impl LdapDirectory {
         let Some(name) = first(entry, &self.settings.user_attribute).and_then(|n| Username::parse(n).ok()) else {
             return Ok(None);
         };
-        let enabled = match self.settings.flavour {
-            Flavour::ActiveDirectory => first(entry, "userAccountControl")
-                .and_then(|v| v.parse::<u64>().ok())
-                .is_none_or(|uac| uac & ACCOUNTDISABLE == 0),
-            Flavour::OpenLdap => first(entry, "pwdAccountLockedTime") != Some(PERMANENTLY_LOCKED),
+        let (enabled, locked) = match self.settings.flavour {
+            Flavour::ActiveDirectory => {
+                let flags = |name| first(entry, name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                (
+                    flags("userAccountControl") & ACCOUNTDISABLE == 0,
+                    flags("msDS-User-Account-Control-Computed") & UF_LOCKOUT != 0,
+                )
+            }
+            Flavour::OpenLdap => {
+                let locked_at = first(entry, "pwdAccountLockedTime");
+                (locked_at != Some(PERMANENTLY_LOCKED), locked_at.is_some())
+            }
         };
         Ok(Some(DirectoryUser {
             username: name,
             groups: self.groups_of(entry).await?,
             enabled,
+            locked,
             email: first(entry, "mail").and_then(|m| Email::parse(m).ok()),
         }))
     }
 
     async fn modify(&self, dn: &str, mods: Vec<Mod<Vec<u8>>>) -> Result<ldap3::LdapResult, DirectoryError> {
+        self.modify_with(dn, mods, Vec::new()).await
+    }
+
+    async fn modify_with(
+        &self,
+        dn: &str,
+        mods: Vec<Mod<Vec<u8>>>,
+        controls: Vec<RawControl>,
+    ) -> Result<ldap3::LdapResult, DirectoryError> {
         let dn = dn.to_owned();
         self.with_service(|mut ldap| {
-            let (dn, mods) = (dn.clone(), mods.clone());
-            async move { ldap.modify(&dn, mods).await }
+            let (dn, mods, controls) = (dn.clone(), mods.clone(), controls.clone());
+            async move { ldap.with_controls(controls).modify(&dn, mods).await }
         })
         .await
     }
@@ -353,9 +400,13 @@ impl Directory for LdapDirectory {
         let dn = self.dn_of(username).await?;
         let result = match self.settings.flavour {
             Flavour::ActiveDirectory => {
-                // One modify with a single replace: an administrative reset (MS-ADTS 3.1.1.3.1.5.1).
+                // One modify with a single replace: an administrative reset (MS-ADTS 3.1.1.3.1.5.1),
+                // held to the history by the policy hints control where the server has it.
                 let value = unicode_pwd(password.expose());
-                self.modify(&dn, vec![Mod::Replace(b"unicodePwd".to_vec(), HashSet::from([value]))]).await?
+                let hints =
+                    RawControl { ctype: POLICY_HINTS_OID.to_owned(), crit: false, val: Some(POLICY_HINTS_ON.to_vec()) };
+                let mods = vec![Mod::Replace(b"unicodePwd".to_vec(), HashSet::from([value]))];
+                self.modify_with(&dn, mods, vec![hints]).await?
             }
             Flavour::OpenLdap => {
                 let new = password.expose().to_owned();
@@ -460,6 +511,12 @@ mod tests {
         let same = refusal_reason(Flavour::OpenLdap, "Password is not being changed from existing value");
         assert!(same.contains("current password"));
         assert!(refusal_reason(Flavour::OpenLdap, "Password fails quality checking policy").contains("too simple"));
-        assert!(refusal_reason(Flavour::ActiveDirectory, "0000052D: Constraint violation").contains("policy"));
+        assert!(refusal_reason(Flavour::ActiveDirectory, "0000052D: SvcErr: DSID-031A1236, problem 5003")
+            .contains("policy"));
+        let samba =
+            "0000052D: Constraint violation - check_password_restrictions: the password was already used (in history)!";
+        assert!(refusal_reason(Flavour::ActiveDirectory, samba).contains("used this password before"));
+        let samba = "0000052D: Constraint violation - check_password_restrictions: the password does not meet the complexity criteria!";
+        assert!(refusal_reason(Flavour::ActiveDirectory, samba).contains("too simple"));
     }
 }

@@ -102,6 +102,7 @@ impl Directory for MemoryDirectory {
             username: username.clone(),
             groups: a.groups.clone(),
             enabled: true,
+            locked: self.with_lockout && a.locked,
             email: a.email.clone(),
         }))
     }
@@ -117,6 +118,7 @@ impl Directory for MemoryDirectory {
                     username: Username::parse(name).ok()?,
                     groups: a.groups.clone(),
                     enabled: true,
+                    locked: self.with_lockout && a.locked,
                     email: a.email.clone(),
                 })
             })

@@ -17,6 +17,9 @@ pub struct DirectoryUser {
     /// Group names, nested membership already expanded.
     pub groups: Vec<String>,
     pub enabled: bool,
+    /// Locked out now (too many wrong passwords); only directories with a lockout say so. The
+    /// reset page learns it only after the person proved who they are.
+    pub locked: bool,
     /// The address the directory holds for the person, if any (told after a reset).
     pub email: Option<Email>,
 }

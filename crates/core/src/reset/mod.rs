@@ -57,6 +57,14 @@ pub struct MethodVerified {
     pub remaining: usize,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_token")]
     pub reset_token: Option<ResetToken>,
+    /// With the token only (never before a proof): whether the directory reported the account
+    /// locked when the session opened...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked: Option<bool>,
+    /// ...and whether `unlock_only` may be chosen instead of a new password: locked, with a
+    /// directory that can unlock and a policy that allows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unlock_offered: Option<bool>,
 }
 
 fn expose_token<S: serde::Serializer>(t: &Option<ResetToken>, s: S) -> Result<S::Ok, S::Error> {
@@ -141,11 +149,11 @@ impl Sspr {
         let scope = user?.map(|user| (Scope::of(self, &policy, &user), user));
         // Whom a reset is told to is kept from here, so completion need not ask the directory
         // again.
-        let (subject, administrator, required, directory_email) = match scope {
+        let (subject, administrator, required, directory_email, locked) = match scope {
             Some((scope, user)) if scope.in_scope => {
-                (Some(user.username), scope.administrator, scope.methods_required(&policy), user.email)
+                (Some(user.username), scope.administrator, scope.methods_required(&policy), user.email, user.locked)
             }
-            _ => (None, false, policy.methods_required(), None),
+            _ => (None, false, policy.methods_required(), None, false),
         };
         // Registrations are keyed by the directory's spelling of the name; where it differs
         // from what was typed (a case-insensitive directory), that one is read as well.
@@ -193,6 +201,7 @@ impl Sspr {
             must_prove,
             administrator,
             directory_email,
+            locked,
         };
         let open = put(&session_key(&self.session_hash(&id)), &Versioned::new(session))?;
         match save_all(&*self.ports.store, &[spend_challenge, open]).await {
@@ -365,7 +374,10 @@ impl Sspr {
                 Some(_) => 0,
                 None => session.value.required.saturating_sub(verified.len()).max(1),
             };
-            return Ok(MethodVerified { verified, remaining, reset_token });
+            let locked = reset_token.as_ref().map(|_| session.value.locked);
+            let unlock_offered = locked
+                .map(|locked| locked && read.policy.unlock_without_reset && self.ports.directory.lockout().is_some());
+            return Ok(MethodVerified { verified, remaining, reset_token, locked, unlock_offered });
         }
         Err(FlowError::Conflict)
     }

@@ -161,6 +161,10 @@ pub struct ResetSession {
     /// ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory_email: Option<Email>,
+    /// Whether the directory reported the account locked when the session opened; told only
+    /// with the reset token, so the page offers an unlock after a proof, never before.
+    #[serde(default)]
+    pub locked: bool,
     /// Methods proved with nothing sent first (the authenticator app, security questions):
     /// failures and outcome.
     #[serde(default)]
