@@ -88,6 +88,11 @@ impl Server {
     }
 }
 
+/// The adapter on the Samba AD domain controller.
+pub(crate) fn samba_ad() -> LdapDirectory {
+    Server::ActiveDirectory.directory()
+}
+
 fn openldap_settings() -> LdapSettings {
     Server::OpenLdap.settings()
 }

@@ -30,6 +30,7 @@ mod cli;
 mod conformance;
 mod flows;
 mod handlers;
+mod hybrid;
 mod iam;
 mod input;
 mod lambda;

@@ -75,7 +75,7 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
         std::fs::create_dir_all(dir).with_context(|| format!("--data {}", dir.display()))?;
     }
     let wants_aws = (store.is_none() && config.store == StoreKind::DynamoDb)
-        || (needs.directory && config.directory == DirectoryKind::Cognito)
+        || (needs.directory && config.directory.uses_cognito())
         || ((needs.sms || needs.voice || needs.email) && config.sender == SenderKind::Aws)
         || config.secrets_arn.is_some();
     // The AWS configuration may probe the network: only load it when an AWS adapter is used.
@@ -158,6 +158,17 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
             let ldap = ldap_directory(&config, data_dir.as_deref(), sdk().ok()).await?;
             authenticate = Some(ldap.clone());
             ldap
+        }
+        // On premises first, then the Cognito user pool (docs/architecture.md, "Hybrid
+        // directories"); people sign in against the on-premises directory.
+        #[cfg(all(feature = "ldap", feature = "cognito"))]
+        DirectoryKind::Hybrid => {
+            let ldap = ldap_directory(&config, data_dir.as_deref(), sdk().ok()).await?;
+            let pool = config.cognito_user_pool_id.as_deref().context("SSPR_COGNITO_USER_POOL_ID: is required")?;
+            let cognito =
+                Arc::new(sspr_aws::CognitoDirectory::from_config(sdk()?, pool, config.cognito_client_id.clone()));
+            authenticate = Some(ldap.clone());
+            Arc::new(sspr_core::hybrid::HybridDirectory::new(ldap, cognito))
         }
         #[allow(unreachable_patterns)]
         kind => return Err(not_built("SSPR_DIRECTORY", &format!("{kind:?}"))),
@@ -262,13 +273,21 @@ async fn ldap_directory(
     data_dir: Option<&std::path::Path>,
     #[allow(unused_variables)] sdk: Option<&aws_config::SdkConfig>,
 ) -> anyhow::Result<Arc<sspr_ldap::LdapDirectory>> {
-    let ldap = config.ldap.as_ref().context("SSPR_LDAP_URL: is required with SSPR_DIRECTORY=ldap")?;
+    let ldap = config.ldap.as_ref().context("SSPR_LDAP_URL: is required with an LDAP directory")?;
     const FIELD: &str = "ldap_bind_password";
+    // Deployed, the secret may also hold the CA certificate to trust (`ldap_ca_pem`), where no
+    // file is shipped beside the function.
+    #[allow(unused_mut)]
+    let mut secret_ca: Option<String> = None;
     let password = match (&config.secrets_arn, data_dir) {
         #[cfg(feature = "secrets")]
         (Some(arn), _) => {
             let sdk = sdk.context("the AWS configuration was not loaded")?;
-            sspr_aws::secrets::load_field(sdk, arn, FIELD).await.map_err(|e| anyhow!("SSPR_SECRETS_ARN: {e}"))?
+            let mut fields = sspr_aws::secrets::load_fields(sdk, arn, &[FIELD, "ldap_ca_pem"])
+                .await
+                .map_err(|e| anyhow!("SSPR_SECRETS_ARN: {e}"))?;
+            secret_ca = fields.pop().flatten();
+            fields.pop().flatten().with_context(|| format!("SSPR_SECRETS_ARN: the secret has no \"{FIELD}\" string"))?
         }
         (_, Some(dir)) => crate::secrets::local_secret(dir, FIELD)?.with_context(|| {
             format!("{}: no \"{FIELD}\" for the LDAP service account", dir.join("secrets.json").display())
@@ -279,7 +298,7 @@ async fn ldap_directory(
     let flavour = sspr_ldap::Flavour::parse(&ldap.flavour).context("SSPR_LDAP_FLAVOUR: is one of ad, openldap")?;
     let ca_pem = match &ldap.ca_file {
         Some(file) => Some(std::fs::read(file).with_context(|| format!("SSPR_LDAP_CA_FILE: {}", file.display()))?),
-        None => None,
+        None => secret_ca.map(String::into_bytes),
     };
     let settings = sspr_ldap::LdapSettings {
         url: ldap.url.clone(),

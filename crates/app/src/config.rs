@@ -32,6 +32,20 @@ pub enum DirectoryKind {
     Cognito,
     /// Active Directory or OpenLDAP (`SSPR_LDAP_*`).
     Ldap,
+    /// The LDAP directory first, then the Cognito user pool takes the same password.
+    Hybrid,
+}
+
+impl DirectoryKind {
+    /// The kinds that reach an LDAP directory.
+    pub fn uses_ldap(self) -> bool {
+        matches!(self, DirectoryKind::Ldap | DirectoryKind::Hybrid)
+    }
+
+    /// The kinds that reach a Cognito user pool.
+    pub fn uses_cognito(self) -> bool {
+        matches!(self, DirectoryKind::Cognito | DirectoryKind::Hybrid)
+    }
 }
 
 /// Where and how to reach an LDAP directory; the service account's password comes from the
@@ -135,20 +149,29 @@ impl Config {
             Some("embedded") if local => DirectoryKind::Embedded,
             Some("embedded") => return Err(lambda_only("SSPR_DIRECTORY", "embedded")),
             Some("ldap") => DirectoryKind::Ldap,
+            Some("hybrid") => DirectoryKind::Hybrid,
             Some(other) => {
                 return Err(ConfigError::new(
                     "SSPR_DIRECTORY",
-                    format!("'{other}' is not one of embedded, cognito, ldap"),
+                    format!("'{other}' is not one of embedded, cognito, ldap, hybrid"),
                 ))
             }
         };
+        let directory_name = get("SSPR_DIRECTORY").unwrap_or_default();
         let cognito_user_pool_id = get("SSPR_COGNITO_USER_POOL_ID");
-        if directory == DirectoryKind::Cognito && cognito_user_pool_id.is_none() {
-            return Err(ConfigError::new("SSPR_COGNITO_USER_POOL_ID", "is required with SSPR_DIRECTORY=cognito"));
+        if directory.uses_cognito() && cognito_user_pool_id.is_none() {
+            return Err(ConfigError::new(
+                "SSPR_COGNITO_USER_POOL_ID",
+                format!(
+                    "is required with SSPR_DIRECTORY={}",
+                    if directory_name.is_empty() { "cognito" } else { &directory_name }
+                ),
+            ));
         }
-        let ldap = if directory == DirectoryKind::Ldap {
+        let ldap = if directory.uses_ldap() {
             let required = |var: &'static str| {
-                get(var).ok_or_else(|| ConfigError::new(var, "is required with SSPR_DIRECTORY=ldap"))
+                get(var)
+                    .ok_or_else(|| ConfigError::new(var, format!("is required with SSPR_DIRECTORY={directory_name}")))
             };
             let flavour = required("SSPR_LDAP_FLAVOUR")?;
             if !matches!(flavour.as_str(), "ad" | "openldap") {
@@ -387,6 +410,27 @@ mod tests {
         })
         .expect_err("flavour");
         assert_eq!(err.var, "SSPR_LDAP_FLAVOUR");
+    }
+
+    #[test]
+    fn a_hybrid_directory_needs_both_the_ldap_settings_and_the_user_pool() {
+        let ldap = [
+            ("SSPR_DIRECTORY", "hybrid"),
+            ("SSPR_LDAP_FLAVOUR", "ad"),
+            ("SSPR_LDAP_URL", "ldaps://dc.example.com"),
+            ("SSPR_LDAP_BIND_DN", "CN=sspr,OU=Services,DC=example,DC=com"),
+            ("SSPR_LDAP_BASE_DN", "DC=example,DC=com"),
+        ];
+        let err = Config::from_lookup(Deployment::Local, lookup(&ldap)).expect_err("no pool");
+        assert_eq!(err.var, "SSPR_COGNITO_USER_POOL_ID");
+        let mut vars = ldap.to_vec();
+        vars.push(("SSPR_COGNITO_USER_POOL_ID", "us-east-1_abc"));
+        let c = Config::from_lookup(Deployment::Local, lookup(&vars)).expect("complete");
+        assert_eq!(c.directory, DirectoryKind::Hybrid);
+        assert!(c.ldap.is_some() && c.directory.uses_ldap() && c.directory.uses_cognito());
+        vars.retain(|(k, _)| *k != "SSPR_LDAP_URL");
+        let err = Config::from_lookup(Deployment::Local, lookup(&vars)).expect_err("no url");
+        assert_eq!((err.var, err.to_string().contains("hybrid")), ("SSPR_LDAP_URL", true), "{err}");
     }
 
     #[test]

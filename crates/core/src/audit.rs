@@ -32,10 +32,12 @@ pub enum EventKind {
     Unlocked,
     PolicyChanged,
     RegistrationCleared,
+    /// A password written on premises and not yet in the cloud directory (hybrid).
+    WritebackIncomplete,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::MethodRegistered,
         EventKind::MethodRemoved,
         EventKind::MethodsReconfirmed,
@@ -48,6 +50,7 @@ impl EventKind {
         EventKind::Unlocked,
         EventKind::PolicyChanged,
         EventKind::RegistrationCleared,
+        EventKind::WritebackIncomplete,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +67,7 @@ impl EventKind {
             EventKind::Unlocked => "unlocked",
             EventKind::PolicyChanged => "policy_changed",
             EventKind::RegistrationCleared => "registration_cleared",
+            EventKind::WritebackIncomplete => "writeback_incomplete",
         }
     }
 
@@ -73,7 +77,13 @@ impl EventKind {
 
     /// Whether the event tells of something done (the others tell of a refusal).
     fn succeeded(self) -> bool {
-        !matches!(self, EventKind::VerificationFailed | EventKind::Blocked | EventKind::ResetFailed)
+        !matches!(
+            self,
+            EventKind::VerificationFailed
+                | EventKind::Blocked
+                | EventKind::ResetFailed
+                | EventKind::WritebackIncomplete
+        )
     }
 }
 

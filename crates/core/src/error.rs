@@ -59,6 +59,13 @@ pub enum FlowError {
     NotRegistered,
     #[error("Passwords cannot be reset here. Contact your helpdesk.")]
     WritebackOff,
+    /// The on-premises directory has the new password and the cloud one does not yet.
+    #[error(
+        "Your new password is set in your organisation's directory, but the cloud sign-in could not be \
+         updated yet. Press the button again in a moment to finish; until then cloud apps still take your \
+         old password."
+    )]
+    WritebackIncomplete,
     #[error("The service is temporarily unavailable. Try again later.")]
     Unavailable(String),
 }
@@ -94,6 +101,7 @@ impl FlowError {
             FlowError::InvalidPolicy(_) => "invalid_policy",
             FlowError::NotRegistered => "not_registered",
             FlowError::WritebackOff => "writeback_off",
+            FlowError::WritebackIncomplete => "writeback_incomplete",
             FlowError::Unavailable(_) => "unavailable",
         }
     }
@@ -119,6 +127,7 @@ impl From<DirectoryError> for FlowError {
         match e {
             DirectoryError::PasswordRejected(reasons) => FlowError::PasswordRejected(reasons),
             DirectoryError::UnknownUser => FlowError::InvalidSession,
+            DirectoryError::PartlyApplied { .. } => FlowError::WritebackIncomplete,
             DirectoryError::Unavailable(u) => u.into(),
         }
     }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fakes;
+pub mod hybrid;
 pub mod methods;
 pub mod notify;
 pub mod password;

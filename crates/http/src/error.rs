@@ -75,6 +75,7 @@ impl From<FlowError> for ApiError {
                 tracing::error!(%cause, "a dependency is unavailable");
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            FlowError::WritebackIncomplete => StatusCode::SERVICE_UNAVAILABLE,
         };
         let reasons = match &e {
             FlowError::PasswordRejected(reasons) => Some(reasons.clone()),

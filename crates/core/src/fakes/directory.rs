@@ -1,5 +1,6 @@
 //! A directory in memory, for tests of the flows: users with groups, passwords kept in clear
-//! (it is a test double), a switch to refuse the next password, and an optional lockout.
+//! (it is a test double), switches to refuse the next password or fail the next writes, and an
+//! optional lockout.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,7 @@ struct Account {
 struct State {
     accounts: BTreeMap<String, Account>,
     refuse_next: Option<Vec<String>>,
+    fail_next: u32,
 }
 
 /// Clones share the same accounts.
@@ -70,6 +72,13 @@ impl MemoryDirectory {
     pub fn refuse_next_password(&self, reasons: &[&str]) {
         if let Ok(mut state) = self.state() {
             state.refuse_next = Some(reasons.iter().map(|r| (*r).to_owned()).collect());
+        }
+    }
+
+    /// The next `n` calls of `set_password` fail as an unreachable directory's would.
+    pub fn fail_next(&self, n: u32) {
+        if let Ok(mut state) = self.state() {
+            state.fail_next = n;
         }
     }
 
@@ -129,6 +138,10 @@ impl Directory for MemoryDirectory {
         let mut state = self.state()?;
         if let Some(reasons) = state.refuse_next.take() {
             return Err(DirectoryError::PasswordRejected(reasons));
+        }
+        if state.fail_next > 0 {
+            state.fail_next -= 1;
+            return Err(DirectoryError::Unavailable(Unavailable::new("the directory did not answer")));
         }
         let account = state.accounts.get_mut(username.as_str()).ok_or(DirectoryError::UnknownUser)?;
         account.password = password.expose().to_owned();

@@ -37,6 +37,22 @@ impl World {
 
     pub fn with_directory(directory: MemoryDirectory) -> Self {
         directory.add_user(ALICE, "alice-old-Passw0rd", &["SSPR-Users"]);
+        Self::on(directory.clone(), Arc::new(directory))
+    }
+
+    /// A hybrid organisation: `directory` on premises (with a lockout), alice in `cloud` too,
+    /// the cloud retried without waiting.
+    pub fn hybrid(cloud: MemoryDirectory) -> Self {
+        let directory = MemoryDirectory::with_lockout();
+        directory.add_user(ALICE, "alice-old-Passw0rd", &["SSPR-Users"]);
+        cloud.add_user(ALICE, "alice-old-Passw0rd", &[]);
+        let hybrid = crate::hybrid::HybridDirectory::new(Arc::new(directory.clone()), Arc::new(cloud))
+            .with_retry_delays(vec![std::time::Duration::ZERO; 2]);
+        Self::on(directory, Arc::new(hybrid))
+    }
+
+    /// The world whose directory port is `port`, `directory` the one the tests look into.
+    fn on(directory: MemoryDirectory, port: Arc<dyn crate::ports::Directory>) -> Self {
         let store = Arc::new(CountingStore::new(FaultyStore::new(MemoryStore::new())));
         let sent = RecordingSender::default();
         let clock = ManualClock::new(Timestamp(1_800_000_000));
@@ -46,7 +62,7 @@ impl World {
         settings.challenge_max_number = 20;
         let ports = Ports {
             store: store.clone(),
-            directory: Arc::new(directory.clone()),
+            directory: port,
             sms: Arc::new(sent.clone()),
             voice: Arc::new(sent.clone()),
             mailer: Arc::new(sent.clone()),

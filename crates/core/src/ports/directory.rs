@@ -37,6 +37,11 @@ pub enum DirectoryError {
     PasswordRejected(Vec<String>),
     #[error("the user is not in the directory")]
     UnknownUser,
+    /// The first of two directories took the password and the second did not (a hybrid
+    /// organisation, docs/architecture.md "Hybrid directories"): the password stands where it
+    /// was written; [`Directory::finish_password`] completes the change.
+    #[error("the password was set in {written} but not in {pending}: {cause}")]
+    PartlyApplied { written: &'static str, pending: &'static str, cause: Unavailable },
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
 }
@@ -49,6 +54,12 @@ pub trait Directory: Send + Sync {
 
     /// Sets a permanent password as an administrator would.
     async fn set_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError>;
+
+    /// Completes a change this directory answered [`DirectoryError::PartlyApplied`] to, with
+    /// the same password; where nothing is ever partly applied, a plain `set_password`.
+    async fn finish_password(&self, username: &Username, password: &NewPassword) -> Result<(), DirectoryError> {
+        self.set_password(username, password).await
+    }
 
     /// The enabled members of `group`, nested membership counting (to tell administrators of
     /// an administrator's reset).

@@ -202,6 +202,7 @@ impl Sspr {
             administrator,
             directory_email,
             locked,
+            partly_written: false,
         };
         let open = put(&session_key(&self.session_hash(&id)), &Versioned::new(session))?;
         match save_all(&*self.ports.store, &[spend_challenge, open]).await {
@@ -400,7 +401,10 @@ impl Sspr {
         let Claimed { mut session, password, username, policy } =
             self.claim_token(id, &key, &self.token_hash(id, token), &completion).await?;
 
+        // After a partly applied change, only the part still missing is written.
+        let finishing = session.value.partly_written;
         let applied = match (&password, unlocker) {
+            (Some(password), _) if finishing => self.ports.directory.finish_password(&username, password).await,
             (Some(password), _) => self.ports.directory.set_password(&username, password).await,
             (None, Some(lockout)) => lockout.unlock(&username).await,
             (None, None) => Err(DirectoryError::Unavailable(Unavailable::new("neither a password nor an unlock"))),
@@ -408,12 +412,24 @@ impl Sspr {
         let unlock_only = password.is_none();
         let proved = session.value.state.verified().to_vec();
         if let Err(e) = applied {
-            // Nothing changed in the directory: give the token back so the person can try again.
+            // Nothing changed in the directory, or (hybrid) only its first half: give the token
+            // back so the person can try again, or finish.
+            let partly = matches!(e, DirectoryError::PartlyApplied { .. });
+            if partly {
+                tracing::error!(error = %e, "the new password is written on premises only");
+            }
             let e = FlowError::from(e);
             session.value.state = session.value.state.clone().release_token();
-            let failed = Happened::new(EventKind::ResetFailed, Some(&username)).methods(&proved).reason(&e);
+            session.value.partly_written |= partly;
+            let kind = if partly { EventKind::WritebackIncomplete } else { EventKind::ResetFailed };
+            let failed = Happened::new(kind, Some(&username)).methods(&proved).reason(&e);
             if let Err(release) = self.save_with_event(&key, &session, failed).await {
                 tracing::error!(error = %release, "a claimed reset token could not be released");
+            }
+            if partly && !finishing {
+                // A password did change: the person (and, for an administrator, the others)
+                // are told now, whether or not the cloud half is ever finished.
+                self.tell_of_reset(&policy, &username, false, &proved, &session.value).await;
             }
             return Err(e);
         }
@@ -430,8 +446,11 @@ impl Sspr {
                 tracing::warn!(error = %e, "sessions elsewhere could not be ended");
             }
         }
-        // The methods the claim checked against the registration: every address registered now.
-        self.tell_of_reset(&policy, &username, unlock_only, &proved, &session.value).await;
+        // The methods the claim checked against the registration: every address registered now
+        // (told already when the first half of a hybrid change was written).
+        if !finishing {
+            self.tell_of_reset(&policy, &username, unlock_only, &proved, &session.value).await;
+        }
         tracing::info!(unlock_only, "reset completed");
         Ok(ResetCompleted { done: true })
     }
@@ -457,6 +476,8 @@ impl Sspr {
                 // With writeback off, nothing is written to the directory: the helpdesk resets.
                 Completion::NewPassword(_) if !policy.writeback => return Err(FlowError::WritebackOff),
                 Completion::UnlockOnly if !policy.unlock_without_reset => return Err(FlowError::UnlockNotAvailable),
+                // A password half written is finished, not traded for an unlock.
+                Completion::UnlockOnly if session.value.partly_written => return Err(FlowError::WritebackIncomplete),
                 Completion::NewPassword(raw) => {
                     match NewPassword::parse(secrecy::ExposeSecret::expose_secret(raw), &policy.password, &username) {
                         Ok(password) => Some(password),

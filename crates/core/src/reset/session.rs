@@ -165,6 +165,10 @@ pub struct ResetSession {
     /// with the reset token, so the page offers an unlock after a proof, never before.
     #[serde(default)]
     pub locked: bool,
+    /// A completion wrote the new password on premises and not to the cloud directory: the
+    /// token was given back for the person to finish, with the same password.
+    #[serde(default)]
+    pub partly_written: bool,
     /// Methods proved with nothing sent first (the authenticator app, security questions):
     /// failures and outcome.
     #[serde(default)]

@@ -174,6 +174,44 @@ async fn unlocking_needs_a_directory_with_a_lockout() {
     assert!(world.sent.sent_to(ALICE_EMAIL).last().is_some_and(|m| m.text.contains("unlocked")));
 }
 
+/// Hybrid: the cloud directory fails every attempt of the first completion. The on-premises
+/// password stands, the person is told (an error naming the state, and the reset notice, since
+/// a password did change), the event is recorded, and the same token finishes the cloud half.
+#[tokio::test]
+async fn a_cloud_write_that_fails_is_recorded_told_and_finished_with_the_same_token() {
+    let cloud = MemoryDirectory::new();
+    let world = World::hybrid(cloud.clone());
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    let (session, token) = verified(&world).await;
+    cloud.fail_next(3);
+    let r = world.sspr.complete_reset(&session, &token, new_password("Alice-hybrid-Passw0rd-1")).await;
+    assert!(matches!(r, Err(FlowError::WritebackIncomplete)), "{r:?}");
+    assert_eq!(world.directory.password_of(ALICE).as_deref(), Some("Alice-hybrid-Passw0rd-1"), "on premises");
+    assert_eq!(cloud.password_of(ALICE).as_deref(), Some("alice-old-Passw0rd"), "not in the cloud yet");
+    let told = world.sent.sent_to(ALICE_EMAIL);
+    assert!(told.last().is_some_and(|m| m.text.contains("password was changed")), "{told:?}");
+    let query = crate::audit::ActivityQuery {
+        kind: Some(crate::audit::EventKind::WritebackIncomplete),
+        limit: 10,
+        ..Default::default()
+    };
+    let events = world.sspr.activity(&query).await.expect("the log").events;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!((events[0].user.as_ref().map(|u| u.as_str()), events[0].result.as_str()), (Some(ALICE), "failure"));
+
+    // Not an unlock instead, nor another password: the same one finishes.
+    let r = world.sspr.complete_reset(&session, &token, Completion::UnlockOnly).await;
+    assert!(matches!(r, Err(FlowError::WritebackIncomplete | FlowError::UnlockNotAvailable)), "{r:?}");
+    let r = world.sspr.complete_reset(&session, &token, new_password("Something-else-Passw0rd-2")).await;
+    assert!(matches!(r, Err(FlowError::PasswordRejected(_))), "{r:?}");
+    assert_eq!(cloud.password_of(ALICE).as_deref(), Some("alice-old-Passw0rd"));
+    world.sspr.complete_reset(&session, &token, new_password("Alice-hybrid-Passw0rd-1")).await.expect("finished");
+    assert_eq!(cloud.password_of(ALICE).as_deref(), Some("Alice-hybrid-Passw0rd-1"));
+    assert_eq!(world.sent.sent_to(ALICE_EMAIL).len(), told.len(), "told once, not again");
+    let r = world.sspr.complete_reset(&session, &token, new_password("Alice-hybrid-Passw0rd-1")).await;
+    assert!(matches!(r, Err(FlowError::TokenUsed | FlowError::InvalidToken)), "spent: {r:?}");
+}
+
 #[tokio::test]
 async fn a_challenge_opens_one_session() {
     let world = World::new();

@@ -1,0 +1,136 @@
+//! The hybrid directory on real servers: the Samba AD domain controller on premises and a
+//! Cognito user pool on moto, reached through a loopback proxy that can refuse every
+//! connection (Cognito failing mid-flow while Active Directory answers). Both passwords change;
+//! with Cognito failing, the AD password stands, the change is answered as partly applied after
+//! every attempt was made, and finishing it later writes the cloud half. (What the person is
+//! told and the audit event are the flow's, tested in the core with the same directory.)
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use sspr_core::hybrid::HybridDirectory;
+use sspr_core::password::{NewPassword, PasswordRules};
+use sspr_core::ports::{Authenticate, Directory, DirectoryError};
+use sspr_core::types::Username;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::{self, ADMIN, ADMIN_PASSWORD};
+
+/// A TCP proxy on loopback to `target`; while `failing`, every new connection is closed at
+/// once, and turning it on closes the open ones (the client's pool keeps them alive).
+struct FaultyProxy {
+    url: String,
+    failing: Arc<AtomicBool>,
+    refused: Arc<AtomicUsize>,
+    open: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultyProxy {
+    async fn start(target: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let failing = Arc::new(AtomicBool::new(false));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (f, r, o) = (Arc::clone(&failing), Arc::clone(&refused), Arc::clone(&open));
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if f.load(Ordering::SeqCst) {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let forward = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                o.lock().expect("connections").push(forward);
+            }
+        });
+        Self { url, failing, refused, open, task }
+    }
+
+    fn fail(&self, on: bool) {
+        self.failing.store(on, Ordering::SeqCst);
+        if on {
+            for connection in self.open.lock().expect("connections").drain(..) {
+                connection.abort();
+            }
+        }
+    }
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.fail(true);
+    }
+}
+
+fn name(s: &str) -> Username {
+    Username::parse(s).expect("name")
+}
+
+fn password(s: &str) -> NewPassword {
+    NewPassword::parse(s, &PasswordRules::default(), &name("someone")).expect("a valid password")
+}
+
+async fn takes(directory: &impl Authenticate, password: &str) -> bool {
+    let given = SecretString::from(password.to_owned());
+    directory.authenticate(&name(ADMIN), &given).await.expect("authenticate").is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_writes_active_directory_then_cognito_and_finishes_what_cognito_missed() {
+    let sdk = support::sdk().await;
+    let pool = support::create_cognito_pool(&sdk).await;
+    let cognito = sspr_aws::CognitoDirectory::from_config(&sdk, &pool.pool_id, Some(pool.client_id.clone()));
+    let moto = support::moto_url();
+    let proxy = FaultyProxy::start(moto.trim_start_matches("http://").trim_end_matches('/').to_owned()).await;
+    // Through the proxy, with the SDK's own retries off: every attempt is the directory's.
+    let proxied = sdk
+        .to_builder()
+        .endpoint_url(&proxy.url)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder().operation_timeout(Duration::from_secs(10)).build(),
+        )
+        .build();
+    let cloud = sspr_aws::CognitoDirectory::from_config(&proxied, &pool.pool_id, Some(pool.client_id.clone()));
+    let ad = Arc::new(crate::ldap::samba_ad());
+    let hybrid = HybridDirectory::new(Arc::clone(&ad), Arc::new(cloud))
+        .with_retry_delays(vec![Duration::from_millis(50), Duration::from_millis(50)]);
+
+    // The person and groups are Active Directory's.
+    let admin = hybrid.find_user(&name(ADMIN)).await.expect("find").expect("admin");
+    assert!(admin.is_member_of("SSPR-Admins"), "{admin:?}");
+    assert!(takes(&*ad, ADMIN_PASSWORD).await && takes(&cognito, ADMIN_PASSWORD).await, "the same before");
+
+    // Both take the new password, and neither the old.
+    hybrid.set_password(&name(ADMIN), &password("Admin-hybrid-Passw0rd-1")).await.expect("both written");
+    assert!(takes(&*ad, "Admin-hybrid-Passw0rd-1").await, "Active Directory");
+    assert!(takes(&cognito, "Admin-hybrid-Passw0rd-1").await, "Cognito");
+    assert!(!takes(&*ad, ADMIN_PASSWORD).await && !takes(&cognito, ADMIN_PASSWORD).await);
+
+    // Cognito unreachable: Active Directory's change stands; every attempt was made.
+    proxy.fail(true);
+    let r = hybrid.set_password(&name(ADMIN), &password("Admin-hybrid-Passw0rd-2")).await;
+    assert!(matches!(r, Err(DirectoryError::PartlyApplied { .. })), "{r:?}");
+    let refused = proxy.refused.load(Ordering::SeqCst);
+    assert!(refused >= 3, "three attempts at the cloud, each refused: {refused}");
+    assert!(takes(&*ad, "Admin-hybrid-Passw0rd-2").await, "Active Directory has the new password");
+    assert!(takes(&cognito, "Admin-hybrid-Passw0rd-1").await, "Cognito still the previous one");
+
+    // Back: finishing writes the cloud half, and only with the password AD holds.
+    proxy.fail(false);
+    let r = hybrid.finish_password(&name(ADMIN), &password("Not-the-same-Passw0rd-3")).await;
+    assert!(matches!(r, Err(DirectoryError::PasswordRejected(_))), "{r:?}");
+    hybrid.finish_password(&name(ADMIN), &password("Admin-hybrid-Passw0rd-2")).await.expect("finished");
+    assert!(takes(&cognito, "Admin-hybrid-Passw0rd-2").await, "Cognito caught up");
+    assert!(takes(&*ad, "Admin-hybrid-Passw0rd-2").await);
+}
