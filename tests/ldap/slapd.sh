@@ -17,8 +17,8 @@
 # password, mode 0600, no trailing newline), admin-password (the rootdn's, same), slapd.pid,
 # slapd.log (its stats log: connections, operations, results; never passwords), slapd.d/, data/.
 #
-# Directory: dc=sspr,dc=test; people alice, bob, carol, admin, ops under ou=people; groups Team-A
-# (alice), SSPR-Users (carol, and the group Team-A: nested), SSPR-Admins (admin, ops) under ou=groups;
+# Directory: dc=sspr,dc=test; people alice, bob, carol, dave, admin, ops under ou=people; groups
+# Team-A (alice), SSPR-Users (carol, dave, and the group Team-A: nested), SSPR-Admins (admin, ops) under ou=groups;
 # service account cn=sspr,ou=services; password policy cn=default,ou=policies (history 24,
 # minimum length 8, locked after 3 bad binds until an administrator removes
 # pwdAccountLockedTime). See config.ldif.in and data.ldif.in beside this script.

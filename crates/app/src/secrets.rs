@@ -12,15 +12,28 @@ use sspr_core::secret::Pepper;
 /// The pepper of keyed hashes, from `DIR/secrets.json` (made on first start).
 pub fn local_pepper(data_dir: &Path, rng: &dyn Rng) -> anyhow::Result<Pepper> {
     let path = data_dir.join("secrets.json");
-    if !path.exists() {
+    let new_pepper = || {
         let mut bytes = [0u8; 32];
         rng.fill(&mut bytes);
-        let json = serde_json::json!({ "pepper": STANDARD.encode(bytes) }).to_string();
+        serde_json::Value::String(STANDARD.encode(bytes))
+    };
+    if !path.exists() {
+        let json = serde_json::json!({ "pepper": new_pepper() }).to_string();
         write_private(&path, json.as_bytes()).with_context(|| format!("{}", path.display()))?;
     }
     let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
-    let json: serde_json::Value =
+    let mut json: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    if json.get("pepper").is_none() {
+        // A file the operator wrote with other secrets only (`ldap_bind_password`): the pepper
+        // is added, the rest kept, and the file replaced whole, still private.
+        let object = json.as_object_mut().with_context(|| format!("{}: not a JSON object", path.display()))?;
+        object.insert("pepper".to_owned(), new_pepper());
+        let tmp = data_dir.join("secrets.json.new");
+        let _ = std::fs::remove_file(&tmp);
+        write_private(&tmp, json.to_string().as_bytes()).with_context(|| format!("{}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("{}", path.display()))?;
+    }
     let bytes = json
         .get("pepper")
         .and_then(|p| p.as_str())
@@ -72,5 +85,24 @@ mod tests {
         }
         std::fs::write(dir.path().join("secrets.json"), r#"{"pepper":"c2hvcnQ="}"#).expect("write");
         assert!(local_pepper(dir.path(), &SystemRng).is_err(), "a short pepper is refused");
+    }
+
+    #[test]
+    fn a_secrets_file_without_a_pepper_gets_one_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("secrets.json");
+        std::fs::write(&path, r#"{"ldap_bind_password":"service-Passw0rd"}"#).expect("write");
+        local_pepper(dir.path(), &SystemRng).expect("made");
+        assert_eq!(local_secret(dir.path(), "ldap_bind_password").expect("read").as_deref(), Some("service-Passw0rd"));
+        let pepper = local_secret(dir.path(), "pepper").expect("read").expect("a pepper");
+        local_pepper(dir.path(), &SystemRng).expect("read");
+        assert_eq!(local_secret(dir.path(), "pepper").expect("read"), Some(pepper), "made once");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o077, 0, "readable by its owner only");
+        }
+        assert!(!dir.path().join("secrets.json.new").exists());
     }
 }
