@@ -67,7 +67,15 @@ impl Server {
 
     /// The local server on this directory, with the embedded store and the outbox.
     async fn product(self) -> support::TestServer {
-        let settings = self.settings();
+        self.product_at(None).await
+    }
+
+    /// The same, reaching the directory at `url` instead where given.
+    async fn product_at(self, url: Option<&str>) -> support::TestServer {
+        let mut settings = self.settings();
+        if let Some(url) = url {
+            settings.url = url.to_owned();
+        }
         let (_, flavour, _) = self.flavour();
         let overrides: Vec<(String, String)> = [
             ("SSPR_DIRECTORY", "ldap".to_owned()),
@@ -430,4 +438,20 @@ async fn carol_resets_and_unlocks_on_openldap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn carol_resets_and_unlocks_on_active_directory() {
     carol_resets_and_unlocks_through_the_product(Server::ActiveDirectory).await;
+}
+
+/// A directory that does not answer: sign-in and reset answer 503 `directory_unavailable`, in
+/// words, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_directory_is_told_as_such() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().expect("addr").port()
+    };
+    let product = Server::OpenLdap.product_at(Some(&format!("ldaps://127.0.0.1:{closed}"))).await;
+    let r = product.post("/v1/local/signin", json!({ "username": "carol", "password": "carol-demo-Passw0rd" })).await;
+    assert_eq!((r.status, r.error()), (503, "directory_unavailable"), "{r:?}");
+    let r = product.start_reset("carol").await;
+    assert_eq!((r.status, r.error()), (503, "directory_unavailable"), "{r:?}");
+    assert!(r.body["message"].as_str().is_some_and(|m| m.contains("directory")), "{r:?}");
 }

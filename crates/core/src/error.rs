@@ -66,6 +66,10 @@ pub enum FlowError {
          old password."
     )]
     WritebackIncomplete,
+    /// The organisation's directory did not answer (or refused the service account): nothing
+    /// was changed, and the person can try again within the session.
+    #[error("Your organisation's directory cannot be reached just now. Nothing was changed: try again in a moment.")]
+    DirectoryUnavailable(String),
     #[error("The service is temporarily unavailable. Try again later.")]
     Unavailable(String),
 }
@@ -102,6 +106,7 @@ impl FlowError {
             FlowError::NotRegistered => "not_registered",
             FlowError::WritebackOff => "writeback_off",
             FlowError::WritebackIncomplete => "writeback_incomplete",
+            FlowError::DirectoryUnavailable(_) => "directory_unavailable",
             FlowError::Unavailable(_) => "unavailable",
         }
     }
@@ -128,7 +133,7 @@ impl From<DirectoryError> for FlowError {
             DirectoryError::PasswordRejected(reasons) => FlowError::PasswordRejected(reasons),
             DirectoryError::UnknownUser => FlowError::InvalidSession,
             DirectoryError::PartlyApplied { .. } => FlowError::WritebackIncomplete,
-            DirectoryError::Unavailable(u) => u.into(),
+            DirectoryError::Unavailable(u) => FlowError::DirectoryUnavailable(u.0),
         }
     }
 }

@@ -75,6 +75,10 @@ impl From<FlowError> for ApiError {
                 tracing::error!(%cause, "a dependency is unavailable");
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            FlowError::DirectoryUnavailable(cause) => {
+                tracing::error!(%cause, "the directory is unavailable");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             FlowError::WritebackIncomplete => StatusCode::SERVICE_UNAVAILABLE,
         };
         let reasons = match &e {

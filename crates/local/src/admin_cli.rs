@@ -322,6 +322,7 @@ async fn clear_registration(sspr: &Sspr, admin: &Administrator, user: &Username)
 fn failed(e: FlowError) -> anyhow::Error {
     match e {
         FlowError::Unavailable(cause) => anyhow!("the store or directory is unavailable: {cause}"),
+        FlowError::DirectoryUnavailable(cause) => anyhow!("the directory is unavailable: {cause}"),
         e => e.into(),
     }
 }

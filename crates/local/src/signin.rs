@@ -114,8 +114,8 @@ pub async fn sign_in(
             tracing::error!(error = %e, "sign-in could not reach the directory");
             Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "The directory is unavailable. Try again later.",
+                "directory_unavailable",
+                "Your organisation's directory cannot be reached just now. Try again in a moment.",
             ))
         }
     }
