@@ -385,15 +385,17 @@ fn the_template_functions_are_the_ones_the_routes_declare() {
     assert!(schedule["Properties"]["Target"]["DeadLetterConfig"].is_mapping(), "and kept when they never succeed");
 }
 
-/// The crates that carry an adapter: the AWS SDK of each AWS adapter, and the embedded ones.
-/// (aws-config brings the STS and SSO SDKs for credentials to every function; they are no adapter.)
-const ADAPTER_CRATES: [&str; 8] = [
+/// The crates that carry an adapter: the AWS SDK of each AWS adapter, the LDAP one, and the
+/// embedded ones. (aws-config brings the STS and SSO SDKs for credentials to every function;
+/// they are no adapter.)
+const ADAPTER_CRATES: [&str; 9] = [
     "aws-sdk-dynamodb",
     "aws-sdk-secretsmanager",
     "aws-sdk-cognitoidentityprovider",
     "aws-sdk-sns",
     "aws-sdk-pinpointsmsvoicev2",
     "aws-sdk-sesv2",
+    "ldap3",
     "sspr-embedded",
     "rusqlite",
 ];
@@ -418,6 +420,7 @@ fn each_function_links_only_the_adapters_it_uses() {
         let mut expected: BTreeSet<&str> = ["aws-sdk-dynamodb", "aws-sdk-secretsmanager"].into_iter().collect();
         for (needed, sdk) in [
             (needs.directory, "aws-sdk-cognitoidentityprovider"),
+            (needs.directory, "ldap3"),
             (needs.sms, "aws-sdk-sns"),
             (needs.voice, "aws-sdk-pinpointsmsvoicev2"),
             (needs.email, "aws-sdk-sesv2"),
@@ -441,7 +444,9 @@ fn each_function_links_only_the_adapters_it_uses() {
     assert_eq!(linked, expected, "sspr-fn-remind");
 }
 
-/// The template configures the functions only with settings the code knows.
+/// The template configures the functions only with settings the code knows, and with each
+/// directory it offers (the `Directory` parameter) the settings it gives are a valid Lambda
+/// configuration.
 #[test]
 fn the_template_environment_is_a_valid_lambda_configuration() {
     let template = template();
@@ -452,6 +457,13 @@ fn the_template_environment_is_a_valid_lambda_configuration() {
         "SSPR_DIRECTORY",
         "SSPR_COGNITO_USER_POOL_ID",
         "SSPR_COGNITO_CLIENT_ID",
+        "SSPR_LDAP_URL",
+        "SSPR_LDAP_FLAVOUR",
+        "SSPR_LDAP_BIND_DN",
+        "SSPR_LDAP_BASE_DN",
+        "SSPR_LDAP_USER_ATTRIBUTE",
+        "SSPR_LDAP_STARTTLS",
+        "SSPR_LDAP_TIMEOUT_SECS",
         "SSPR_SENDER",
         "SSPR_EMAIL_FROM",
         "SSPR_PUBLIC_URL",
@@ -467,26 +479,51 @@ fn the_template_environment_is_a_valid_lambda_configuration() {
         "SSPR_AUTHENTICATOR_REQUIRED",
         "RUST_LOG",
     ];
-    let mut values = Vec::new();
-    for (key, value) in vars {
+    for (key, _) in vars {
         let key = key.as_str().expect("name");
         assert!(known.contains(&key), "{key} is not a setting the code reads");
         assert!(!key.contains("PEPPER") && !key.contains("PASSWORD"), "{key}: secrets never go in env");
-        // Intrinsic functions stand for deploy-time values; give them plausible ones.
-        let literal = match value {
-            serde_yaml::Value::Tagged(_) => None,
-            plain => plain.as_str().map(str::to_owned),
-        };
-        let literal = literal.unwrap_or_else(|| match key {
-            "SSPR_EMAIL_FROM" => "noreply@example.com".into(),
-            "SSPR_PUBLIC_URL" => "https://reset.example.com".into(),
-            "SSPR_AUDIT_DAYS" => "30".into(),
-            "SSPR_AUTHENTICATOR_REQUIRED" => "false".into(),
-            _ => "deploy-time-value".into(),
-        });
-        values.push((key.to_owned(), literal));
     }
-    let config =
-        Config::from_lookup(Deployment::Lambda, |name| values.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()));
-    assert!(config.is_ok(), "{:?}", config.err());
+    // The variables worked out as a deployment would: the parameters without a default, the
+    // resources, and each directory with its settings (the other parameters at their default).
+    let deployment = |directory: &str, more: &[(&'static str, &str)]| {
+        let mut values: Vec<(&'static str, String)> = vec![
+            ("Table", "sspr".to_owned()),
+            ("Secrets", "arn:aws:secretsmanager:us-east-1:123456789012:secret:sspr-AbCdEf".to_owned()),
+            ("UserPoolId", "us-east-1_abc".to_owned()),
+            ("EmailFrom", "noreply@example.com".to_owned()),
+            ("PublicUrl", "https://reset.example.com".to_owned()),
+            ("Directory", directory.to_owned()),
+        ];
+        values.extend(more.iter().map(|(name, value)| (*name, (*value).to_owned())));
+        values
+    };
+    let ldap = [
+        ("LdapUrl", "ldaps://dc1.corp.example.com"),
+        ("LdapBindDn", "CN=sspr-svc,OU=Services,DC=corp,DC=example,DC=com"),
+        ("LdapBaseDn", "DC=corp,DC=example,DC=com"),
+    ];
+    let openldap_with_starttls = [
+        ("LdapUrl", "ldap://ldap.corp.example.com"),
+        ("LdapFlavour", "openldap"),
+        ("LdapStartTls", "true"),
+        ("LdapUserAttribute", "mail"),
+        ("LdapBindDn", "cn=sspr,ou=services,dc=corp,dc=example,dc=com"),
+        ("LdapBaseDn", "dc=corp,dc=example,dc=com"),
+    ];
+    let cases = [
+        ("cognito", deployment("cognito", &[])),
+        ("ldap", deployment("ldap", &ldap)),
+        ("hybrid", deployment("hybrid", &ldap)),
+        ("ldap (openldap, StartTLS)", deployment("ldap", &openldap_with_starttls)),
+    ];
+    for (case, values) in cases {
+        let env = crate::lambda::template_environment(&values);
+        let config =
+            Config::from_lookup(Deployment::Lambda, |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()));
+        assert!(config.is_ok(), "Directory {case}: {:?}", config.err());
+        let ldap_settings: Vec<&str> =
+            env.iter().map(|(k, _)| k.as_str()).filter(|k| k.starts_with("SSPR_LDAP_")).collect();
+        assert_eq!(ldap_settings.is_empty(), case == "cognito", "Directory {case}: LDAP settings {ldap_settings:?}");
+    }
 }

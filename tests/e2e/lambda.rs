@@ -127,7 +127,7 @@ const PEPPER: &str = "k7Qp2vX9mZ4rT8wY1nB6cF3hJ5sL0dGaE2uI9oP4yR7tW1xV";
 /// every function, its intrinsic functions worked out with `values`: what a deployment would
 /// give each parameter and resource (by logical name). Parameters not in `values` take their
 /// default; a variable whose value is `AWS::NoValue` is left out.
-fn template_environment(values: &[(&str, String)]) -> Vec<(String, String)> {
+pub(crate) fn template_environment(values: &[(&str, String)]) -> Vec<(String, String)> {
     let template = crate::template();
     let variables =
         template["Globals"]["Function"]["Environment"]["Variables"].as_mapping().expect("Globals environment");

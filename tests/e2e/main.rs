@@ -37,6 +37,7 @@ mod lambda;
 mod ldap;
 mod openapi;
 mod support;
+mod template_ldap;
 mod voice;
 
 use std::path::PathBuf;
