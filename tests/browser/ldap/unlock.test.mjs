@@ -7,6 +7,7 @@
 // Needs a running local server (`sspr serve` with SSPR_DIRECTORY=ldap on the test server of
 // tests/ldap/slapd.sh, its outbox as the sender):
 //   SSPR_URL  its base URL, e.g. http://127.0.0.1:8081
+//   SSPR_LOCKOUT_USER, SSPR_LOCKOUT_PASSWORD  the person (default dave, of the OpenLDAP server)
 // and the variables of ../support.mjs.
 
 import { after, before, test } from 'node:test';
@@ -24,10 +25,11 @@ import {
   shot,
 } from '../support.mjs';
 
-// dave's password in tests/ldap/data.ldif.in.
-const DAVE = 'dave';
-const DAVE_PASSWORD = 'dave-demo-Passw0rd';
-const EMAIL = 'dave@example.com';
+// dave of tests/ldap/data.ldif.in, unless another person of another directory is named (e.g.
+// carol of the Samba AD of tests/ldap/samba.sh).
+const DAVE = process.env.SSPR_LOCKOUT_USER || 'dave';
+const DAVE_PASSWORD = process.env.SSPR_LOCKOUT_PASSWORD || 'dave-demo-Passw0rd';
+const EMAIL = `${DAVE}@example.com`;
 noteSecret(DAVE_PASSWORD);
 
 before(launchBrowser);
