@@ -81,8 +81,12 @@ fn password(s: &str) -> NewPassword {
 }
 
 async fn takes(directory: &impl Authenticate, password: &str) -> bool {
+    takes_for(directory, ADMIN, password).await
+}
+
+async fn takes_for(directory: &impl Authenticate, who: &str, password: &str) -> bool {
     let given = SecretString::from(password.to_owned());
-    directory.authenticate(&name(ADMIN), &given).await.expect("authenticate").is_some()
+    directory.authenticate(&name(who), &given).await.expect("authenticate").is_some()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,4 +137,59 @@ async fn hybrid_writes_active_directory_then_cognito_and_finishes_what_cognito_m
     hybrid.finish_password(&name(ADMIN), &password("Admin-hybrid-Passw0rd-2")).await.expect("finished");
     assert!(takes(&cognito, "Admin-hybrid-Passw0rd-2").await, "Cognito caught up");
     assert!(takes(&*ad, "Admin-hybrid-Passw0rd-2").await);
+}
+
+/// The product assembled with `SSPR_DIRECTORY=hybrid` (Samba AD and the moto user pool, as the
+/// configuration names them): erin signs in against Active Directory, registers her email and
+/// resets her password; both directories then take the new one, and neither the old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_through_the_product_changes_both_passwords() {
+    use serde_json::json;
+    const ERIN: &str = "erin";
+    const ERIN_PASSWORD: &str = "erin-demo-Passw0rd";
+    let sdk = support::sdk().await;
+    let pool = support::create_cognito_pool(&sdk).await;
+    let c = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
+    c.admin_create_user()
+        .user_pool_id(&pool.pool_id)
+        .username(ERIN)
+        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+        .send()
+        .await
+        .expect("erin in the pool");
+    c.admin_set_user_password()
+        .user_pool_id(&pool.pool_id)
+        .username(ERIN)
+        .password(ERIN_PASSWORD)
+        .permanent(true)
+        .send()
+        .await
+        .expect("erin's password in the pool");
+    let more = vec![
+        ("SSPR_DIRECTORY".to_owned(), "hybrid".to_owned()),
+        ("SSPR_COGNITO_USER_POOL_ID".to_owned(), pool.pool_id.clone()),
+        ("SSPR_COGNITO_CLIENT_ID".to_owned(), pool.client_id.clone()),
+    ];
+    let product = crate::ldap::Server::ActiveDirectory.product_with(None, more).await;
+
+    let token = product.sign_in(ERIN, ERIN_PASSWORD).await.expect("erin signs in against Active Directory");
+    let email = "erin@example.com";
+    crate::flows::register(&product, &token, "email", email).await;
+    let r = product.start_reset(ERIN).await;
+    let session = r.body["session"].as_str().expect("session").to_owned();
+    let send = json!({ "session": session, "method": "email", "destination": email });
+    let code = product.code_sent_by(email, product.post("/v1/reset/send-code", send)).await;
+    let r = product.post("/v1/reset/verify", json!({ "session": session, "method": "email", "code": code })).await;
+    let reset_token = r.body["reset_token"].as_str().expect("a reset token").to_owned();
+    let new = "Erin-hybrid-Passw0rd-5";
+    let r = product
+        .post("/v1/reset/complete", json!({ "session": session, "reset_token": reset_token, "new_password": new }))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let ad = crate::ldap::samba_ad();
+    let cognito = sspr_aws::CognitoDirectory::from_config(&sdk, &pool.pool_id, Some(pool.client_id.clone()));
+    assert!(takes_for(&ad, ERIN, new).await && takes_for(&cognito, ERIN, new).await, "both take the new password");
+    assert!(!takes_for(&ad, ERIN, ERIN_PASSWORD).await, "Active Directory refuses the old");
+    assert!(!takes_for(&cognito, ERIN, ERIN_PASSWORD).await, "Cognito refuses the old");
 }

@@ -24,7 +24,7 @@ fn env(name: &str) -> String {
 
 /// One of the two test servers: its settings come from `SSPR_TEST_<prefix>_*`.
 #[derive(Clone, Copy)]
-enum Server {
+pub(crate) enum Server {
     OpenLdap,
     ActiveDirectory,
 }
@@ -72,6 +72,11 @@ impl Server {
 
     /// The same, reaching the directory at `url` instead where given.
     async fn product_at(self, url: Option<&str>) -> support::TestServer {
+        self.product_with(url, Vec::new()).await
+    }
+
+    /// The same, with more settings (they win over these).
+    pub(crate) async fn product_with(self, url: Option<&str>, more: Vec<(String, String)>) -> support::TestServer {
         let mut settings = self.settings();
         if let Some(url) = url {
             settings.url = url.to_owned();
@@ -88,6 +93,7 @@ impl Server {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        let overrides: Vec<(String, String)> = more.into_iter().chain(overrides).collect();
         let secrets = json!({
             "pepper": "c3NwciB0ZXN0IHBlcHBlciBvZiB0aGlydHktdHdvIGJ5dGVzIQ==",
             "ldap_bind_password": settings.bind_password.expose_secret(),
@@ -159,7 +165,7 @@ async fn nested_groups(directory: &LdapDirectory) {
     assert!(alice.groups.contains(&"Team-A".to_owned()) && alice.groups.contains(&"SSPR-Users".to_owned()));
     assert_eq!(alice.email.map(|e| e.to_string()).as_deref(), Some("alice@example.com"));
     assert_eq!(names_in(directory, "SSPR-Admins").await, vec!["admin", "ops"]);
-    // (dave, the browser test's, is in it on OpenLDAP too.)
+    // (So are dave on OpenLDAP and erin on Samba, whom other tests use.)
     let users = names_in(directory, "SSPR-Users").await;
     assert!(users.starts_with(&["alice".to_owned(), "carol".to_owned()]), "direct and nested members: {users:?}");
     assert!(!users.contains(&"bob".to_owned()), "{users:?}");

@@ -19,9 +19,9 @@
 # 127.0.0.1), service-password (the service account's password, mode 0600, no trailing
 # newline), samba/ (the domain: etc/smb.conf, private/sam.ldb, ...), samba.pid, samba.log.
 #
-# Domain SSPR (sspr.test), base DN DC=sspr,DC=test. People alice, bob, carol, admin, ops in
-# OU=People; groups Team-A (alice), SSPR-Users (carol, and the group Team-A: nested), SSPR-Admins
-# (admin, ops) in OU=Groups; the service account sspr-svc in OU=Services, with exactly the
+# Domain SSPR (sspr.test), base DN DC=sspr,DC=test. People alice, bob, carol, erin, admin, ops
+# in OU=People; groups Team-A (alice), SSPR-Users (carol, erin, and the group Team-A: nested),
+# SSPR-Admins (admin, ops) in OU=Groups; the service account sspr-svc in OU=Services, with exactly the
 # rights README.md ("Active Directory") asks for: on OU=People and below, the "Reset Password"
 # extended right and writing lockoutTime and pwdLastSet; nothing else beyond what every
 # authenticated user may read. Domain password policy: complexity on, minimum length 8, history
@@ -174,9 +174,8 @@ EOF
   tool ou add "OU=Services,$base_dn"
   # The people's passwords are the demo passwords (alice and admin as in README.md).
   local who
-  for who in alice bob carol admin ops; do
+  for who in alice bob carol erin admin ops; do
     local mail=$who@example.com
-    [ "$who" = admin ] && mail=admin@example.com
     tool user create "$who" "$who-demo-Passw0rd" --userou=OU=People --mail-address="$mail" \
       --given-name="$who" --surname=Example
   done
@@ -186,7 +185,7 @@ EOF
   tool group add SSPR-Users --groupou=OU=Groups
   tool group add SSPR-Admins --groupou=OU=Groups
   tool group addmembers Team-A alice
-  tool group addmembers SSPR-Users carol,Team-A
+  tool group addmembers SSPR-Users carol,erin,Team-A
   tool group addmembers SSPR-Admins admin,ops
   # The service account: never locked out by bad binds.
   tool domain passwordsettings pso create sspr-services 10 --account-lockout-threshold=0 \
