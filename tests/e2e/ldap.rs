@@ -229,6 +229,16 @@ async fn active_directory() {
     assert!(last_set.parse::<i64>().is_ok_and(|t| t > 0), "pwdLastSet after the reset: {last_set}");
     assert!(binds(&directory, "ops", "Ops-reset-Passw0rd-4").await);
 
+    // People may also be found by userPrincipalName; either way, by the directory's spelling.
+    let mut by_upn = server.settings();
+    by_upn.user_attribute = "userPrincipalName".into();
+    let by_upn = LdapDirectory::new(by_upn).expect("valid settings");
+    let found = by_upn.find_user(&name("Carol@SSPR.TEST")).await.expect("find").expect("carol by her UPN");
+    assert_eq!(found.username.as_str(), "carol@sspr.test");
+    assert!(found.is_member_of("SSPR-Users"), "{found:?}");
+    let found = directory.find_user(&name("CAROL")).await.expect("find").expect("carol in capitals");
+    assert_eq!(found.username.as_str(), "carol", "the directory's spelling");
+
     // The service account holds exactly the rights README.md lists: nothing beyond people.
     let admin = directory.set_password(&name("Administrator"), &password("Not-Allowed-Passw0rd-5")).await;
     assert!(matches!(admin, Err(DirectoryError::Unavailable(_)) | Err(DirectoryError::UnknownUser)), "{admin:?}");
