@@ -471,3 +471,39 @@ async fn an_unreachable_directory_is_told_as_such() {
     assert_eq!((r.status, r.error()), (503, "directory_unavailable"), "{r:?}");
     assert!(r.body["message"].as_str().is_some_and(|m| m.contains("directory")), "{r:?}");
 }
+
+/// With the policy's writeback off, a person of the on-premises directory who proved who they
+/// are is sent to the helpdesk (403 `writeback_off`, the link in the answer), and the
+/// directory's password is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writeback_off_sends_people_of_the_directory_to_the_helpdesk() {
+    let product = Server::OpenLdap.product().await;
+    let admin = product.sign_in("admin", "admin-demo-Passw0rd").await.expect("the administrator signs in");
+    let r = product.call("GET", "/v1/admin/policy", Some(&admin), None).await;
+    let mut policy = r.body;
+    policy["writeback"] = json!(false);
+    policy["helpdesk"] = json!("https://help.example.com/sspr");
+    let r = product.call("PUT", "/v1/admin/policy", Some(&admin), Some(policy)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // dave is the browser test's; nothing here changes his directory entry.
+    let token = product.sign_in("dave", "dave-demo-Passw0rd").await.expect("dave signs in");
+    let email = "dave@example.com";
+    crate::flows::register(&product, &token, "email", email).await;
+    let r = product.start_reset("dave").await;
+    let session = r.body["session"].as_str().expect("session").to_owned();
+    let send = json!({ "session": session, "method": "email", "destination": email });
+    let code = product.code_sent_by(email, product.post("/v1/reset/send-code", send)).await;
+    let r = product.post("/v1/reset/verify", json!({ "session": session, "method": "email", "code": code })).await;
+    let reset_token = r.body["reset_token"].as_str().expect("a reset token").to_owned();
+    let r = product
+        .post(
+            "/v1/reset/complete",
+            json!({ "session": session, "reset_token": reset_token, "new_password": "Dave-new-Passw0rd-6" }),
+        )
+        .await;
+    assert_eq!((r.status, r.error()), (403, "writeback_off"), "{r:?}");
+    assert_eq!(r.body["helpdesk"].as_str(), Some("https://help.example.com/sspr"), "{r:?}");
+    assert!(r.body["message"].as_str().is_some_and(|m| m.contains("helpdesk")), "{r:?}");
+    assert!(binds(&Server::OpenLdap.directory(), "dave", "dave-demo-Passw0rd").await, "unchanged");
+}
