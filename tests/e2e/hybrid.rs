@@ -140,11 +140,15 @@ async fn hybrid_writes_active_directory_then_cognito_and_finishes_what_cognito_m
 }
 
 /// The product assembled with `SSPR_DIRECTORY=hybrid` (Samba AD and the moto user pool, as the
-/// configuration names them): erin signs in against Active Directory, registers her email and
-/// resets her password; both directories then take the new one, and neither the old.
+/// configuration names them, Cognito reached through the proxy): erin signs in against Active
+/// Directory, registers her email and resets her password, and both directories take it. Then
+/// with Cognito unreachable a second reset answers 503 `writeback_incomplete`, in words: Active
+/// Directory has the new password, Cognito the previous one, the audit log records it and the
+/// notice goes out; once Cognito answers, the same token and password finish it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hybrid_through_the_product_changes_both_passwords() {
+async fn hybrid_through_the_product_writes_both_and_finishes_what_the_cloud_missed() {
     use serde_json::json;
+    use sspr_core::audit::{ActivityQuery, EventKind};
     const ERIN: &str = "erin";
     const ERIN_PASSWORD: &str = "erin-demo-Passw0rd";
     let sdk = support::sdk().await;
@@ -165,31 +169,64 @@ async fn hybrid_through_the_product_changes_both_passwords() {
         .send()
         .await
         .expect("erin's password in the pool");
+    let proxy =
+        FaultyProxy::start(support::moto_url().trim_start_matches("http://").trim_end_matches('/').to_owned()).await;
+    let proxied =
+        sdk.to_builder().endpoint_url(&proxy.url).retry_config(aws_config::retry::RetryConfig::disabled()).build();
     let more = vec![
         ("SSPR_DIRECTORY".to_owned(), "hybrid".to_owned()),
         ("SSPR_COGNITO_USER_POOL_ID".to_owned(), pool.pool_id.clone()),
         ("SSPR_COGNITO_CLIENT_ID".to_owned(), pool.client_id.clone()),
     ];
-    let product = crate::ldap::Server::ActiveDirectory.product_with(None, more).await;
+    let product = crate::ldap::Server::ActiveDirectory.product_with(None, more, Some(proxied)).await;
+    let ad = crate::ldap::samba_ad();
+    let cognito = sspr_aws::CognitoDirectory::from_config(&sdk, &pool.pool_id, Some(pool.client_id.clone()));
 
     let token = product.sign_in(ERIN, ERIN_PASSWORD).await.expect("erin signs in against Active Directory");
     let email = "erin@example.com";
     crate::flows::register(&product, &token, "email", email).await;
-    let r = product.start_reset(ERIN).await;
-    let session = r.body["session"].as_str().expect("session").to_owned();
-    let send = json!({ "session": session, "method": "email", "destination": email });
-    let code = product.code_sent_by(email, product.post("/v1/reset/send-code", send)).await;
-    let r = product.post("/v1/reset/verify", json!({ "session": session, "method": "email", "code": code })).await;
-    let reset_token = r.body["reset_token"].as_str().expect("a reset token").to_owned();
-    let new = "Erin-hybrid-Passw0rd-5";
-    let r = product
-        .post("/v1/reset/complete", json!({ "session": session, "reset_token": reset_token, "new_password": new }))
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
+    // A reset up to its token.
+    let verified = || async {
+        let r = product.start_reset(ERIN).await;
+        let session = r.body["session"].as_str().expect("session").to_owned();
+        let send = json!({ "session": session, "method": "email", "destination": email });
+        let code = product.code_sent_by(email, product.post("/v1/reset/send-code", send)).await;
+        let r = product.post("/v1/reset/verify", json!({ "session": session, "method": "email", "code": code })).await;
+        (session, r.body["reset_token"].as_str().expect("a reset token").to_owned())
+    };
+    let complete = |session: String, token: String, password: &'static str| {
+        product
+            .post("/v1/reset/complete", json!({ "session": session, "reset_token": token, "new_password": password }))
+    };
 
-    let ad = crate::ldap::samba_ad();
-    let cognito = sspr_aws::CognitoDirectory::from_config(&sdk, &pool.pool_id, Some(pool.client_id.clone()));
-    assert!(takes_for(&ad, ERIN, new).await && takes_for(&cognito, ERIN, new).await, "both take the new password");
+    let (session, token) = verified().await;
+    let first = "Erin-hybrid-Passw0rd-5";
+    let r = complete(session, token, first).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(takes_for(&ad, ERIN, first).await && takes_for(&cognito, ERIN, first).await, "both take the new password");
     assert!(!takes_for(&ad, ERIN, ERIN_PASSWORD).await, "Active Directory refuses the old");
     assert!(!takes_for(&cognito, ERIN, ERIN_PASSWORD).await, "Cognito refuses the old");
+
+    let (session, token) = verified().await;
+    let second = "Erin-hybrid-Passw0rd-6";
+    let told_before = product.messages_to(email).await.len();
+    proxy.fail(true);
+    let r = complete(session.clone(), token.clone(), second).await;
+    assert_eq!((r.status, r.error()), (503, "writeback_incomplete"), "{r:?}");
+    assert!(r.body["message"].as_str().is_some_and(|m| m.contains("Press the button again")), "{r:?}");
+    assert!(takes_for(&ad, ERIN, second).await, "Active Directory's change stands");
+    assert!(takes_for(&cognito, ERIN, first).await, "Cognito still has the previous one");
+    let query = ActivityQuery { kind: Some(EventKind::WritebackIncomplete), limit: 10, ..Default::default() };
+    let events = product.sspr.activity(&query).await.expect("the audit log").events;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].user.as_ref().map(|u| u.as_str()), Some(ERIN));
+    let told = product.messages_to(email).await;
+    assert_eq!(told.len(), told_before + 1, "told once: {told:?}");
+    assert!(told.last().is_some_and(|m| m.contains("password was changed")), "{told:?}");
+
+    proxy.fail(false);
+    let r = complete(session, token, second).await;
+    assert_eq!(r.status, 200, "finished: {r:?}");
+    assert!(takes_for(&cognito, ERIN, second).await, "Cognito caught up");
+    assert_eq!(product.messages_to(email).await.len(), told.len(), "not told twice");
 }

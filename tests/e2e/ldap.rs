@@ -72,11 +72,17 @@ impl Server {
 
     /// The same, reaching the directory at `url` instead where given.
     async fn product_at(self, url: Option<&str>) -> support::TestServer {
-        self.product_with(url, Vec::new()).await
+        self.product_with(url, Vec::new(), None).await
     }
 
-    /// The same, with more settings (they win over these).
-    pub(crate) async fn product_with(self, url: Option<&str>, more: Vec<(String, String)>) -> support::TestServer {
+    /// The same, with more settings (they win over these), and an AWS configuration of its own
+    /// where given.
+    pub(crate) async fn product_with(
+        self,
+        url: Option<&str>,
+        more: Vec<(String, String)>,
+        aws: Option<aws_config::SdkConfig>,
+    ) -> support::TestServer {
         let mut settings = self.settings();
         if let Some(url) = url {
             settings.url = url.to_owned();
@@ -98,7 +104,7 @@ impl Server {
             "pepper": "c3NwciB0ZXN0IHBlcHBlciBvZiB0aGlydHktdHdvIGJ5dGVzIQ==",
             "ldap_bind_password": settings.bind_password.expose_secret(),
         });
-        support::start_with(Backend::Embedded, overrides, Some(secrets)).await
+        support::start_with_aws(Backend::Embedded, overrides, Some(secrets), aws).await
     }
 }
 

@@ -439,6 +439,16 @@ pub async fn start_with(
     overrides: Vec<(String, String)>,
     secrets: Option<serde_json::Value>,
 ) -> TestServer {
+    start_with_aws(backend, overrides, secrets, None).await
+}
+
+/// The same, with `aws` as the AWS configuration instead of the environment's.
+pub async fn start_with_aws(
+    backend: Backend,
+    overrides: Vec<(String, String)>,
+    secrets: Option<serde_json::Value>,
+    aws: Option<aws_config::SdkConfig>,
+) -> TestServer {
     capture_logs();
     let data = tempfile::tempdir().expect("data dir");
     if let Some(secrets) = secrets {
@@ -491,6 +501,7 @@ pub async fn start_with(
         rng: Arc::new(SystemRng),
         echo_outbox: false,
         store: Some(store),
+        aws,
     })
     .await
     .expect("local server");

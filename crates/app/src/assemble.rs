@@ -31,6 +31,9 @@ pub struct Assembly {
     pub echo_outbox: bool,
     /// A store to use instead of the configured one: tests wrap the real one to count its calls.
     pub store: Option<Arc<dyn RecordStore>>,
+    /// An AWS configuration to use instead of the environment's: tests reach a service through
+    /// a loopback proxy that fails on demand.
+    pub aws: Option<aws_config::SdkConfig>,
 }
 
 impl Assembly {
@@ -45,6 +48,7 @@ impl Assembly {
             public_url: None,
             echo_outbox: false,
             store: None,
+            aws: None,
         }
     }
 }
@@ -70,7 +74,7 @@ fn not_built(var: &str, what: &str) -> anyhow::Error {
 
 /// Builds the product. An error names the setting that stopped it, in one line.
 pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
-    let Assembly { config, needs, clock, rng, data_dir, public_url, echo_outbox, store } = assembly;
+    let Assembly { config, needs, clock, rng, data_dir, public_url, echo_outbox, store, aws } = assembly;
     if let Some(dir) = &data_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("--data {}", dir.display()))?;
     }
@@ -79,7 +83,11 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
         || ((needs.sms || needs.voice || needs.email) && config.sender == SenderKind::Aws)
         || config.secrets_arn.is_some();
     // The AWS configuration may probe the network: only load it when an AWS adapter is used.
-    let sdk = if wants_aws { Some(sspr_aws::sdk_config().await) } else { None };
+    let sdk = match (wants_aws, aws) {
+        (false, _) => None,
+        (true, Some(given)) => Some(given),
+        (true, None) => Some(sspr_aws::sdk_config().await),
+    };
     let sdk = || sdk.as_ref().ok_or_else(|| anyhow!("the AWS configuration was not loaded"));
     #[cfg(feature = "embedded")]
     let mut embedded_store = None;

@@ -10,4 +10,6 @@ pub mod lambda;
 pub mod secrets;
 
 pub use assemble::{assemble, Assembled, Assembly};
+/// The AWS configuration an [`Assembly`] may be given in place of the environment's.
+pub use aws_config::SdkConfig as AwsConfig;
 pub use config::{Config, ConfigError, Deployment};

@@ -157,6 +157,7 @@ async fn open(data: &Path) -> anyhow::Result<Arc<Sspr>> {
         rng: Arc::new(SystemRng),
         echo_outbox: false,
         store: None,
+        aws: None,
     })
     .await?;
     Ok(server.sspr)

@@ -32,6 +32,9 @@ pub struct LocalOptions {
     pub echo_outbox: bool,
     /// A store to use instead of the configured one (tests count its calls).
     pub store: Option<Arc<dyn RecordStore>>,
+    /// An AWS configuration instead of the environment's (tests reach a service through a
+    /// proxy that fails on demand).
+    pub aws: Option<sspr_app::AwsConfig>,
 }
 
 pub struct LocalServer {
@@ -48,7 +51,7 @@ pub struct LocalServer {
 /// Builds the server: the product as every binary assembles it, the whole API, and the local
 /// extras (pages, sign-in, outbox).
 pub async fn build(options: LocalOptions) -> anyhow::Result<LocalServer> {
-    let LocalOptions { config, data_dir, public_url, clock, rng, echo_outbox, store } = options;
+    let LocalOptions { config, data_dir, public_url, clock, rng, echo_outbox, store, aws } = options;
     let assembled = assemble(Assembly {
         config,
         needs: Needs::ALL,
@@ -58,6 +61,7 @@ pub async fn build(options: LocalOptions) -> anyhow::Result<LocalServer> {
         public_url: Some(public_url),
         echo_outbox,
         store,
+        aws,
     })
     .await?;
     let authenticate = assembled.authenticate.ok_or_else(|| anyhow::anyhow!("the directory cannot check passwords"))?;

@@ -97,6 +97,7 @@ async fn serve(addr: SocketAddr, data: PathBuf) -> anyhow::Result<()> {
         rng: Arc::new(SystemRng),
         echo_outbox: true,
         store: None,
+        aws: None,
     })
     .await?;
     println!("sspr is running at {url}");
@@ -130,6 +131,7 @@ async fn remind(data: PathBuf, now: Option<i64>, within: u16) -> anyhow::Result<
         rng: Arc::new(SystemRng),
         echo_outbox: true,
         store: None,
+        aws: None,
     })
     .await?;
     let run = server.sspr.send_reminders(within).await?;
