@@ -809,6 +809,75 @@ async fn directory_conformance_embedded() {
     assert!(!std::fs::read_to_string(&file).expect("file").contains("Conformance"), "only hashes are kept");
 }
 
+/// Forty people, three resets each, all at once: none fails, and after a restart each person's
+/// password is the one the directory held before it, the last change it acknowledged (the
+/// file is written by one change at a time, and a change counts only once it is on disk).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_changes_of_the_embedded_directory_are_all_kept() {
+    const PEOPLE: usize = 40;
+    const RESETS: usize = 3;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("directory.json");
+    let names: Vec<String> = (0..PEOPLE).map(|i| format!("person{i:02}")).collect();
+    let seed = DirectorySeed {
+        users: names
+            .iter()
+            .map(|n| sspr_embedded::directory::SeedUser {
+                username: n.clone(),
+                password: format!("{n}-first-Passw0rd"),
+                email: None,
+                phone: None,
+                groups: Vec::new(),
+                admin: false,
+            })
+            .collect(),
+    };
+    let directory = EmbeddedDirectory::open(&seed, Some(&file)).expect("directory");
+    let candidate = |n: &str, k: usize| format!("{n}-reset-{k}-Passw0rd");
+    let mut resets = tokio::task::JoinSet::new();
+    for n in &names {
+        for k in 0..RESETS {
+            let (directory, name) = (directory.clone(), Username::parse(n).expect("name"));
+            let password = NewPassword::parse(&candidate(n, k), &PasswordRules::default(), &name).expect("password");
+            resets.spawn(async move { directory.set_password(&name, &password).await });
+        }
+    }
+    let mut failed = 0;
+    while let Some(done) = resets.join_next().await {
+        if let Err(e) = done.expect("the reset task") {
+            eprintln!("a reset failed: {e}");
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 0, "resets that failed");
+
+    // The one password each holds now, then after a restart from the file.
+    let holds = |directory: EmbeddedDirectory, n: String| async move {
+        let name = Username::parse(&n).expect("name");
+        let mut held = Vec::new();
+        for k in 0..RESETS {
+            let given = SecretString::from(candidate(&n, k));
+            if directory.authenticate(&name, &given).await.expect("authenticate").is_some() {
+                held.push(k);
+            }
+        }
+        held
+    };
+    let reopened = EmbeddedDirectory::open(&DirectorySeed { users: Vec::new() }, Some(&file)).expect("reopened");
+    for n in &names {
+        let before = holds(directory.clone(), n.clone()).await;
+        assert_eq!(before.len(), 1, "{n} holds exactly one of the passwords set: {before:?}");
+        let after = holds(reopened.clone(), n.clone()).await;
+        assert_eq!(after, before, "{n}: the file holds what the directory acknowledged");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|f| f != "directory.json")
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary file is left: {leftovers:?}");
+}
+
 #[tokio::test]
 async fn directory_conformance_memory() {
     let memory = sspr_core::fakes::directory::MemoryDirectory::new();

@@ -1,5 +1,10 @@
 //! The embedded directory: a handful of accounts seeded from a TOML file (or the demo users),
 //! passwords kept as Argon2id hashes, changes saved to a JSON file in the data directory.
+//!
+//! Changes are serialised: one writer at a time writes the whole file (a temporary file of its
+//! own, flushed to disk, then renamed over the old one), and only once it is on disk does the
+//! change take effect in memory. A change the caller was told succeeded is on disk; one that
+//! failed leaves the password as it was.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,6 +88,8 @@ struct Account {
 pub struct EmbeddedDirectory {
     accounts: Arc<Mutex<BTreeMap<String, Account>>>,
     file: Option<PathBuf>,
+    /// Held by the one change being written.
+    writing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Argon2id with the OWASP parameters of S6 in docs/security.md (m=19456 KiB, t=2, p=1).
@@ -99,6 +106,35 @@ fn hash_password(password: &str) -> Result<String, Unavailable> {
         .map_err(|e| Unavailable::new(format!("password hashing failed: {e}")))
 }
 
+/// Writes `accounts` to `path` whole: a new file of this write's own beside it, readable by its
+/// owner only, flushed to disk, then renamed over the old one (and the rename flushed too).
+fn save(path: &Path, accounts: &BTreeMap<String, Account>) -> Result<(), Unavailable> {
+    use std::io::Write as _;
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let failed = |e: std::io::Error| Unavailable::new(format!("{}: {e}", path.display()));
+    let text = serde_json::to_vec_pretty(accounts).map_err(Unavailable::new)?;
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
+    let written = (|| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(&text)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(failed)
+}
+
 impl EmbeddedDirectory {
     /// Builds the directory from `seed`; with `file`, loads it from there when it exists and
     /// saves every change to it.
@@ -108,7 +144,11 @@ impl EmbeddedDirectory {
                 std::fs::read_to_string(path).map_err(|e| Unavailable::new(format!("{}: {e}", path.display())))?;
             let accounts =
                 serde_json::from_str(&text).map_err(|e| Unavailable::new(format!("{}: {e}", path.display())))?;
-            return Ok(Self { accounts: Arc::new(Mutex::new(accounts)), file: Some(path.to_owned()) });
+            return Ok(Self {
+                accounts: Arc::new(Mutex::new(accounts)),
+                file: Some(path.to_owned()),
+                writing: Arc::default(),
+            });
         }
         let mut accounts = BTreeMap::new();
         for user in &seed.users {
@@ -124,23 +164,10 @@ impl EmbeddedDirectory {
                 },
             );
         }
-        let dir = Self { accounts: Arc::new(Mutex::new(accounts)), file: file.map(Path::to_owned) };
-        dir.persist()?;
-        Ok(dir)
-    }
-
-    fn persist(&self) -> Result<(), Unavailable> {
-        let Some(path) = &self.file else {
-            return Ok(());
-        };
-        let text = {
-            let accounts = self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))?;
-            serde_json::to_string_pretty(&*accounts).map_err(Unavailable::new)?
-        };
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| Unavailable::new(format!("{}: {e}", path.display())))
+        if let Some(path) = file {
+            save(path, &accounts)?;
+        }
+        Ok(Self { accounts: Arc::new(Mutex::new(accounts)), file: file.map(Path::to_owned), writing: Arc::default() })
     }
 
     fn account(&self, username: &Username) -> Result<Option<Account>, Unavailable> {
@@ -180,12 +207,20 @@ impl Directory for EmbeddedDirectory {
                 .await
                 .map_err(|e| Unavailable::new(e.to_string()))??
         };
-        {
-            let mut accounts = self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))?;
-            let account = accounts.get_mut(username.as_str()).ok_or(DirectoryError::UnknownUser)?;
-            account.password_hash = hash;
-        }
-        self.persist()?;
+        // One change at a time: the accounts as they will be are written whole, then made current.
+        let _writing = self.writing.lock().await;
+        let mut next = self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))?.clone();
+        next.get_mut(username.as_str()).ok_or(DirectoryError::UnknownUser)?.password_hash = hash;
+        let next = match &self.file {
+            Some(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || save(&path, &next).map(|()| next))
+                    .await
+                    .map_err(|e| Unavailable::new(e.to_string()))??
+            }
+            None => next,
+        };
+        *self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))? = next;
         Ok(())
     }
 
