@@ -217,3 +217,50 @@ fn admin_refuses_a_data_folder_that_does_not_exist() {
     assert!(run.stderr.contains("not-here") && run.stderr.contains("--data"), "{run:#?}");
     assert!(!missing.exists(), "the folder is not made");
 }
+
+/// Stops the server it holds when dropped, even when the test failed.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `sspr serve` started under umask 022 makes its data folder readable by its owner only, and
+/// every file in it (store and its WAL, directory, secrets, outbox) too.
+#[test]
+#[cfg(unix)]
+fn the_data_folder_and_its_files_are_private_whatever_the_umask() {
+    use std::io::BufRead as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let parent = tempfile::tempdir().expect("dir");
+    let data = parent.path().join("data");
+    let script =
+        format!("umask 022 && exec '{}' serve --addr 127.0.0.1:0 --data '{}'", sspr_binary().display(), data.display());
+    let child = Command::new("sh")
+        .args(["-c", &script])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sspr serve");
+    let mut serving = Serving(child);
+    let stdout = serving.0.stdout.take().expect("stdout");
+    let first = std::io::BufReader::new(stdout).lines().next().and_then(Result::ok).unwrap_or_default();
+    assert!(first.starts_with("sspr is running at http://127.0.0.1:"), "{first}");
+
+    let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data folder");
+    let files: Vec<PathBuf> = std::fs::read_dir(&data).expect("data").map(|e| e.expect("entry").path()).collect();
+    let names: Vec<String> = files.iter().filter_map(|f| f.file_name()?.to_str().map(str::to_owned)).collect();
+    for expected in ["sspr.db", "directory.json", "secrets.json", "outbox.jsonl"] {
+        assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
+    }
+    for file in &files {
+        assert_eq!(mode(file) & 0o077, 0, "{} is {:o}", file.display(), mode(file));
+    }
+}

@@ -76,7 +76,12 @@ fn not_built(var: &str, what: &str) -> anyhow::Error {
 pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
     let Assembly { config, needs, clock, rng, data_dir, public_url, echo_outbox, store, aws } = assembly;
     if let Some(dir) = &data_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("--data {}", dir.display()))?;
+        // Created readable by its owner only (the store, the directory and the secrets are in it).
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).with_context(|| format!("--data {}", dir.display()))?;
     }
     let wants_aws = (store.is_none() && config.store == StoreKind::DynamoDb)
         || (needs.directory && config.directory.uses_cognito())

@@ -197,7 +197,15 @@ fn sort_conditions(column: &str, sort: &SortKeys, values: &mut Vec<String>) -> V
 impl SqliteStore {
     /// Opens (creating if needed) the store file.
     pub fn open(path: &Path) -> Result<Self, Unavailable> {
-        let conn = Connection::open(path).map_err(|e| Unavailable::new(format!("{}: {e}", path.display())))?;
+        let failed = |e: &dyn std::fmt::Display| Unavailable::new(format!("{}: {e}", path.display()));
+        // Made readable by its owner only, whatever the umask; SQLite gives its WAL and shared
+        // memory files the database file's permissions.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(path).map_err(|e| failed(&e))?;
+        let conn = Connection::open(path).map_err(|e| failed(&e))?;
         Self::init(conn)
     }
 
