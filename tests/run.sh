@@ -174,7 +174,8 @@ os.write(fd, json.dumps({"ldap_bind_password": open(sys.argv[2]).read()}).encode
   >"$tmp/sspr-ldap.out" 2>"$tmp/sspr-ldap.log") &
 pids+=($!)
 wait_for "sspr serve (OpenLDAP)" url_answers "http://127.0.0.1:$ldap_web_port/reset"
-SSPR_URL="http://127.0.0.1:$ldap_web_port" SSPR_TEST_SECRETS_FILE="$secrets" \
+SSPR_URL="http://127.0.0.1:$ldap_web_port" SSPR_OUTBOX_FILE="$tmp/ldap-data/outbox.jsonl" \
+SSPR_TEST_SECRETS_FILE="$secrets" \
   node --test tests/browser/ldap/*.test.mjs 2>&1 | tee "$tmp/browser-ldap.log"
 
 # --- S9: no secret in any log ----------------------------------------------------------------

@@ -7,8 +7,9 @@
 //   SSPR_URL          the local server's base URL, e.g. http://127.0.0.1:8080
 //   SSPR_CHROMIUM     the browser (default /usr/bin/chromium)
 //   SSPR_SCREENSHOTS  a folder to save a picture of each page state visited in
+//   SSPR_OUTBOX_FILE  the server's outbox.jsonl, read in place of /dev/outbox
 
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
@@ -75,8 +76,19 @@ export async function newPage(options = {}) {
   return { context, page };
 }
 
-/** Everything the outbox holds, oldest first. */
+/**
+ * Everything the outbox holds, oldest first: from `SSPR_OUTBOX_FILE` (the data folder's
+ * outbox.jsonl) when set, which a server over a real directory does not serve, else from
+ * /dev/outbox.
+ */
 export async function outbox() {
+  const file = process.env.SSPR_OUTBOX_FILE;
+  if (file) {
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => line.trim())
+      .map((line) => JSON.parse(line));
+  }
   const response = await fetch(`${BASE}/dev/outbox`, { headers: { Accept: 'application/json' } });
   assert.equal(response.status, 200, 'GET /dev/outbox answers 200 (is this the local server with its outbox?)');
   const entries = await response.json();

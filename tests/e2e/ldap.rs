@@ -513,3 +513,15 @@ async fn writeback_off_sends_people_of_the_directory_to_the_helpdesk() {
     assert!(r.body["message"].as_str().is_some_and(|m| m.contains("helpdesk")), "{r:?}");
     assert!(binds(&Server::OpenLdap.directory(), "dave", "dave-demo-Passw0rd").await, "unchanged");
 }
+
+/// Over a real directory the local server keeps its outbox to itself: `/dev/outbox` would hand
+/// real people's codes to whoever asks. (Over the demo directory it is served.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_is_not_served_over_a_real_directory() {
+    let product = Server::OpenLdap.product().await;
+    let r = product.call("GET", "/dev/outbox", None, None).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let demo = support::start(Backend::Embedded).await;
+    let r = demo.call("GET", "/dev/outbox", None, None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}

@@ -12,4 +12,4 @@ pub mod secrets;
 pub use assemble::{assemble, Assembled, Assembly};
 /// The AWS configuration an [`Assembly`] may be given in place of the environment's.
 pub use aws_config::SdkConfig as AwsConfig;
-pub use config::{Config, ConfigError, Deployment};
+pub use config::{Config, ConfigError, Deployment, DirectoryKind};

@@ -46,12 +46,20 @@ pub struct LocalServer {
     pub embedded_store: Option<SqliteStore>,
     /// Demo accounts created at this start, to show the person starting the server.
     pub demo_users: Vec<String>,
+    /// Whether `/dev/outbox` is served: only with the outbox and the embedded directory.
+    pub outbox_served: bool,
 }
+
+/// Why `/dev/outbox` is not served while messages go to the outbox: a real directory's people
+/// would have their codes handed to whoever asks.
+pub const OUTBOX_CLOSED: &str = "the directory is not the embedded one, so /dev/outbox is not served \
+     (it would hand real people's codes to whoever asks); the messages are in outbox.jsonl in the data folder";
 
 /// Builds the server: the product as every binary assembles it, the whole API, and the local
 /// extras (pages, sign-in, outbox).
 pub async fn build(options: LocalOptions) -> anyhow::Result<LocalServer> {
     let LocalOptions { config, data_dir, public_url, clock, rng, echo_outbox, store, aws } = options;
+    let embedded_directory = config.directory == sspr_app::DirectoryKind::Embedded;
     let assembled = assemble(Assembly {
         config,
         needs: Needs::ALL,
@@ -70,9 +78,19 @@ pub async fn build(options: LocalOptions) -> anyhow::Result<LocalServer> {
     let api_router = api(ApiState { sspr: Arc::clone(&sspr), auth: Arc::new(signin.clone()) }, Slice::All);
     let local = Router::new().route("/v1/local/signin", post(signin::sign_in)).with_state(signin);
     let outbox = assembled.outbox;
-    let dev = Router::new().route("/dev/outbox", get(list_outbox)).with_state(outbox.clone());
+    // The outbox is open to the browser only over the demo directory.
+    let outbox_served = outbox.is_some() && embedded_directory;
+    let served = outbox.clone().filter(|_| outbox_served);
+    let dev = Router::new().route("/dev/outbox", get(list_outbox)).with_state(served);
     let router = pages::router().merge(local).merge(dev).merge(api_router);
-    Ok(LocalServer { router, sspr, outbox, embedded_store: assembled.embedded_store, demo_users: assembled.demo_users })
+    Ok(LocalServer {
+        router,
+        sspr,
+        outbox,
+        embedded_store: assembled.embedded_store,
+        demo_users: assembled.demo_users,
+        outbox_served,
+    })
 }
 
 async fn list_outbox(State(outbox): State<Option<Outbox>>) -> Result<Json<Vec<sspr_embedded::OutboxEntry>>, ApiError> {

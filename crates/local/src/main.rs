@@ -103,8 +103,10 @@ async fn serve(addr: SocketAddr, data: PathBuf) -> anyhow::Result<()> {
     println!("sspr is running at {url}");
     println!("  reset page:         {url}/reset");
     println!("  registration page:  {url}/register");
-    if server.outbox.is_some() {
+    if server.outbox_served {
         println!("  outbox (SMS/email): {url}/dev/outbox");
+    } else if server.outbox.is_some() {
+        println!("  outbox (SMS/email): {}", sspr_local::OUTBOX_CLOSED);
     }
     for user in &server.demo_users {
         println!("  demo user: {user}");

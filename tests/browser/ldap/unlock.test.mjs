@@ -7,6 +7,8 @@
 // Needs a running local server (`sspr serve` with SSPR_DIRECTORY=ldap on the test server of
 // tests/ldap/slapd.sh, its outbox as the sender):
 //   SSPR_URL  its base URL, e.g. http://127.0.0.1:8081
+//   SSPR_OUTBOX_FILE  its data folder's outbox.jsonl (a server over a real directory does not
+//                     serve /dev/outbox)
 //   SSPR_LOCKOUT_USER, SSPR_LOCKOUT_PASSWORD  the person (default dave, of the OpenLDAP server)
 // and the variables of ../support.mjs.
 
