@@ -36,6 +36,7 @@ mod input;
 mod lambda;
 mod ldap;
 mod openapi;
+mod signin;
 mod support;
 mod template_ldap;
 mod voice;

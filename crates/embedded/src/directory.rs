@@ -82,6 +82,10 @@ struct Account {
     email: Option<String>,
     #[serde(default)]
     phone: Option<String>,
+    /// How many times the person's sessions were ended (a reset ends them): local sign-in
+    /// tokens issued before the last are void.
+    #[serde(default)]
+    sign_outs: u64,
 }
 
 #[derive(Clone)]
@@ -161,6 +165,7 @@ impl EmbeddedDirectory {
                     admin: user.admin,
                     email: user.email.clone(),
                     phone: user.phone.clone(),
+                    sign_outs: 0,
                 },
             );
         }
@@ -207,10 +212,22 @@ impl Directory for EmbeddedDirectory {
                 .await
                 .map_err(|e| Unavailable::new(e.to_string()))??
         };
-        // One change at a time: the accounts as they will be are written whole, then made current.
+        self.change(username, move |account| account.password_hash = hash).await
+    }
+
+    async fn sign_out_everywhere(&self, username: &Username) -> Result<(), DirectoryError> {
+        // The directory's own sessions are the local server's sign-in tokens.
+        self.change(username, |account| account.sign_outs += 1).await
+    }
+}
+
+impl EmbeddedDirectory {
+    /// Applies `edit` to the account of `username`: one change at a time, the accounts as they
+    /// will be written whole, then made current.
+    async fn change(&self, username: &Username, edit: impl FnOnce(&mut Account)) -> Result<(), DirectoryError> {
         let _writing = self.writing.lock().await;
         let mut next = self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))?.clone();
-        next.get_mut(username.as_str()).ok_or(DirectoryError::UnknownUser)?.password_hash = hash;
+        edit(next.get_mut(username.as_str()).ok_or(DirectoryError::UnknownUser)?);
         let next = match &self.file {
             Some(path) => {
                 let path = path.clone();
@@ -223,11 +240,6 @@ impl Directory for EmbeddedDirectory {
         *self.accounts.lock().map_err(|_| Unavailable::new("directory poisoned"))? = next;
         Ok(())
     }
-
-    async fn sign_out_everywhere(&self, _username: &Username) -> Result<(), DirectoryError> {
-        // The embedded directory issues no sessions of its own.
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -237,11 +249,21 @@ impl Authenticate for EmbeddedDirectory {
         username: &Username,
         password: &SecretString,
     ) -> Result<Option<DirectoryUser>, DirectoryError> {
-        // An unknown name costs the same hashing work as a known one.
+        // An unknown name costs the same hashing work as a known one: one check, against a
+        // hash made once for the purpose.
+        static UNKNOWN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let account = self.account(username)?;
         let hash = match &account {
             Some(a) => a.password_hash.clone(),
-            None => hash_password("timing equaliser")?,
+            None => match UNKNOWN.get() {
+                Some(hash) => hash.clone(),
+                None => {
+                    let made = tokio::task::spawn_blocking(|| hash_password("no such account"))
+                        .await
+                        .map_err(|e| Unavailable::new(e.to_string()))??;
+                    UNKNOWN.get_or_init(|| made).clone()
+                }
+            },
         };
         let password = password.expose_secret().to_owned();
         let ok = tokio::task::spawn_blocking(move || {
@@ -253,5 +275,9 @@ impl Authenticate for EmbeddedDirectory {
             Some(a) if ok => Some(Self::user(username, &a)),
             _ => None,
         })
+    }
+
+    fn sign_outs(&self, username: &Username) -> u64 {
+        self.account(username).ok().flatten().map_or(0, |a| a.sign_outs)
     }
 }

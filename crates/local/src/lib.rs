@@ -76,7 +76,11 @@ pub async fn build(options: LocalOptions) -> anyhow::Result<LocalServer> {
     let signin = LocalSignIn::new(&*rng, clock, authenticate);
     let sspr = assembled.sspr;
     let api_router = api(ApiState { sspr: Arc::clone(&sspr), auth: Arc::new(signin.clone()) }, Slice::All);
-    let local = Router::new().route("/v1/local/signin", post(signin::sign_in)).with_state(signin);
+    // The API's body limit holds here too.
+    let local = Router::new()
+        .route("/v1/local/signin", post(signin::sign_in))
+        .layer(axum::extract::DefaultBodyLimit::max(sspr_http::extract::MAX_BODY_BYTES))
+        .with_state(signin);
     let outbox = assembled.outbox;
     // The outbox is open to the browser only over the demo directory.
     let outbox_served = outbox.is_some() && embedded_directory;

@@ -1,8 +1,14 @@
 //! Local sign-in for the registration page (local server only): the configured directory
 //! checks the password, and a short-lived token signed with a per-process key stands in for
 //! the JWT that API Gateway verifies in AWS.
+//!
+//! Safe to leave running (docs/security.md, "The local server, safe to leave running"): five
+//! wrong passwords for a name within fifteen minutes close that name's sign-in until the oldest
+//! of them is fifteen minutes old (whether or not the name exists); the token is never cached;
+//! and a token issued before the person's sessions were last ended (a reset does that) is void.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::request::Parts;
@@ -24,11 +30,20 @@ use sspr_http::{ApiError, Authenticator};
 /// How long a local sign-in lasts.
 const TOKEN_TTL_SECS: i64 = 8 * 3600;
 
+/// Wrong passwords for one name within [`FAILURE_WINDOW_SECS`] that close its sign-in.
+pub const MAX_FAILURES: usize = 5;
+pub const FAILURE_WINDOW_SECS: i64 = 15 * 60;
+
+/// Names whose failures are remembered before the stale ones are dropped.
+const REMEMBERED_NAMES: usize = 10_000;
+
 #[derive(Clone)]
 pub struct LocalSignIn {
     key: Arc<[u8; 32]>,
     clock: Arc<dyn Clock>,
     directory: Arc<dyn Authenticate>,
+    /// The times of recent wrong passwords, by the name given (lower case).
+    failures: Arc<Mutex<HashMap<String, Vec<i64>>>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -36,13 +51,41 @@ struct Claims {
     sub: String,
     groups: Vec<String>,
     iat: i64,
+    /// How many times the person's sessions had been ended when the token was issued.
+    #[serde(default)]
+    gen: u64,
 }
 
 impl LocalSignIn {
     pub fn new(rng: &dyn Rng, clock: Arc<dyn Clock>, directory: Arc<dyn Authenticate>) -> Self {
         let mut key = [0u8; 32];
         rng.fill(&mut key);
-        Self { key: Arc::new(key), clock, directory }
+        Self { key: Arc::new(key), clock, directory, failures: Arc::default() }
+    }
+
+    /// When the name's sign-in opens again, if it is closed now.
+    fn closed_until(&self, name: &str) -> Option<i64> {
+        let now = self.clock.now().0;
+        let mut failures = self.failures.lock().ok()?;
+        let times = failures.get_mut(name)?;
+        times.retain(|t| now - t < FAILURE_WINDOW_SECS);
+        (times.len() >= MAX_FAILURES).then(|| times[times.len() - MAX_FAILURES] + FAILURE_WINDOW_SECS)
+    }
+
+    fn failed(&self, name: &str) {
+        let now = self.clock.now().0;
+        if let Ok(mut failures) = self.failures.lock() {
+            if failures.len() >= REMEMBERED_NAMES {
+                failures.retain(|_, times| times.iter().any(|t| now - t < FAILURE_WINDOW_SECS));
+            }
+            failures.entry(name.to_owned()).or_default().push(now);
+        }
+    }
+
+    fn succeeded(&self, name: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(name);
+        }
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -50,7 +93,8 @@ impl LocalSignIn {
     }
 
     fn issue(&self, username: &Username, groups: Vec<String>) -> String {
-        let claims = Claims { sub: username.to_string(), groups, iat: self.clock.now().0 };
+        let gen = self.directory.sign_outs(username);
+        let claims = Claims { sub: username.to_string(), groups, iat: self.clock.now().0, gen };
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
         let mut mac = self.mac();
         mac.update(payload.as_bytes());
@@ -67,11 +111,12 @@ impl LocalSignIn {
         if now.saturating_sub(claims.iat) > TOKEN_TTL_SECS {
             return None;
         }
-        Some(SignedIn {
-            username: Username::parse(&claims.sub).ok()?,
-            groups: claims.groups,
-            signed_in_at: Some(Timestamp(claims.iat)),
-        })
+        let username = Username::parse(&claims.sub).ok()?;
+        // Sessions ended since (a password reset): the token went with them.
+        if self.directory.sign_outs(&username) != claims.gen {
+            return None;
+        }
+        Some(SignedIn { username, groups: claims.groups, signed_in_at: Some(Timestamp(claims.iat)) })
     }
 }
 
@@ -106,10 +151,32 @@ pub async fn sign_in(
     let failed =
         || ApiError::new(StatusCode::UNAUTHORIZED, "signin_failed", "The username or password is not correct.");
     let username = Username::parse(&req.username).map_err(|_| failed())?;
+    // Counted by the name given, known or not, so the limit tells nothing of who exists.
+    let name = username.as_str().to_lowercase();
+    if let Some(until) = auth.closed_until(&name) {
+        let wait = (until - auth.clock.now().0).max(1);
+        let minutes = (wait + 59) / 60;
+        let closed = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!(
+                "Too many wrong passwords for this name. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            ),
+        );
+        return Ok(([(header::RETRY_AFTER, wait.to_string())], closed).into_response());
+    }
     let password = SecretString::from(req.password);
     match auth.directory.authenticate(&username, &password).await {
-        Ok(Some(user)) => Ok(Json(SignInResponse { token: auth.issue(&user.username, user.groups) })),
-        Ok(None) => Err(failed()),
+        Ok(Some(user)) => {
+            auth.succeeded(&name);
+            let token = Json(SignInResponse { token: auth.issue(&user.username, user.groups) });
+            Ok(([(header::CACHE_CONTROL, "no-store")], token).into_response())
+        }
+        Ok(None) => {
+            auth.failed(&name);
+            Err(failed())
+        }
         Err(e) => {
             tracing::error!(error = %e, "sign-in could not reach the directory");
             Err(ApiError::new(

@@ -90,4 +90,11 @@ pub trait Authenticate: Send + Sync {
         username: &Username,
         password: &SecretString,
     ) -> Result<Option<DirectoryUser>, DirectoryError>;
+
+    /// How many times the user's sessions were ended (`sign_out_everywhere`, which a reset
+    /// calls), for a directory whose sign-ins are the local server's own tokens: a token issued
+    /// before the last is void. Directories with sessions of their own answer 0.
+    fn sign_outs(&self, _username: &Username) -> u64 {
+        0
+    }
 }
