@@ -25,7 +25,44 @@ on_both_backends!(
     registration_falls_due_for_reconfirmation_and_is_confirmed_again,
     a_due_registration_gets_exactly_one_reminder,
     of_many_registrations_a_reminder_run_reads_the_fifty_due,
+    no_code_goes_to_a_number_no_person_has,
 );
+
+/// Premium-rate, shared-cost and toll-free numbers are refused for texts and calls, and a fixed
+/// line for texts, at registration and when a reset asks for a code: before anything is sent
+/// (SMS pumping, S5 in docs/security.md).
+async fn no_code_goes_to_a_number_no_person_has(server: TestServer) {
+    let token = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("alice signs in");
+    let refused = [
+        ("sms", "+449098790000"),
+        ("voice", "+449098790000"),
+        ("sms", "+448454640000"),
+        ("sms", "+19002001234"),
+        ("voice", "+18002345678"),
+        ("sms", "+442079460000"),
+    ];
+    for (kind, number) in refused {
+        let r = server
+            .call("POST", &format!("/v1/me/methods/{kind}"), Some(&token), Some(json!({ "destination": number })))
+            .await;
+        assert_eq!(
+            (r.status, r.error(), r.body["field"].as_str()),
+            (400, "invalid_input", Some("destination")),
+            "{kind} {number}: {r:?}"
+        );
+    }
+    let r = server.start_reset(ALICE).await;
+    let session = r.body["session"].as_str().expect("session").to_owned();
+    for (kind, number) in refused {
+        let r = server
+            .post("/v1/reset/send-code", json!({ "session": session, "method": kind, "destination": number }))
+            .await;
+        assert_eq!((r.status, r.error()), (400, "invalid_input"), "{kind} {number}: {r:?}");
+    }
+    for (_, number) in refused {
+        assert!(server.messages_to(number).await.is_empty(), "nothing reached {number}");
+    }
+}
 
 /// Registers `destination` for `kind` as the signed-in person; returns the code used.
 pub(crate) async fn register(server: &TestServer, token: &str, kind: &str, destination: &str) -> (String, Reply) {

@@ -16,7 +16,7 @@ pub use email::Email;
 pub use method_id::MethodId;
 pub use method_kind::MethodKind;
 pub use opaque::{ResetToken, SessionId};
-pub use phone_number::PhoneNumber;
+pub use phone_number::{Line, PhoneNumber};
 pub use timestamp::Timestamp;
 pub use username::Username;
 

@@ -40,6 +40,32 @@ impl PhoneNumber {
         &self.0
     }
 
+    /// The kind of line, by libphonenumber's metadata: what may receive a text or a call. The
+    /// fictional demo range counts as a North American number, mobile or fixed.
+    pub fn line(&self) -> Line {
+        use phonenumber::metadata::DATABASE;
+        use phonenumber::Type;
+        if Self::is_fictional(&self.0) {
+            return Line::FixedLineOrMobile;
+        }
+        let Ok(number) = phonenumber::parse(None, &self.0) else {
+            return Line::Other("unknown");
+        };
+        match number.number_type(&DATABASE) {
+            Type::Mobile => Line::Mobile,
+            Type::FixedLineOrMobile => Line::FixedLineOrMobile,
+            Type::FixedLine => Line::FixedLine,
+            Type::PremiumRate => Line::Other("premium-rate"),
+            Type::TollFree => Line::Other("toll-free"),
+            Type::SharedCost => Line::Other("shared-cost"),
+            Type::Voip => Line::Other("internet (VoIP)"),
+            Type::PersonalNumber => Line::Other("personal (forwarding)"),
+            Type::Pager => Line::Other("pager"),
+            Type::Uan => Line::Other("company (UAN)"),
+            _ => Line::Other("unknown"),
+        }
+    }
+
     /// What a page may show: the country code and last two digits.
     pub fn hint(&self) -> String {
         let digits: Vec<char> = self.0.chars().collect();
@@ -49,6 +75,18 @@ impl PhoneNumber {
         let hidden = digits.len().saturating_sub(2 + keep_end);
         format!("{start}{}{end}", "*".repeat(hidden))
     }
+}
+
+/// What a number is, as far as texts and calls go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    Mobile,
+    /// Where the numbering cannot tell (the US and Canada).
+    FixedLineOrMobile,
+    FixedLine,
+    /// No person's phone: premium-rate, toll-free, shared-cost, VoIP, pagers and the like
+    /// (the kind, in words).
+    Other(&'static str),
 }
 
 impl TryFrom<String> for PhoneNumber {
