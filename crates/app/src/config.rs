@@ -37,6 +37,16 @@ pub enum DirectoryKind {
 }
 
 impl DirectoryKind {
+    /// Its name as `SSPR_DIRECTORY` gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DirectoryKind::Embedded => "embedded",
+            DirectoryKind::Cognito => "cognito",
+            DirectoryKind::Ldap => "ldap",
+            DirectoryKind::Hybrid => "hybrid",
+        }
+    }
+
     /// The kinds that reach an LDAP directory.
     pub fn uses_ldap(self) -> bool {
         matches!(self, DirectoryKind::Ldap | DirectoryKind::Hybrid)
@@ -157,22 +167,13 @@ impl Config {
                 ))
             }
         };
-        let directory_name = get("SSPR_DIRECTORY").unwrap_or_default();
+        let required_here = format!("is required with SSPR_DIRECTORY={}", directory.as_str());
         let cognito_user_pool_id = get("SSPR_COGNITO_USER_POOL_ID");
         if directory.uses_cognito() && cognito_user_pool_id.is_none() {
-            return Err(ConfigError::new(
-                "SSPR_COGNITO_USER_POOL_ID",
-                format!(
-                    "is required with SSPR_DIRECTORY={}",
-                    if directory_name.is_empty() { "cognito" } else { &directory_name }
-                ),
-            ));
+            return Err(ConfigError::new("SSPR_COGNITO_USER_POOL_ID", required_here));
         }
         let ldap = if directory.uses_ldap() {
-            let required = |var: &'static str| {
-                get(var)
-                    .ok_or_else(|| ConfigError::new(var, format!("is required with SSPR_DIRECTORY={directory_name}")))
-            };
+            let required = |var: &'static str| get(var).ok_or_else(|| ConfigError::new(var, required_here.clone()));
             let flavour = required("SSPR_LDAP_FLAVOUR")?;
             if !matches!(flavour.as_str(), "ad" | "openldap") {
                 return Err(ConfigError::new("SSPR_LDAP_FLAVOUR", "is one of ad, openldap"));

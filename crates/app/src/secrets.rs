@@ -12,23 +12,18 @@ use sspr_core::secret::Pepper;
 /// The pepper of keyed hashes, from `DIR/secrets.json` (made on first start).
 pub fn local_pepper(data_dir: &Path, rng: &dyn Rng) -> anyhow::Result<Pepper> {
     let path = data_dir.join("secrets.json");
-    let new_pepper = || {
+    let mut json = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(e) => return Err(e).with_context(|| format!("{}", path.display())),
+    };
+    if json.get("pepper").is_none() {
+        // Made on first start, or added to a file the operator wrote with other secrets only
+        // (`ldap_bind_password`): the rest is kept, the file replaced whole, still private.
+        let object = json.as_object_mut().with_context(|| format!("{}: not a JSON object", path.display()))?;
         let mut bytes = [0u8; 32];
         rng.fill(&mut bytes);
-        serde_json::Value::String(STANDARD.encode(bytes))
-    };
-    if !path.exists() {
-        let json = serde_json::json!({ "pepper": new_pepper() }).to_string();
-        write_private(&path, json.as_bytes()).with_context(|| format!("{}", path.display()))?;
-    }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
-    let mut json: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-    if json.get("pepper").is_none() {
-        // A file the operator wrote with other secrets only (`ldap_bind_password`): the pepper
-        // is added, the rest kept, and the file replaced whole, still private.
-        let object = json.as_object_mut().with_context(|| format!("{}: not a JSON object", path.display()))?;
-        object.insert("pepper".to_owned(), new_pepper());
+        object.insert("pepper".to_owned(), serde_json::Value::String(STANDARD.encode(bytes)));
         let tmp = data_dir.join("secrets.json.new");
         let _ = std::fs::remove_file(&tmp);
         write_private(&tmp, json.to_string().as_bytes()).with_context(|| format!("{}", tmp.display()))?;

@@ -32,7 +32,7 @@ impl Destination {
                             "is a fixed line, which cannot receive a text message: give a mobile number, or choose a voice call",
                         ))
                     }
-                    (Line::Other(_), _) => {
+                    (Line::Service, _) => {
                         return Err(ParseError::new(
                             "destination",
                             "is a premium-rate, toll-free, shared-cost or other service number, not a person's phone: give a mobile number",

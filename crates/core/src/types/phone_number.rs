@@ -49,20 +49,14 @@ impl PhoneNumber {
             return Line::FixedLineOrMobile;
         }
         let Ok(number) = phonenumber::parse(None, &self.0) else {
-            return Line::Other("unknown");
+            return Line::Service;
         };
         match number.number_type(&DATABASE) {
             Type::Mobile => Line::Mobile,
             Type::FixedLineOrMobile => Line::FixedLineOrMobile,
             Type::FixedLine => Line::FixedLine,
-            Type::PremiumRate => Line::Other("premium-rate"),
-            Type::TollFree => Line::Other("toll-free"),
-            Type::SharedCost => Line::Other("shared-cost"),
-            Type::Voip => Line::Other("internet (VoIP)"),
-            Type::PersonalNumber => Line::Other("personal (forwarding)"),
-            Type::Pager => Line::Other("pager"),
-            Type::Uan => Line::Other("company (UAN)"),
-            _ => Line::Other("unknown"),
+            // Premium-rate, toll-free, shared-cost, VoIP, personal, pager, company, unknown.
+            _ => Line::Service,
         }
     }
 
@@ -84,9 +78,8 @@ pub enum Line {
     /// Where the numbering cannot tell (the US and Canada).
     FixedLineOrMobile,
     FixedLine,
-    /// No person's phone: premium-rate, toll-free, shared-cost, VoIP, pagers and the like
-    /// (the kind, in words).
-    Other(&'static str),
+    /// No person's phone: premium-rate, toll-free, shared-cost, VoIP, pagers and the like.
+    Service,
 }
 
 impl TryFrom<String> for PhoneNumber {
