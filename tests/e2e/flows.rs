@@ -114,9 +114,20 @@ pub(crate) async fn verify(server: &TestServer, session: &str, kind: &str, code:
     server.post("/v1/reset/verify", json!({ "session": session, "method": kind, "code": code })).await
 }
 
-/// Proves `kind` at `destination` in a new session; returns (session, code, reset token).
+/// Proves `kind` at `destination` in a new session of alice's; returns (session, code, reset
+/// token).
 async fn verified_session(server: &TestServer, kind: &str, destination: &str) -> (String, String, String) {
-    let session = start_reset(server, ALICE).await;
+    verified_session_of(server, ALICE, kind, destination).await
+}
+
+/// The same for `username`.
+pub(crate) async fn verified_session_of(
+    server: &TestServer,
+    username: &str,
+    kind: &str,
+    destination: &str,
+) -> (String, String, String) {
+    let session = start_reset(server, username).await;
     let code = server
         .code_sent_by(
             destination,

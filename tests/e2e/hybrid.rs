@@ -187,12 +187,8 @@ async fn hybrid_through_the_product_writes_both_and_finishes_what_the_cloud_miss
     crate::flows::register(&product, &token, "email", email).await;
     // A reset up to its token.
     let verified = || async {
-        let r = product.start_reset(ERIN).await;
-        let session = r.body["session"].as_str().expect("session").to_owned();
-        let send = json!({ "session": session, "method": "email", "destination": email });
-        let code = product.code_sent_by(email, product.post("/v1/reset/send-code", send)).await;
-        let r = product.post("/v1/reset/verify", json!({ "session": session, "method": "email", "code": code })).await;
-        (session, r.body["reset_token"].as_str().expect("a reset token").to_owned())
+        let (session, _, token) = crate::flows::verified_session_of(&product, ERIN, "email", email).await;
+        (session, token)
     };
     let complete = |session: String, token: String, password: &'static str| {
         product

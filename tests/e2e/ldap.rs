@@ -496,12 +496,7 @@ async fn writeback_off_sends_people_of_the_directory_to_the_helpdesk() {
     let token = product.sign_in("dave", "dave-demo-Passw0rd").await.expect("dave signs in");
     let email = "dave@example.com";
     crate::flows::register(&product, &token, "email", email).await;
-    let r = product.start_reset("dave").await;
-    let session = r.body["session"].as_str().expect("session").to_owned();
-    let send = json!({ "session": session, "method": "email", "destination": email });
-    let code = product.code_sent_by(email, product.post("/v1/reset/send-code", send)).await;
-    let r = product.post("/v1/reset/verify", json!({ "session": session, "method": "email", "code": code })).await;
-    let reset_token = r.body["reset_token"].as_str().expect("a reset token").to_owned();
+    let (session, _, reset_token) = crate::flows::verified_session_of(&product, "dave", "email", email).await;
     let r = product
         .post(
             "/v1/reset/complete",

@@ -73,12 +73,7 @@ async fn a_password_reset_voids_the_sign_ins_before_it() {
     let r = server.call("GET", "/v1/me/registration", Some(&before), None).await;
     assert_eq!(r.status, 200, "{r:?}");
 
-    let r = server.start_reset(ALICE).await;
-    let session = r.body["session"].as_str().expect("session").to_owned();
-    let send = json!({ "session": session, "method": "email", "destination": email });
-    let code = server.code_sent_by(email, server.post("/v1/reset/send-code", send)).await;
-    let r = crate::flows::verify(&server, &session, "email", &code).await;
-    let reset_token = r.body["reset_token"].as_str().expect("reset token").to_owned();
+    let (session, _, reset_token) = crate::flows::verified_session_of(&server, ALICE, "email", email).await;
     let new = "Alice-after-Passw0rd-7";
     let r = server
         .post("/v1/reset/complete", json!({ "session": session, "reset_token": reset_token, "new_password": new }))
