@@ -31,6 +31,7 @@ import {
   outbox,
   requiredEnv,
   shot,
+  signIn as signInAs,
   sleep,
 } from './support.mjs';
 
@@ -54,12 +55,8 @@ Object.values(ANSWERS).forEach(noteSecret);
 /** alice's password as the tests have left it: they run in order, each resetting it. */
 let alicePassword = ALICE_PASSWORD;
 
-async function signIn(page, password) {
-  await page.goto(`${BASE}/register`);
-  await page.locator('#signin-username').fill('alice');
-  await page.locator('#signin-password').fill(password);
-  await page.locator('#signin-submit').click();
-}
+/** Signs alice in with `password`. */
+const signIn = (page, password) => signInAs(page, 'alice', password);
 
 before(launchBrowser);
 after(closeBrowser);

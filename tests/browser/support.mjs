@@ -161,3 +161,11 @@ export async function axeFindings(page) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Signs `username` in on the registration page with `password` (the outcome is the caller's). */
+export async function signIn(page, username, password) {
+  await page.goto(`${BASE}/register`);
+  await page.locator('#signin-username').fill(username);
+  await page.locator('#signin-password').fill(password);
+  await page.locator('#signin-submit').click();
+}

@@ -32,6 +32,8 @@
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/ldap/common.sh
+source "$here/common.sh"
 
 realm=SSPR.TEST
 domain=SSPR
@@ -39,7 +41,6 @@ base_dn=DC=sspr,DC=test
 service_dn="CN=sspr-svc,OU=Services,$base_dn"
 url=ldaps://127.0.0.1:636
 
-log() { printf '%s\n' "$*" >&2; }
 die() { log "samba.sh: $*"; exit 1; }
 
 # --- install ----------------------------------------------------------------------------------
@@ -58,21 +59,8 @@ install_packages() {
   [ ${#missing[@]} -gt 0 ] || return 0
   if [ "$(id -u)" != 0 ]; then exec sudo bash "$here/samba.sh" install; fi
   log "installing ${missing[*]} (Debian packages)"
-  # The packages must not start the system's Samba: a policy-rc.d refusing every start is put
-  # in place for the install when there is none already.
-  local policy=/usr/sbin/policy-rc.d made_policy=
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\n# put here by sspr tests/ldap/samba.sh during its apt-get install\nexit 101\n' >"$policy"
-    chmod 0755 "$policy"
-    made_policy=1
-    # shellcheck disable=SC2064 # the path, now
-    trap "rm -f $policy" EXIT
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    "${missing[@]}" >/dev/null
-  if [ -n "$made_policy" ]; then rm -f "$policy"; trap - EXIT; fi
+  # The packages must not start the system's Samba.
+  apt_install_without_starting tests/ldap/samba.sh "${missing[@]}"
   if [ -d /run/systemd/system ]; then
     systemctl disable --now samba-ad-dc.service smbd.service nmbd.service winbind.service >/dev/null 2>&1 || true
   fi
@@ -106,7 +94,6 @@ stop_server() { # dir
   rm -f "$dir/samba.pid"
 }
 
-emit_export() { local q="'\\''"; printf "export %s='%s'\n" "$1" "${2//\'/$q}"; }
 
 # --- start ------------------------------------------------------------------------------------
 start_server() { # dir
@@ -121,25 +108,7 @@ start_server() { # dir
   fi
   umask 077
 
-  # TLS: a throwaway CA and a server certificate for 127.0.0.1 and localhost, P-256 keys.
-  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 \
-    -days 7 -subj "/O=sspr tests/CN=sspr test AD CA" -keyout "$dir/ca.key" -out "$dir/ca.pem" \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
-    2>/dev/null
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 \
-    -subj "/O=sspr tests/CN=127.0.0.1" -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
-  cat >"$dir/server.ext" <<'EOF'
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-EOF
-  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
-    -days 7 -sha256 -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null
-  rm -f "$dir/server.csr" "$dir/server.ext" "$dir/ca.key"
-  chmod 0644 "$dir/ca.pem" "$dir/server.pem"
+  make_tls "$dir" "sspr test AD CA"
 
   # Random passwords for the domain's Administrator and the service account (complexity: the
   # hex has digits and lower case; the prefix adds upper case and a symbol).

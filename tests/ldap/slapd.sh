@@ -25,12 +25,13 @@
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/ldap/common.sh
+source "$here/common.sh"
 
 base_dn=dc=sspr,dc=test
 root_dn=cn=admin,$base_dn
 service_dn=cn=sspr,ou=services,$base_dn
 
-log() { printf '%s\n' "$*" >&2; }
 die() { log "slapd.sh: $*"; exit 1; }
 
 # --- install ----------------------------------------------------------------------------------
@@ -51,22 +52,9 @@ install_packages() {
   if [ "$(id -u)" != 0 ]; then exec sudo bash "$here/slapd.sh" install; fi
   log "installing ${missing[*]} (Debian packages)"
   # The package must neither create the system's database (no debconf questions, no
-  # /etc/ldap/slapd.d) nor start the system's server: debconf is preseeded, and a policy-rc.d
-  # refusing every start is put in place for the install when there is none already.
-  local policy=/usr/sbin/policy-rc.d made_policy=
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\n# put here by sspr tests/ldap/slapd.sh during its apt-get install\nexit 101\n' >"$policy"
-    chmod 0755 "$policy"
-    made_policy=1
-    # shellcheck disable=SC2064 # the path, now
-    trap "rm -f $policy" EXIT
-  fi
+  # /etc/ldap/slapd.d) nor start the system's server.
   echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    "${missing[@]}" >/dev/null
-  if [ -n "$made_policy" ]; then rm -f "$policy"; trap - EXIT; fi
+  apt_install_without_starting tests/ldap/slapd.sh "${missing[@]}"
   # Under systemd, keep the system's server from starting at boot too (it has no configuration
   # anyway). Not /etc/init.d/slapd stop elsewhere: without a configuration it may stop every
   # slapd by name, the tests' own among them.
@@ -98,7 +86,6 @@ stop_server() { # dir
 }
 
 # An `export NAME='VALUE'` line for the shell (a ' in VALUE becomes '\'').
-emit_export() { local q="'\\''"; printf "export %s='%s'\n" "$1" "${2//\'/$q}"; }
 
 # --- start ------------------------------------------------------------------------------------
 start_server() { # dir port
@@ -114,25 +101,7 @@ start_server() { # dir port
   ldapi="ldapi://$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$dir/ldapi")"
   umask 077
 
-  # TLS: a throwaway CA and a server certificate for 127.0.0.1 and localhost, P-256 keys.
-  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 \
-    -days 7 -subj "/O=sspr tests/CN=sspr test CA" -keyout "$dir/ca.key" -out "$dir/ca.pem" \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
-    2>/dev/null
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 \
-    -subj "/O=sspr tests/CN=127.0.0.1" -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
-  cat >"$dir/server.ext" <<'EOF'
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-EOF
-  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
-    -days 7 -sha256 -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null
-  rm -f "$dir/server.csr" "$dir/server.ext" "$dir/ca.key"
-  chmod 0644 "$dir/ca.pem" "$dir/server.pem"
+  make_tls "$dir" "sspr test CA"
 
   # Random passwords, kept in files without a trailing newline (ldap tools' -y reads the whole
   # file as the password); only their hashes go into the LDIF.

@@ -25,6 +25,7 @@ import {
   noteSecret,
   outbox,
   shot,
+  signIn as signInAs,
 } from '../support.mjs';
 
 // dave of tests/ldap/data.ldif.in, unless another person of another directory is named (e.g.
@@ -37,12 +38,7 @@ noteSecret(DAVE_PASSWORD);
 before(launchBrowser);
 after(closeBrowser);
 
-async function signIn(page, password) {
-  await page.goto(`${BASE}/register`);
-  await page.locator('#signin-username').fill(DAVE);
-  await page.locator('#signin-password').fill(password);
-  await page.locator('#signin-submit').click();
-}
+const signIn = (page, password) => signInAs(page, DAVE, password);
 
 test('a locked-out person is offered the unlock only after proving who they are, and it opens the account', { timeout: 240_000 }, async () => {
   const { context, page } = await newPage({ bypassCSP: true });
