@@ -507,6 +507,7 @@ async fn counter_batch_conformance(store: &dyn RecordStore, expiry_of: CounterEx
         key: k.clone(),
         by,
         expires_at: expires_at.map(Timestamp),
+        most: None,
     };
     let counted = |pairs: &[(&str, i64)]| pairs.iter().map(|(sk, n)| ((*sk).to_owned(), *n)).collect::<Vec<_>>();
 
@@ -582,7 +583,7 @@ async fn query_counters_conformance(store: &dyn RecordStore) {
         if n % 2 == 0 {
             store.add_to_counter(&k, by, expires_at).await.expect("add");
         } else {
-            store.write_all(&[Write::Count { key: k, by, expires_at }]).await.expect("count");
+            store.write_all(&[Write::Count { key: k, by, expires_at, most: None }]).await.expect("count");
         }
     }
     let other_counters = ["COUNS#z", "COUNT$", "COUNT"];
@@ -665,6 +666,56 @@ async fn query_counters_conformance(store: &dyn RecordStore) {
     assert!(store.query_counters(&query(&partition, SortKeys::All, false, 1000)).await.is_ok());
 }
 
+/// Records and counters read together; a count with a limit that the batch would pass fails it.
+async fn limited_count_conformance(store: &dyn RecordStore) {
+    let partition = support::unique("RATE#limit");
+    let (a, b, never) = (key(&partition, "COUNT#a"), key(&partition, "COUNT#b"), key(&partition, "COUNT#never"));
+    let note = key(&partition, "NOTE");
+    let limited = |k: &RecordKey, by: i64, most: i64| Write::Count {
+        key: k.clone(),
+        by,
+        expires_at: Some(Timestamp(2_000_000_000)),
+        most: Some(most),
+    };
+    store.put(&note, &record(1, json!({"n": 1}), None)).await.expect("put");
+
+    // Up to the limit and not one further, whether the counter exists yet or not.
+    for n in 1..=3 {
+        store.write_all(&[limited(&a, 1, 3)]).await.expect("within the limit");
+        let (records, values) =
+            store.get_with_counters(std::slice::from_ref(&note), &[a.clone(), never.clone()]).await.expect("read");
+        assert_eq!(values, vec![n, 0], "a counter never written reads 0");
+        assert_eq!(records, vec![Some(record(1, json!({"n": 1}), None))]);
+    }
+    let batch = [Write::Put { key: note.clone(), record: record(2, json!({"n": 2}), None) }, limited(&a, 1, 3)];
+    assert!(matches!(store.write_all(&batch).await, Err(StoreError::Conflict)), "over the limit");
+    assert!(matches!(store.write_all(&[limited(&b, 5, 4)]).await, Err(StoreError::Conflict)), "a first count over it");
+    let (records, values) =
+        store.get_with_counters(std::slice::from_ref(&note), &[a.clone(), b.clone()]).await.expect("read");
+    assert_eq!((records[0].as_ref().map(|r| r.version), values), (Some(1), vec![3, 0]), "the batch changed nothing");
+    // A negative count makes room again; a limit of its own for each counter.
+    store.write_all(&[limited(&a, -2, 3), limited(&b, 4, 4)]).await.expect("room again");
+    store.write_all(&[limited(&a, 2, 3)]).await.expect("within the limit");
+    assert_eq!(store.get_with_counters(&[], &[a.clone(), b.clone()]).await.expect("read").1, vec![3, 4]);
+
+    // Concurrent batches never pass the limit together.
+    let c = key(&partition, "COUNT#c");
+    let one = [limited(&c, 1, 5)];
+    let tries = futures::future::join_all((0..12).map(|_| store.write_all(&one))).await;
+    let passed = tries.iter().filter(|r| r.is_ok()).count();
+    assert!(passed <= 5, "{passed} of 12 passed a limit of 5");
+    assert_eq!(store.get_with_counters(&[], std::slice::from_ref(&c)).await.expect("read").1, vec![passed as i64]);
+
+    // The same bounds as get_many: no key twice, at most 100 in all.
+    assert!(
+        is_unavailable(store.get_with_counters(std::slice::from_ref(&a), std::slice::from_ref(&a)).await),
+        "a key twice"
+    );
+    let many: Vec<RecordKey> = (0..101).map(|n| key(&partition, &format!("K{n}"))).collect();
+    assert!(is_unavailable(store.get_with_counters(&many[..60], &many[60..]).await), "101 keys");
+    assert!(store.get_with_counters(&many[..60], &many[61..]).await.is_ok(), "100 keys");
+}
+
 /// Every store conformance test, on one store.
 async fn store_conformance_all(store: Arc<dyn RecordStore>, expiry_of: CounterExpiry) {
     store_conformance(Arc::clone(&store)).await;
@@ -674,6 +725,7 @@ async fn store_conformance_all(store: Arc<dyn RecordStore>, expiry_of: CounterEx
     query_index_conformance(&*store).await;
     counter_batch_conformance(&*store, Arc::clone(&expiry_of)).await;
     query_counters_conformance(&*store).await;
+    limited_count_conformance(&*store).await;
     counter_conformance(store, expiry_of).await;
 }
 

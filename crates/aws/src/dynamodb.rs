@@ -189,6 +189,43 @@ impl DynamoDbStore {
 
     /// One page of a Query on the table (`index` `None`) or on an index, with key conditions
     /// only, so `Limit` counts exactly the items asked for.
+    /// The items at `keys` (strongly consistent), read in one batch; keys the table left
+    /// unprocessed are asked again, a little later each time.
+    async fn batch_get(&self, keys: &[RecordKey]) -> Result<HashMap<RecordKey, Item>, StoreError> {
+        let mut found: HashMap<RecordKey, Item> = HashMap::with_capacity(keys.len());
+        let mut pending: Vec<Item> = keys.iter().map(key_item).collect();
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            if attempt > 0 {
+                if attempt > BATCH_RETRIES {
+                    return Err(unavailable(format!(
+                        "{} keys still unread after {attempt} batch reads",
+                        pending.len()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+            }
+            attempt += 1;
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()
+                .map_err(unavailable)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| unavailable(describe(e)))?;
+            for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                found.insert(item_key(&item)?, item);
+            }
+            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+        }
+        Ok(found)
+    }
+
     async fn query_page(&self, index: Option<Index>, query: &Query) -> Result<(Vec<Item>, Option<Cursor>), StoreError> {
         query.validate()?;
         let (pk, sk) = match index {
@@ -305,44 +342,32 @@ impl RecordStore for DynamoDbStore {
     }
 
     async fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<StoredRecord>>, StoreError> {
-        validate_keys(keys)?;
-        let mut found: HashMap<RecordKey, Item> = HashMap::with_capacity(keys.len());
-        let mut pending: Vec<Item> = keys.iter().map(key_item).collect();
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            if attempt > 0 {
-                if attempt > BATCH_RETRIES {
-                    return Err(unavailable(format!(
-                        "{} keys still unread after {attempt} batch reads",
-                        pending.len()
-                    )));
-                }
-                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-            }
-            attempt += 1;
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(pending))
-                .consistent_read(true)
-                .build()
-                .map_err(unavailable)?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|e| unavailable(describe(e)))?;
-            for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                found.insert(item_key(&item)?, item);
-            }
-            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
-        }
-        keys.iter()
+        Ok(self.get_with_counters(keys, &[]).await?.0)
+    }
+
+    async fn get_with_counters(
+        &self,
+        keys: &[RecordKey],
+        counters: &[RecordKey],
+    ) -> Result<(Vec<Option<StoredRecord>>, Vec<i64>), StoreError> {
+        let all = [keys, counters].concat();
+        validate_keys(&all)?;
+        let found = self.batch_get(&all).await?;
+        let records = keys
+            .iter()
             .map(|key| match found.get(key) {
                 Some(item) => read_record(item),
                 None => Ok(None),
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        let values = counters
+            .iter()
+            .map(|key| match found.get(key) {
+                Some(item) => Ok(read_counter(item)?.unwrap_or(0)),
+                None => Ok(0),
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((records, values))
     }
 
     async fn write_all(&self, writes: &[Write]) -> Result<(), StoreError> {
@@ -387,17 +412,24 @@ impl RecordStore for DynamoDbStore {
                             check.table_name(&self.table).set_key(Some(key_item(key))).build().map_err(unavailable)?;
                         TransactWriteItem::builder().condition_check(check).build()
                     }
-                    // No condition: a counter only fails the batch when the store does.
-                    Write::Count { key, by, expires_at } => {
-                        let (expression, values) = count_update(*by, *expires_at);
-                        let update = Update::builder()
+                    // Without a limit, a counter only fails the batch when the store does.
+                    Write::Count { key, by, expires_at, most } => {
+                        let (expression, mut values) = count_update(*by, *expires_at);
+                        let mut update = Update::builder()
                             .table_name(&self.table)
                             .set_key(Some(key_item(key)))
                             .update_expression(expression)
-                            .expression_attribute_names("#count", COUNT)
-                            .set_expression_attribute_values(Some(values))
-                            .build()
-                            .map_err(unavailable)?;
+                            .expression_attribute_names("#count", COUNT);
+                        if let Some(most) = most {
+                            // A new counter starts at 0: its first count must fit by itself.
+                            if *by > *most {
+                                return Err(StoreError::Conflict);
+                            }
+                            values.insert(":room".to_owned(), AttributeValue::N(most.saturating_sub(*by).to_string()));
+                            update = update.condition_expression("attribute_not_exists(#count) OR #count <= :room");
+                        }
+                        let update =
+                            update.set_expression_attribute_values(Some(values)).build().map_err(unavailable)?;
                         TransactWriteItem::builder().update(update).build()
                     }
                 })

@@ -341,11 +341,21 @@ impl RecordStore for SqliteStore {
     }
 
     async fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<StoredRecord>>, StoreError> {
-        validate_keys(keys)?;
-        let keys = keys.to_vec();
+        Ok(self.get_with_counters(keys, &[]).await?.0)
+    }
+
+    async fn get_with_counters(
+        &self,
+        keys: &[RecordKey],
+        counters: &[RecordKey],
+    ) -> Result<(Vec<Option<StoredRecord>>, Vec<i64>), StoreError> {
+        validate_keys(&[keys, counters].concat())?;
+        let (keys, counters) = (keys.to_vec(), counters.to_vec());
         self.with_db(move |conn| {
+            // One read transaction: the records and counters as they stood at one moment.
             let tx = conn.transaction().map_err(unavailable)?;
             let mut found = Vec::with_capacity(keys.len());
+            let mut values = Vec::with_capacity(counters.len());
             {
                 let mut stmt = tx
                     .prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM records WHERE pk = ?1 AND sk = ?2"))
@@ -357,9 +367,15 @@ impl RecordStore for SqliteStore {
                         None => None,
                     });
                 }
+                let mut stmt =
+                    tx.prepare_cached("SELECT value FROM counters WHERE pk = ?1 AND sk = ?2").map_err(unavailable)?;
+                for key in &counters {
+                    let value = stmt.query_row(params![key.pk, key.sk], |r| r.get::<_, i64>(0)).optional();
+                    values.push(value.map_err(unavailable)?.unwrap_or(0));
+                }
             }
             tx.commit().map_err(unavailable)?;
-            Ok(found)
+            Ok((found, values))
         })
         .await
     }
@@ -375,10 +391,10 @@ impl RecordStore for SqliteStore {
                     Write::Put { key, record } => put_record(&tx, key, record)?,
                     Write::Delete { key, version } => delete_record(&tx, key, *version)?,
                     Write::Check { key, version } => record_version(&tx, key)? == *version,
-                    // No condition: a counter only fails the batch when the store does.
-                    Write::Count { key, by, expires_at } => {
-                        count(&tx, key, *by, *expires_at)?;
-                        true
+                    // Without a limit, a counter only fails the batch when the store does.
+                    Write::Count { key, by, expires_at, most } => {
+                        let value = count(&tx, key, *by, *expires_at)?;
+                        most.is_none_or(|most| value <= most)
                     }
                 };
                 if !done {

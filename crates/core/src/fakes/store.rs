@@ -140,6 +140,18 @@ impl RecordStore for MemoryStore {
         Ok(keys.iter().map(|k| data.records.get(&key_of(k)).cloned()).collect())
     }
 
+    async fn get_with_counters(
+        &self,
+        keys: &[RecordKey],
+        counters: &[RecordKey],
+    ) -> Result<(Vec<Option<StoredRecord>>, Vec<i64>), StoreError> {
+        validate_keys(&[keys, counters].concat())?;
+        let data = self.lock()?;
+        let records = keys.iter().map(|k| data.records.get(&key_of(k)).cloned()).collect();
+        let values = counters.iter().map(|k| data.counters.get(&key_of(k)).map_or(0, |c| c.0)).collect();
+        Ok((records, values))
+    }
+
     async fn write_all(&self, writes: &[Write]) -> Result<(), StoreError> {
         validate_writes(writes)?;
         let mut data = self.lock()?;
@@ -147,7 +159,10 @@ impl RecordStore for MemoryStore {
             Write::Put { key, record } => may_put(data.records.get(&key_of(key)), record.version),
             Write::Delete { key, version } => may_delete(data.records.get(&key_of(key)), *version),
             Write::Check { key, version } => data.records.get(&key_of(key)).map_or(0, |r| r.version) == *version,
-            Write::Count { .. } => true,
+            Write::Count { key, by, most, .. } => most.is_none_or(|most| {
+                let value = data.counters.get(&key_of(key)).map_or(0, |c| c.0);
+                value.checked_add(*by).is_some_and(|new| new <= most)
+            }),
         });
         if !allowed {
             return Err(StoreError::Conflict);
@@ -155,7 +170,7 @@ impl RecordStore for MemoryStore {
         // A counter that would overflow fails the batch before anything is written.
         let mut counted = Vec::new();
         for w in writes {
-            if let Write::Count { key, by, expires_at } = w {
+            if let Write::Count { key, by, expires_at, .. } = w {
                 let (value, expiry) = data.counters.get(&key_of(key)).copied().unwrap_or((0, *expires_at));
                 let value = value.checked_add(*by).ok_or_else(|| unavailable("a counter overflowed"))?;
                 counted.push((key_of(key), (value, expiry.or(*expires_at))));
@@ -320,6 +335,15 @@ impl<S: RecordStore> RecordStore for FaultyStore<S> {
         self.inner.get_many(keys).await
     }
 
+    async fn get_with_counters(
+        &self,
+        keys: &[RecordKey],
+        counters: &[RecordKey],
+    ) -> Result<(Vec<Option<StoredRecord>>, Vec<i64>), StoreError> {
+        self.check()?;
+        self.inner.get_with_counters(keys, counters).await
+    }
+
     async fn write_all(&self, writes: &[Write]) -> Result<(), StoreError> {
         self.check_write()?;
         self.inner.write_all(writes).await
@@ -351,7 +375,7 @@ impl<S: RecordStore> RecordStore for FaultyStore<S> {
 pub struct StoreCalls {
     /// Calls of [`RecordStore::get`].
     pub get: usize,
-    /// Calls of [`RecordStore::get_many`].
+    /// Calls of [`RecordStore::get_many`] and of [`RecordStore::get_with_counters`].
     pub get_many: usize,
     /// Calls of [`RecordStore::put`].
     pub put: usize,
@@ -448,6 +472,17 @@ impl<S: RecordStore> RecordStore for CountingStore<S> {
         self.count(|c| &mut c.get_many);
         let got = self.inner.get_many(keys).await?;
         self.add(|c| &mut c.records_read, got.iter().flatten().count());
+        Ok(got)
+    }
+
+    async fn get_with_counters(
+        &self,
+        keys: &[RecordKey],
+        counters: &[RecordKey],
+    ) -> Result<(Vec<Option<StoredRecord>>, Vec<i64>), StoreError> {
+        self.count(|c| &mut c.get_many);
+        let got = self.inner.get_with_counters(keys, counters).await?;
+        self.add(|c| &mut c.records_read, got.0.iter().flatten().count());
         Ok(got)
     }
 

@@ -76,8 +76,10 @@ pub enum Write {
         version: u64,
     },
     /// As [`RecordStore::add_to_counter`], inside the batch: adds `by` to the counter at `key`
-    /// (creating it at 0 first; `expires_at` set when created and kept after). It has no
-    /// condition of its own: it never makes a batch fail, but happens only if the batch does.
+    /// (creating it at 0 first; `expires_at` set when created and kept after). Without `most`
+    /// it has no condition of its own: it never makes a batch fail, but happens only if the
+    /// batch does. With `most`, the batch happens only if the counter's new value is at most
+    /// that (a limit no two concurrent batches can both slip under).
     Count {
         /// The counter's key.
         key: RecordKey,
@@ -85,6 +87,8 @@ pub enum Write {
         by: i64,
         /// The counter's expiry, if it has none yet.
         expires_at: Option<Timestamp>,
+        /// The largest value the counter may reach; `None`: no limit.
+        most: Option<i64>,
     },
 }
 
@@ -290,6 +294,16 @@ pub trait RecordStore: Send + Sync {
     /// Several records in one round trip (strongly consistent reads), in the order of `keys`;
     /// at most 100 keys, no duplicates.
     async fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<StoredRecord>>, StoreError>;
+
+    /// As [`RecordStore::get_many`], and in the same round trip the values of the counters at
+    /// `counters` (0 for a counter never written), in their order; at most 100 keys in all,
+    /// no key twice. Counters are read as they stand, whatever their expiry: keys that name
+    /// their time window are never read once it has passed.
+    async fn get_with_counters(
+        &self,
+        keys: &[RecordKey],
+        counters: &[RecordKey],
+    ) -> Result<(Vec<Option<StoredRecord>>, Vec<i64>), StoreError>;
 
     /// Every write or none: when any condition fails the result is `Conflict` and nothing
     /// changed. At most 100 writes, no two on one key.
