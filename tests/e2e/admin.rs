@@ -56,7 +56,7 @@ async fn the_policy_is_replaced_whole_at_its_version(server: TestServer) {
     assert_eq!(read.status, 200, "{read:?}");
     let document = read.body;
     assert_eq!(document["version"], 0, "never saved: the deployment's default");
-    assert_eq!(document.as_object().map(|o| o.len()), Some(15), "14 fields and the version: {document}");
+    assert_eq!(document.as_object().map(|o| o.len()), Some(16), "15 fields and the version: {document}");
 
     // Each bad value is refused with its field named, and changes nothing.
     let cases: [(&str, Value, &str); 8] = [

@@ -120,7 +120,7 @@ async fn reset_function_starts_and_refuses_a_bogus_completion() {
     let reset = functions.router(Function::Reset);
     let (status, body) = invoke(&reset, start_event(&reset).await).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body["session"].as_str().is_some_and(|s| s.len() == 22));
+    assert!(body["session"].as_str().is_some_and(|s| s.len() == 22 + 1 + 16), "a handle and its limits tag: {body}");
     assert_eq!(body["methods"], json!(["email", "sms", "voice", "totp", "questions"]), "the local demo's methods");
     let (status, body) = invoke(&reset, event("reset-complete", None)).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_session")), "{body}");
@@ -477,6 +477,8 @@ fn the_template_environment_is_a_valid_lambda_configuration() {
         "SSPR_ADMIN_GROUPS",
         "SSPR_AUDIT_DAYS",
         "SSPR_AUTHENTICATOR_REQUIRED",
+        "SSPR_SMS_COUNTRIES",
+        "SSPR_SMS_DAILY_BUDGET",
         "RUST_LOG",
     ];
     for (key, _) in vars {

@@ -582,6 +582,8 @@ pub async fn start_moto() -> TestServer {
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// The `Retry-After` header, where there is one.
+    pub retry_after: Option<String>,
 }
 
 impl Reply {
@@ -605,10 +607,12 @@ impl TestServer {
         }
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
+        let retry_after =
+            response.headers().get(reqwest::header::RETRY_AFTER).map(|v| v.to_str().unwrap_or("not text").to_owned());
         let text = response.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         record_secrets_in(&body);
-        Reply { status, body }
+        Reply { status, body, retry_after }
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {

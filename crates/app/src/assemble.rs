@@ -216,6 +216,7 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
     settings.admin_groups = config.admin_groups.clone();
     settings.questions_custom_allowed = config.questions_custom_allowed;
     settings.audit_days = config.audit_days;
+    settings.limits.sms_per_day = config.sms_daily_budget;
     settings.authenticator_required = config.authenticator_required;
     let sspr = Sspr::new(ports, pepper, settings);
     Ok(Assembled {

@@ -120,6 +120,11 @@ pub struct Config {
     /// Whether a registered authenticator app must be one of the methods of a reset
     /// (`SSPR_AUTHENTICATOR_REQUIRED`).
     pub authenticator_required: bool,
+    /// The countries texts and calls may go to until an administrator sets the policy's
+    /// (`SSPR_SMS_COUNTRIES`, comma-separated ISO 3166 alpha-2 codes; default `US`).
+    pub sms_countries: Vec<String>,
+    /// Texts and calls the deployment may send in a UTC day (`SSPR_SMS_DAILY_BUDGET`).
+    pub sms_daily_budget: u32,
 }
 
 /// The methods the local demo enables: everything this release can prove, so each can be tried.
@@ -270,6 +275,27 @@ impl Config {
                 .filter(|d| (1..=365).contains(d))
                 .ok_or_else(|| ConfigError::new("SSPR_AUDIT_DAYS", "is a number of days within 1–365"))?,
         };
+        let sms_countries = match get("SSPR_SMS_COUNTRIES") {
+            None => Policy::default().sms_countries,
+            Some(list) => {
+                let codes: Vec<String> =
+                    list.split(',').map(|c| c.trim().to_uppercase()).filter(|c| !c.is_empty()).collect();
+                let valid = !codes.is_empty() && codes.iter().all(|c| sspr_core::types::PhoneNumber::is_country(c));
+                if !valid {
+                    return Err(ConfigError::new(
+                        "SSPR_SMS_COUNTRIES",
+                        "is a comma-separated list of country codes, as US,CA",
+                    ));
+                }
+                codes
+            }
+        };
+        let sms_daily_budget = match get("SSPR_SMS_DAILY_BUDGET") {
+            None => sspr_core::limits::Limits::default().sms_per_day,
+            Some(n) => n
+                .parse::<u32>()
+                .map_err(|_| ConfigError::new("SSPR_SMS_DAILY_BUDGET", "is a whole number of texts and calls a day"))?,
+        };
 
         Ok(Self {
             store,
@@ -296,6 +322,8 @@ impl Config {
             questions_custom_allowed,
             audit_days,
             authenticator_required,
+            sms_countries,
+            sms_daily_budget,
         })
     }
 
@@ -307,7 +335,11 @@ impl Config {
             Some(group) => Policy::selected(group.clone()),
             None => Policy::everyone(),
         };
-        Policy { methods_enabled: self.methods.clone().unwrap_or_else(|| Policy::default().methods_enabled), ..policy }
+        Policy {
+            methods_enabled: self.methods.clone().unwrap_or_else(|| Policy::default().methods_enabled),
+            sms_countries: self.sms_countries.clone(),
+            ..policy
+        }
     }
 }
 

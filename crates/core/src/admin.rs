@@ -353,6 +353,11 @@ mod more_events {
             assert!(world.sspr.verify_method(&session, MethodKind::Sms, &wrong).await.is_err());
             tick();
         }
+        // Five wrong proofs block the name from reset for a day.
+        let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL).await;
+        assert!(matches!(r, Err(crate::FlowError::OverLimit(over)) if over.retry_after == 86_399), "{r:?}");
+        world.clock.advance(86_400);
+        let session = world.sspr.start_reset(&username(ALICE), &world.challenge()).await.expect("start").session;
         world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL).await.expect("sent");
         tick();
         let token = world
@@ -386,6 +391,7 @@ mod more_events {
                 failed(VerificationFailed),
                 failed(VerificationFailed),
                 (Blocked, "failure".to_owned(), Some("too_many_attempts".to_owned())),
+                (Limited, "failure".to_owned(), Some("reset_blocked".to_owned())),
                 ok(CodeSent),
                 ok(VerificationPassed),
                 ok(Unlocked),

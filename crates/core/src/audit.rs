@@ -34,10 +34,12 @@ pub enum EventKind {
     RegistrationCleared,
     /// A password written on premises and not yet in the cloud directory (hybrid).
     WritebackIncomplete,
+    /// A request refused for going over a limit (docs/security.md, "Limits").
+    Limited,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::MethodRegistered,
         EventKind::MethodRemoved,
         EventKind::MethodsReconfirmed,
@@ -51,6 +53,7 @@ impl EventKind {
         EventKind::PolicyChanged,
         EventKind::RegistrationCleared,
         EventKind::WritebackIncomplete,
+        EventKind::Limited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +71,7 @@ impl EventKind {
             EventKind::PolicyChanged => "policy_changed",
             EventKind::RegistrationCleared => "registration_cleared",
             EventKind::WritebackIncomplete => "writeback_incomplete",
+            EventKind::Limited => "limited",
         }
     }
 
@@ -83,6 +87,7 @@ impl EventKind {
                 | EventKind::Blocked
                 | EventKind::ResetFailed
                 | EventKind::WritebackIncomplete
+                | EventKind::Limited
         )
     }
 }
@@ -379,6 +384,7 @@ impl Sspr {
                 key: RecordKey { pk: report_partition(&day), sk: counter_sort_key(&day, event.kind, method, result) },
                 by: 1,
                 expires_at: counter_expiry,
+                most: None,
             })
             .collect();
         let expires_at = at.plus_secs(self.settings.audit_days.max(1) * DAY);

@@ -70,6 +70,11 @@ pub enum FlowError {
     /// was changed, and the person can try again within the session.
     #[error("Your organisation's directory cannot be reached just now. Nothing was changed: try again in a moment.")]
     DirectoryUnavailable(String),
+    #[error("Texts and calls cannot go to numbers of this country here. Use another number or method.")]
+    CountryNotAllowed,
+    /// Over one of the limits of docs/security.md: wait `retry_after` seconds.
+    #[error("{}", .0.limit.message())]
+    OverLimit(crate::limits::OverLimit),
     #[error("The service is temporarily unavailable. Try again later.")]
     Unavailable(String),
 }
@@ -107,8 +112,16 @@ impl FlowError {
             FlowError::WritebackOff => "writeback_off",
             FlowError::WritebackIncomplete => "writeback_incomplete",
             FlowError::DirectoryUnavailable(_) => "directory_unavailable",
+            FlowError::CountryNotAllowed => "country_not_allowed",
+            FlowError::OverLimit(over) => over.limit.code(),
             FlowError::Unavailable(_) => "unavailable",
         }
+    }
+}
+
+impl From<crate::limits::OverLimit> for FlowError {
+    fn from(over: crate::limits::OverLimit) -> Self {
+        FlowError::OverLimit(over)
     }
 }
 

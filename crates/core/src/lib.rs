@@ -7,6 +7,7 @@ pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fakes;
 pub mod hybrid;
+pub mod limits;
 pub mod methods;
 pub mod notify;
 pub mod password;
@@ -63,6 +64,8 @@ pub struct Settings {
     /// How many days after re-confirmation fell due a reminder still goes, when no run could
     /// send it on time.
     pub reminder_overdue_days: i64,
+    /// How often anyone may ask (docs/security.md, "Limits").
+    pub limits: limits::Limits,
 }
 
 impl Settings {
@@ -82,6 +85,7 @@ impl Settings {
             audit_days: 30,
             authenticator_required: false,
             reminder_overdue_days: 30,
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -145,18 +149,39 @@ impl Sspr {
     /// Reads `keys` in one round trip, together with the policy when the cached one is stale,
     /// so a flow's reads cost one round trip whatever the cache holds.
     async fn read_with_policy(&self, keys: &[RecordKey]) -> Result<(Policy, Vec<Option<StoredRecord>>), Unavailable> {
-        if let Some(policy) = self.cached_policy() {
-            return Ok((policy, load_many(&*self.ports.store, keys).await?));
-        }
+        let (policy, records, _) = self.read_with_counters(keys, &[]).await?;
+        Ok((policy, records))
+    }
+
+    /// As [`Sspr::read_with_policy`], with the values of the `counters` read in the same round
+    /// trip (the limits' meters).
+    async fn read_with_counters(
+        &self,
+        keys: &[RecordKey],
+        counters: &[RecordKey],
+    ) -> Result<(Policy, Vec<Option<StoredRecord>>, Vec<i64>), Unavailable> {
+        let cached = self.cached_policy();
         let policy_key = policy_key();
         let mut all = keys.to_vec();
-        all.push(policy_key.clone());
-        let mut records = load_many(&*self.ports.store, &all).await?;
-        let stored = records.pop().flatten();
-        let policy =
-            decode::<Policy>(&policy_key, stored)?.map_or_else(|| self.settings.default_policy.clone(), |v| v.value);
-        self.cache_policy(&policy);
-        Ok((policy, records))
+        if cached.is_none() {
+            all.push(policy_key.clone());
+        }
+        let (mut records, values) = if counters.is_empty() {
+            (load_many(&*self.ports.store, &all).await?, Vec::new())
+        } else {
+            records::load_with_counters(&*self.ports.store, &all, counters).await?
+        };
+        let policy = match cached {
+            Some(policy) => policy,
+            None => {
+                let stored = records.pop().flatten();
+                let policy = decode::<Policy>(&policy_key, stored)?
+                    .map_or_else(|| self.settings.default_policy.clone(), |v| v.value);
+                self.cache_policy(&policy);
+                policy
+            }
+        };
+        Ok((policy, records, values))
     }
 
     /// Stores the policy; this process applies it at once, others within the cache's minute.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::methods::questions::{MAX_QUESTIONS, MIN_QUESTIONS};
 use crate::password::PasswordRules;
 use crate::ports::DirectoryUser;
-use crate::types::{Email, MethodKind};
+use crate::types::{Destination, Email, MethodKind, PhoneNumber};
 
 /// Who may use self-service password reset (administrators always may).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +94,9 @@ pub struct Policy {
     /// directory has a lockout).
     pub unlock_without_reset: bool,
     pub password: PasswordRules,
+    /// The countries (ISO 3166 alpha-2) whose numbers may get texts and calls; a number of any
+    /// other country is refused at registration and at reset, before anything is sent.
+    pub sms_countries: Vec<String>,
 }
 
 impl Default for Policy {
@@ -113,6 +116,7 @@ impl Default for Policy {
             writeback: true,
             unlock_without_reset: true,
             password: PasswordRules::default(),
+            sms_countries: vec!["US".to_owned()],
         }
     }
 }
@@ -150,6 +154,17 @@ impl Policy {
 
     pub fn allows_method(&self, kind: MethodKind) -> bool {
         self.methods_enabled.contains(&kind) && crate::methods::verifier(kind).is_some()
+    }
+
+    /// Refuses a phone number of a country texts and calls may not go to.
+    pub fn allows_destination(&self, destination: &Destination) -> Result<(), crate::FlowError> {
+        match destination {
+            Destination::Phone(phone) => match phone.country() {
+                Some(country) if self.sms_countries.contains(&country) => Ok(()),
+                _ => Err(crate::FlowError::CountryNotAllowed),
+            },
+            Destination::Email(_) => Ok(()),
+        }
     }
 
     /// Whether the policy lets this person reset their password themselves.
@@ -216,6 +231,18 @@ impl Policy {
         if self.questions_to_reset > self.questions_to_register {
             return field("questions_to_reset", "must not be more than questions_to_register");
         }
+        let mut countries = self.sms_countries.clone();
+        countries.sort();
+        countries.dedup();
+        if countries.len() != self.sms_countries.len() {
+            return field("sms_countries", "must not name a country twice");
+        }
+        if let Some(unknown) = self.sms_countries.iter().find(|c| !PhoneNumber::is_country(c)) {
+            return field(
+                "sms_countries",
+                &format!("has {unknown:?}, which is no country code (ISO 3166 alpha-2, as US)"),
+            );
+        }
         self.password.check().map_err(|reason| {
             PolicyError::new(format!("password.{}", reason.split(' ').next().unwrap_or("min_length")), reason)
         })
@@ -237,7 +264,7 @@ impl PolicyError {
 }
 
 /// Every field of the policy document, in the order it is shown.
-pub const POLICY_FIELDS: [&str; 14] = [
+pub const POLICY_FIELDS: [&str; 15] = [
     "enablement",
     "target_group",
     "methods_enabled",
@@ -252,6 +279,7 @@ pub const POLICY_FIELDS: [&str; 14] = [
     "writeback",
     "unlock_without_reset",
     "password",
+    "sms_countries",
 ];
 
 /// The policy as administrators read and write it: every field, flat, with the `version` it
@@ -308,6 +336,7 @@ impl PolicyDocument {
             writeback: field(map, "writeback", "true or false")?,
             unlock_without_reset: field(map, "unlock_without_reset", "true or false")?,
             password: PasswordRules::parse(map.get("password")).map_err(|(f, reason)| PolicyError::new(f, reason))?,
+            sms_countries: field(map, "sms_countries", "a list of country codes (ISO 3166 alpha-2, as US)")?,
         };
         let version = field(map, "version", "the version the policy was read at")?;
         policy.check()?;

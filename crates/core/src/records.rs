@@ -129,6 +129,15 @@ pub async fn load_many(store: &dyn RecordStore, keys: &[RecordKey]) -> Result<Ve
     }
 }
 
+/// Reads records and counters in one round trip (a counter never written reads 0).
+pub async fn load_with_counters(
+    store: &dyn RecordStore,
+    keys: &[RecordKey],
+    counters: &[RecordKey],
+) -> Result<(Vec<Option<StoredRecord>>, Vec<i64>), Unavailable> {
+    store.get_with_counters(keys, counters).await.map_err(read_error)
+}
+
 /// `record` as stored at its next version.
 fn stored<T: Record>(key: &RecordKey, record: &Versioned<T>) -> Result<StoredRecord, Unavailable> {
     let body = match serde_json::to_value(&record.value) {
@@ -166,7 +175,9 @@ pub async fn save_all(store: &dyn RecordStore, writes: &[Write]) -> Result<(), S
         [] => Ok(()),
         [Write::Put { key, record }] => store.put(key, record).await,
         [Write::Delete { key, version }] => store.delete(key, *version).await,
-        [Write::Count { key, by, expires_at }] => store.add_to_counter(key, *by, *expires_at).await.map(drop),
+        [Write::Count { key, by, expires_at, most: None }] => {
+            store.add_to_counter(key, *by, *expires_at).await.map(drop)
+        }
         writes => store.write_all(writes).await,
     }
 }

@@ -21,11 +21,14 @@ pub struct ApiError {
     /// Where to get help: the policy's helpdesk link, on every reset error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub helpdesk: Option<String>,
+    /// Seconds to wait before asking again (a limit): sent as `Retry-After` too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<std::num::NonZeroU32>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
-        Self { status, error, message: message.into(), reasons: None, field: None, helpdesk: None }
+        Self { status, error, message: message.into(), reasons: None, field: None, helpdesk: None, retry_after: None }
     }
 
     pub fn not_found() -> Self {
@@ -58,9 +61,10 @@ impl From<FlowError> for ApiError {
             | FlowError::NoPendingCode
             | FlowError::NothingToConfirm
             | FlowError::ChallengeFailed
+            | FlowError::CountryNotAllowed
             | FlowError::InvalidSession => StatusCode::BAD_REQUEST,
             FlowError::SessionExpired => StatusCode::GONE,
-            FlowError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            FlowError::TooManyAttempts | FlowError::OverLimit(_) => StatusCode::TOO_MANY_REQUESTS,
             FlowError::AlreadyVerified | FlowError::TokenUsed | FlowError::Conflict => StatusCode::CONFLICT,
             FlowError::NotVerified
             | FlowError::InvalidToken
@@ -94,12 +98,22 @@ impl From<FlowError> for ApiError {
             FlowError::InvalidInput(p) => Some(p.field.to_owned()),
             _ => None,
         };
-        Self { status, error: e.code(), message, reasons, field, helpdesk: None }
+        let retry_after = match &e {
+            FlowError::OverLimit(over) => {
+                std::num::NonZeroU32::new(u32::try_from(over.retry_after.max(1)).unwrap_or(u32::MAX))
+            }
+            _ => None,
+        };
+        Self { status, error: e.code(), message, reasons, field, helpdesk: None, retry_after }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(&self)).into_response()
+        let mut response = (self.status, Json(&self)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.get().into());
+        }
+        response
     }
 }

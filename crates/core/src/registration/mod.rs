@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::audit::{EventKind, Happened};
+use crate::limits::{self, Counted, Meter, PersonLimits};
 use crate::methods::delivered_code::CodePurpose;
 use crate::notify::MethodChange;
 use crate::policy::Policy;
@@ -253,14 +254,35 @@ impl Sspr {
     ) -> Result<ConfirmationSent, FlowError> {
         let code = Code::generate(&*self.ports.rng, self.settings.code_digits);
         let key = pending_key(&who.username, kind);
+        if !kind.is_delivered() {
+            return Err(FlowError::MethodNotAvailable);
+        }
+        let destination = Destination::parse(kind, destination)?;
+        let limits = &self.settings.limits;
+        let person_key = limits::person_key(&limits::person_tag(&self.hasher, &who.username));
         for _ in 0..CONFLICT_RETRIES {
-            let (policy, mut records) = self.read_with_policy(std::slice::from_ref(&key)).await?;
-            if !policy.allows_method(kind) || !kind.is_delivered() {
+            let now = self.ports.clock.now();
+            // The destination's meter, and for a phone the deployment's texts of the day.
+            let mut meters = vec![limits::registration_meter(&self.hasher, limits, destination.as_str(), now)];
+            if let Destination::Phone(_) = &destination {
+                meters.push(limits::sms_budget(&self.hasher, limits, now));
+            }
+            let keys = [key.clone(), person_key.clone()];
+            let (policy, mut records, values) = self.read_with_counters(&keys, &limits::meter_keys(&meters)).await?;
+            if !policy.allows_method(kind) {
                 return Err(FlowError::MethodNotAvailable);
             }
-            let destination = Destination::parse(kind, destination)?;
+            policy.allows_destination(&destination)?;
             self.may_register(&policy, who).await?;
-            let now = self.ports.clock.now();
+            let person = decode::<PersonLimits>(&person_key, records.pop().flatten())?;
+            let mut person = person.unwrap_or_else(|| Versioned::new(PersonLimits::default()));
+            let within = person
+                .value
+                .check(Counted::Registration, limits, now)
+                .and_then(|()| limits::check_meters(&meters, &values, now));
+            if let Err(over) = within {
+                return Err(self.refuse(over, Some(&who.username), Some(kind)).await);
+            }
             let existing = decode::<PendingMethod>(&key, records.pop().flatten())?;
             let failures = existing.as_ref().map_or(0, |p| p.value.failures);
             if failures >= self.settings.max_code_failures {
@@ -277,8 +299,11 @@ impl Sspr {
                 },
                 version: existing.map_or(0, |p| p.version),
             };
-            match save(&*self.ports.store, &key, &pending).await {
-                Ok(_) => {
+            person.value.note(Counted::Registration, limits, now);
+            let mut writes = vec![put(&key, &pending)?, put(&person_key, &person)?];
+            writes.extend(meters.iter().map(Meter::count));
+            match save_all(&*self.ports.store, &writes).await {
+                Ok(()) => {
                     self.deliver_code(kind, &destination, &code, CodePurpose::Confirm).await?;
                     return Ok(ConfirmationSent { expires_in: self.settings.code_ttl_secs });
                 }

@@ -14,6 +14,7 @@ use self::session::{ResetSession, ResetState, TransitionError};
 use std::collections::BTreeMap;
 
 use crate::audit::{current_request, EventKind, Happened};
+use crate::limits::{self, Action, Counted, Meter, PersonLimits};
 use crate::methods::delivered_code::{CodePurpose, DeliveredCode};
 use crate::methods::questions::{self, decoy_questions, ShownQuestion};
 use crate::methods::{verifier, Attempt, Proof, Verdict};
@@ -22,7 +23,7 @@ use crate::password::NewPassword;
 use crate::policy::Policy;
 use crate::ports::{DirectoryError, RecordKey, StoreError, StoredRecord, Unavailable, Write};
 use crate::records::{
-    decode, emails_of, put, registration_key, save, save_all, session_key, spend, Registration, Versioned,
+    self, decode, emails_of, put, registration_key, save, save_all, session_key, spend, Registration, Versioned,
 };
 use crate::registration::Scope;
 use crate::secret::Digest;
@@ -120,13 +121,25 @@ impl Sspr {
     /// The session of `id` with `more` records read in the same round trip (and the policy,
     /// when the cached one is stale).
     async fn read_session(&self, id: &SessionId, more: &[RecordKey]) -> Result<SessionRead, FlowError> {
+        self.read_session_counted(id, more, &[]).await
+    }
+
+    /// As [`Sspr::read_session`], with the values of `counters` (the limits' meters) and the
+    /// limits of the name the session was started for, all in one round trip; `rest` ends with
+    /// those limits.
+    async fn read_session_counted(
+        &self,
+        id: &SessionId,
+        more: &[RecordKey],
+        counters: &[RecordKey],
+    ) -> Result<SessionRead, FlowError> {
         let key = session_key(&self.session_hash(id));
         let mut keys = vec![key.clone()];
         keys.extend_from_slice(more);
-        let (policy, mut records) = self.read_with_policy(&keys).await?;
+        let (policy, mut records, counters) = self.read_with_counters(&keys, counters).await?;
         let rest = records.split_off(1);
         let session = decode::<ResetSession>(&key, records.pop().flatten())?;
-        Ok(SessionRead { policy, session, rest, now: self.ports.clock.now() })
+        Ok(SessionRead { policy, session, rest, counters, now: self.ports.clock.now() })
     }
 
     /// Opens a reset session for whatever name was given, spending the proof-of-work
@@ -136,17 +149,30 @@ impl Sspr {
     #[tracing::instrument(skip_all)]
     pub async fn start_reset(&self, username: &Username, challenge: &str) -> Result<ResetStarted, FlowError> {
         let spend_challenge = self.check_challenge(challenge)?;
-        // Everyone's registration is read, known or not, so every name costs the same.
+        let now = self.ports.clock.now();
+        // Everyone's registration and limits are read, known or not, so every name costs the same.
         let registration_key = registration_key(username);
-        let (user, read) = futures::join!(
-            self.ports.directory.find_user(username),
-            self.read_with_policy(std::slice::from_ref(&registration_key))
-        );
-        let (policy, mut records) = read?;
+        let tag = limits::person_tag(&self.hasher, username);
+        let person_key = limits::person_key(&tag);
+        let meters = self.address_meters(Action::Start, now);
+        let keys = [registration_key.clone(), person_key.clone()];
+        let meter_keys = limits::meter_keys(&meters);
+        let (user, read) =
+            futures::join!(self.ports.directory.find_user(username), self.read_with_counters(&keys, &meter_keys));
+        let (policy, mut records, values) = read?;
+        let person = decode::<PersonLimits>(&person_key, records.pop().flatten())?;
         let registration = decode::<Registration>(&registration_key, records.pop().flatten())?;
+        let user = user?;
+        let within = person
+            .as_ref()
+            .map_or(Ok(()), |p| p.value.check_block(now))
+            .and_then(|()| limits::check_meters(&meters, &values, now));
+        if let Err(over) = within {
+            return Err(self.refuse(over, user.as_ref().map(|u| &u.username), None).await);
+        }
         // Administrators may always reset, with two methods; the answer says only what the
         // policy says, so nothing tells an administrator's account apart.
-        let scope = user?.map(|user| (Scope::of(self, &policy, &user), user));
+        let scope = user.map(|user| (Scope::of(self, &policy, &user), user));
         // Whom a reset is told to is kept from here, so completion need not ask the directory
         // again.
         let (subject, administrator, required, directory_email, locked) = match scope {
@@ -185,8 +211,7 @@ impl Sspr {
             && policy.allows_method(MethodKind::Totp)
             && methods.iter().any(|m| m.kind == MethodKind::Totp))
         .then_some(MethodKind::Totp);
-        let now = self.ports.clock.now();
-        let id = SessionId::generate(&*self.ports.rng);
+        let id = SessionId::generate(&*self.ports.rng, &tag);
         let session = ResetSession {
             subject,
             created_at: now,
@@ -205,10 +230,19 @@ impl Sspr {
             partly_written: false,
         };
         let open = put(&session_key(&self.session_hash(&id)), &Versioned::new(session))?;
-        match save_all(&*self.ports.store, &[spend_challenge, open]).await {
+        let mut writes = vec![spend_challenge, open];
+        writes.extend(meters.iter().map(Meter::count));
+        match save_all(&*self.ports.store, &writes).await {
             Ok(()) => {}
-            // The only record that can exist already is the spent challenge.
-            Err(StoreError::Conflict) => return Err(FlowError::ChallengeFailed),
+            // The spent challenge existed already, or a meter filled meanwhile.
+            Err(StoreError::Conflict) => {
+                let (_, values) =
+                    records::load_with_counters(&*self.ports.store, &[], &limits::meter_keys(&meters)).await?;
+                return Err(match limits::check_meters(&meters, &values, now) {
+                    Err(over) => self.refuse(over, None, None).await,
+                    Ok(()) => FlowError::ChallengeFailed,
+                });
+            }
             Err(e) => return Err(e.into()),
         }
         Ok(ResetStarted { session: id, methods: policy.reset_methods(), required: policy.methods_required() })
@@ -224,15 +258,38 @@ impl Sspr {
         destination: &str,
     ) -> Result<CodeSent, FlowError> {
         let code = Code::generate(&*self.ports.rng, self.settings.code_digits);
+        if !method.is_delivered() {
+            return Err(FlowError::MethodNotAvailable);
+        }
+        let destination = Destination::parse(method, destination)?;
+        let limits = &self.settings.limits;
+        let person_key = limits::person_key(id.limits_tag());
         for _ in 0..CONFLICT_RETRIES {
-            let mut read = self.read_session(id, &[]).await?;
-            if !read.policy.allows_method(method) || !method.is_delivered() {
+            let now = self.ports.clock.now();
+            // The source address's meters, the phone number's, and the deployment's texts.
+            let mut meters = self.address_meters(Action::SendCode, now);
+            if let Destination::Phone(phone) = &destination {
+                meters.extend(limits::phone_meters(&self.hasher, limits, phone.as_str(), now));
+                meters.push(limits::sms_budget(&self.hasher, limits, now));
+            }
+            let mut read =
+                self.read_session_counted(id, std::slice::from_ref(&person_key), &limits::meter_keys(&meters)).await?;
+            if !read.policy.allows_method(method) {
                 return Err(FlowError::MethodNotAvailable);
             }
-            let destination = Destination::parse(method, destination)?;
+            read.policy.allows_destination(&destination)?;
+            let person = decode::<PersonLimits>(&person_key, read.rest.pop().flatten())?;
             let mut session = read.live()?;
             if session.value.failures_for(method) >= self.settings.max_code_failures {
                 return Err(FlowError::TooManyAttempts);
+            }
+            let mut person = person.unwrap_or_else(|| Versioned::new(PersonLimits::default()));
+            let within = person
+                .value
+                .check(Counted::Send(method), limits, now)
+                .and_then(|()| limits::check_meters(&meters, &read.counters, now));
+            if let Err(over) = within {
+                return Err(self.refuse(over, session.value.subject.as_ref(), Some(method)).await);
             }
             if !session.value.state.awaits(method) {
                 return Err(FlowError::AlreadyVerified);
@@ -244,6 +301,7 @@ impl Sspr {
                 &destination,
                 &code,
             );
+            person.value.note(Counted::Send(method), limits, now);
             // Recorded either way, in the same write: a code asked for a destination that is
             // not registered is worth an administrator's eye.
             let mut sent = Happened::new(EventKind::CodeSent, session.value.subject.as_ref())
@@ -252,12 +310,16 @@ impl Sspr {
             if !deliver {
                 sent = sent.failed("destination_not_registered");
             }
-            let mut writes = vec![put(&session_key(&self.session_hash(id)), &session)?];
+            let mut writes = vec![put(&session_key(&self.session_hash(id)), &session)?, put(&person_key, &person)?];
             writes.extend(self.audit(sent)?);
+            // Every request counts on the address and the number; only a text or call made
+            // spends the day's budget (the last meter of a phone).
+            let unspent = usize::from(matches!(destination, Destination::Phone(_)) && !deliver);
+            writes.extend(meters[..meters.len() - unspent].iter().map(Meter::count));
             match save_all(&*self.ports.store, &writes).await {
                 Ok(()) => {
                     if deliver {
-                        self.deliver_code(method, &destination, &code, CodePurpose::Reset).await?;
+                        self.deliver_reset_code(method, &destination, &code, session.value.subject.as_ref()).await;
                     }
                     return Ok(CodeSent { expires_in: self.settings.code_ttl_secs });
                 }
@@ -266,6 +328,31 @@ impl Sspr {
             }
         }
         Err(FlowError::Conflict)
+    }
+
+    /// Sends a reset code once the answer is decided. A failed delivery never changes the
+    /// answer (which would tell that the destination is registered): it is logged and audited.
+    async fn deliver_reset_code(
+        &self,
+        method: MethodKind,
+        destination: &Destination,
+        code: &Code,
+        subject: Option<&Username>,
+    ) {
+        if let Err(e) = self.deliver_code(method, destination, code, CodePurpose::Reset).await {
+            tracing::error!(error = %e, "a reset code could not be delivered");
+            let failed = Happened::new(EventKind::CodeSent, subject)
+                .method(method)
+                .destination(destination.hint())
+                .failed("delivery_failed");
+            let recorded = match self.audit(failed) {
+                Ok(writes) => save_all(&*self.ports.store, &writes).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = recorded {
+                tracing::warn!(error = %e, "a failed delivery could not be audited");
+            }
+        }
     }
 
     /// The security questions to answer in this session: drawn at random from the registered
@@ -323,16 +410,36 @@ impl Sspr {
         let token = ResetToken::generate(&*self.ports.rng);
         // A record the proof must not have spent yet, read with the session after a conflict.
         let mut once_seen: Option<RecordKey> = None;
+        let limits = &self.settings.limits;
+        let person_key = limits::person_key(id.limits_tag());
         for _ in 0..CONFLICT_RETRIES {
-            let mut read = self.read_session(id, once_seen.as_slice()).await?;
+            let now = self.ports.clock.now();
+            let meters = self.address_meters(Action::Verify, now);
+            let mut more = once_seen.clone().into_iter().collect::<Vec<_>>();
+            more.push(person_key.clone());
+            let mut read = self.read_session_counted(id, &more, &limits::meter_keys(&meters)).await?;
             let verifier = verifier(method).filter(|_| read.policy.allows_method(method));
             let Some(verifier) = verifier else {
                 return Err(FlowError::MethodNotAvailable);
             };
+            let person = decode::<PersonLimits>(&person_key, read.rest.pop().flatten())?;
             let already_spent = read.rest.pop().flatten().is_some();
             let mut session = read.live()?;
             if session.value.state.verified().contains(&method) {
                 return Err(FlowError::AlreadyVerified);
+            }
+            // A method this session killed stays dead, whatever the limits say.
+            if session.value.failures_for(method) >= self.settings.max_code_failures {
+                return Err(FlowError::TooManyAttempts);
+            }
+            // Tries count across sessions, known names or not; wrong ones towards the block.
+            let mut person = person.unwrap_or_else(|| Versioned::new(PersonLimits::default()));
+            let within = person
+                .value
+                .check(Counted::Attempt(method), limits, now)
+                .and_then(|()| limits::check_meters(&meters, &read.counters, now));
+            if let Err(over) = within {
+                return Err(self.refuse(over, session.value.subject.as_ref(), Some(method)).await);
             }
             let mut writes = Vec::new();
             let outcome = match verifier.verify(&self.attempt(id, method), &mut session.value, &proof).await {
@@ -353,6 +460,12 @@ impl Sspr {
                 }
             };
             writes.push(put(&session_key(&self.session_hash(id)), &session)?);
+            person.value.note(Counted::Attempt(method), limits, now);
+            if outcome.is_err() {
+                person.value.note(Counted::Failure, limits, now);
+            }
+            writes.push(put(&person_key, &person)?);
+            writes.extend(meters.iter().map(Meter::count));
             let subject = session.value.subject.as_ref();
             let happened = match &outcome {
                 Ok(()) => Happened::new(EventKind::VerificationPassed, subject),
@@ -398,7 +511,7 @@ impl Sspr {
         };
         let key = session_key(&self.session_hash(id));
         // Claim the token with a conditional write: of concurrent completions one wins.
-        let Claimed { mut session, password, username, policy } =
+        let Claimed { mut session, password, username, policy, limits_version } =
             self.claim_token(id, &key, &self.token_hash(id, token), &completion).await?;
 
         // After a partly applied change, only the part still missing is written.
@@ -441,6 +554,12 @@ impl Sspr {
             // The password is changed; the session stays claimed, so the token stays spent.
             tracing::error!(error = %e, "a completed reset could not be recorded");
         }
+        // A successful reset starts the name's limits afresh.
+        if limits_version > 0 {
+            if let Err(e) = self.ports.store.delete(&limits::person_key(id.limits_tag()), limits_version).await {
+                tracing::warn!(error = %e, "the limits of a reset name could not be cleared");
+            }
+        }
         if !unlock_only {
             if let Err(e) = self.ports.directory.sign_out_everywhere(&username).await {
                 tracing::warn!(error = %e, "sessions elsewhere could not be ended");
@@ -467,7 +586,8 @@ impl Sspr {
         presented: &Digest,
         completion: &Completion,
     ) -> Result<Claimed, FlowError> {
-        let mut read = self.read_session(id, &[]).await?;
+        let mut read = self.read_session(id, &[limits::person_key(id.limits_tag())]).await?;
+        let limits_version = read.rest.pop().flatten().map_or(0, |limits| limits.version);
         let (mut policy, mut session) = (read.policy.clone(), read.live()?);
         for _ in 0..CONFLICT_RETRIES {
             let claimed = session.value.state.clone().claim_token(presented)?;
@@ -506,7 +626,7 @@ impl Sspr {
             match save_all(&*self.ports.store, &writes).await {
                 Ok(()) => {
                     claiming.version += 1;
-                    return Ok(Claimed { session: claiming, password, username, policy });
+                    return Ok(Claimed { session: claiming, password, username, policy, limits_version });
                 }
                 Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e.into()),
@@ -600,6 +720,8 @@ struct SessionRead {
     policy: Policy,
     session: Option<Versioned<ResetSession>>,
     rest: Vec<Option<StoredRecord>>,
+    /// The meters read with the session, in the order asked.
+    counters: Vec<i64>,
     now: crate::types::Timestamp,
 }
 
@@ -620,6 +742,8 @@ struct Claimed {
     username: Username,
     /// The policy the claim was made under.
     policy: Policy,
+    /// The version of the name's limits when the session was read (0: none).
+    limits_version: u64,
 }
 
 #[cfg(test)]

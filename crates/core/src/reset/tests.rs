@@ -223,8 +223,9 @@ async fn a_challenge_opens_one_session() {
     assert_eq!(world.store.inner().inner().records().len(), sessions, "no session was opened by the second use");
 }
 
-/// The round-trip budget of docs/architecture.md: at most two store calls per step, three to
-/// complete, nine for a whole SMS reset — with the policy cached or not.
+/// The round-trip budget of docs/architecture.md: at most two store calls per step, four to
+/// complete (the last clears the name's limits), ten for a whole SMS reset — with the policy
+/// cached or not, the limits read and counted on the way.
 #[tokio::test]
 async fn each_step_stays_within_its_round_trips() {
     let world = World::new();
@@ -250,8 +251,8 @@ async fn each_step_stays_within_its_round_trips() {
     let token = world.sspr.verify_method(&session, MethodKind::Sms, &code).await.expect("verified").reset_token;
     step("verify", 2);
     world.sspr.complete_reset(&session, &token.expect("token"), new_password("Budget-Passw0rd-9")).await.expect("done");
-    step("complete", 3);
-    assert!(total <= 9, "a whole SMS reset: {total}");
+    step("complete", 4);
+    assert!(total <= 10, "a whole SMS reset: {total}");
 }
 
 #[tokio::test]
@@ -363,7 +364,9 @@ async fn app_codes_for_unknown_or_appless_users_are_wrong_like_any_other() {
 
 #[tokio::test]
 async fn a_replay_found_after_a_lost_race_counts_as_a_wrong_code() {
-    let world = World::new();
+    let mut world = World::new();
+    // The session's five, not the hour's tries across sessions (which count the first use).
+    world.sspr.settings.limits.attempts = crate::limits::Rate::new(10, 3600);
     let seed = world.register_totp().await;
     world.clock.advance(30);
     let code = world.app_code(&seed);
@@ -724,4 +727,216 @@ async fn a_registered_app_must_be_used_where_the_deployment_asks() {
     assert_eq!((email.reset_token.is_none(), email.remaining), (true, 1), "the app is still to prove");
     let app = world.sspr.verify_method(&started.session, MethodKind::Totp, &world.app_code(&seed)).await.expect("ok");
     assert!(app.reset_token.is_some() && app.remaining == 0);
+}
+
+// ---------------------------------------------------------------- limits (docs/security.md)
+
+use crate::audit::{within_request, RequestInfo};
+use crate::limits::{Limit, OverLimit};
+
+/// `future`, as a request from `ip`.
+async fn from<F: std::future::Future>(ip: &str, future: F) -> F::Output {
+    within_request(RequestInfo { source_ip: Some(ip.to_owned()), request_id: None }, future).await
+}
+
+fn over(r: Result<impl std::fmt::Debug, FlowError>) -> OverLimit {
+    match r {
+        Err(FlowError::OverLimit(over)) => over,
+        other => panic!("not over a limit: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn five_codes_an_hour_for_a_name_known_or_not_whatever_the_address() {
+    let world = World::new();
+    world.register(MethodKind::Sms, ALICE_PHONE).await;
+    for name in [ALICE, "nobody-here"] {
+        // Ten addresses, a new session for each code: the name's limit still holds.
+        for n in 0..5 {
+            let session = from(&format!("192.0.2.{n}"), start(&world, name)).await.session;
+            from(&format!("198.51.100.{n}"), send(&world, &session, MethodKind::Sms, ALICE_PHONE)).await;
+            world.clock.advance(60);
+        }
+        let session = from("203.0.113.9", start(&world, name)).await.session;
+        let r = from("203.0.113.10", world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE)).await;
+        let refused = over(r);
+        assert_eq!((refused.limit, refused.retry_after), (Limit::Sends, 3600 - 300), "{name}");
+        // Email keeps its own count; an hour after the first, a text may go again.
+        from("203.0.113.10", send(&world, &session, MethodKind::Email, ALICE_EMAIL)).await;
+        world.clock.advance(3600 - 300);
+        let session = from("203.0.113.9", start(&world, name)).await.session;
+        from("203.0.113.10", send(&world, &session, MethodKind::Sms, ALICE_PHONE)).await;
+        // A day on: the number's own limit (ten a day) starts again too.
+        world.clock.advance(86_400);
+    }
+    let texts = world.sent.sent_to(ALICE_PHONE).len();
+    assert_eq!(texts, 1 + 5 + 1, "the registration's, five, and one an hour later; none for the unknown name");
+}
+
+#[tokio::test]
+async fn the_fifth_wrong_proof_in_a_day_blocks_reset_for_a_day_and_a_reset_clears_the_count() {
+    let world = World::new();
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    for name in [ALICE, "nobody-here"] {
+        for n in 0..5 {
+            let session = start(&world, name).await.session;
+            send(&world, &session, MethodKind::Email, ALICE_EMAIL).await;
+            let r = world.sspr.verify_method(&session, MethodKind::Email, &Code::parse("12345678").expect("c")).await;
+            assert!(matches!(r, Err(FlowError::InvalidCode)), "{name} failure {n}: {r:?}");
+            world.clock.advance(3600);
+        }
+        // Blocked from the fifth: a new session is refused, with the day to wait.
+        let blocked = over(world.sspr.start_reset(&username(name), &world.challenge()).await);
+        let left = 86_400 - 3600;
+        assert_eq!((blocked.limit, blocked.retry_after, blocked.limit.code()), (Limit::Blocked, left, "reset_blocked"));
+        world.clock.advance(left - 1);
+        assert!(world.sspr.start_reset(&username(name), &world.challenge()).await.is_err(), "{name}: a second early");
+        world.clock.advance(1);
+        start(&world, name).await;
+    }
+    // Four wrong, then a reset: the count starts again, so four more do not block.
+    for _ in 0..4 {
+        wrong_once(&world).await;
+    }
+    let (session, token) = verified(&world).await;
+    world.sspr.complete_reset(&session, &token, new_password("Cleared-Passw0rd-1")).await.expect("reset");
+    for _ in 0..4 {
+        wrong_once(&world).await;
+    }
+    start(&world, ALICE).await;
+}
+
+/// One wrong proof of alice's email, in a session of its own.
+async fn wrong_once(world: &World) {
+    let session = start(world, ALICE).await.session;
+    let r = world.sspr.verify_method(&session, MethodKind::Email, &Code::parse("12345678").expect("c")).await;
+    assert!(matches!(r, Err(FlowError::InvalidCode | FlowError::NoPendingCode)), "{r:?}");
+}
+
+#[tokio::test]
+async fn five_tries_of_a_method_an_hour_across_sessions() {
+    let world = World::new();
+    let seed = world.register_totp().await;
+    world.clock.advance(30);
+    // Five right codes, one a step: no failure, so no block, but five tries.
+    for n in 0..5 {
+        let session = start(&world, ALICE).await.session;
+        let r = world.sspr.verify_method(&session, MethodKind::Totp, &world.app_code(&seed)).await;
+        assert!(r.is_ok(), "try {n}: {r:?}");
+        world.clock.advance(30);
+    }
+    let session = start(&world, ALICE).await.session;
+    let refused = over(world.sspr.verify_method(&session, MethodKind::Totp, &world.app_code(&seed)).await);
+    assert_eq!((refused.limit, refused.retry_after), (Limit::Attempts, 3600 - 150), "the sixth try in the hour");
+    // The limit is the method's: the email may still be tried.
+    let r = world.sspr.verify_method(&session, MethodKind::Email, &Code::parse("12345678").expect("c")).await;
+    assert!(!matches!(r, Err(FlowError::OverLimit(_))), "{r:?}");
+}
+
+#[tokio::test]
+async fn an_address_may_start_twenty_resets_a_minute_and_another_is_not_hindered() {
+    let world = World::new();
+    for n in 0..20 {
+        from("192.0.2.1", start(&world, &format!("user-{n}"))).await;
+    }
+    let refused = over(from("192.0.2.1", world.sspr.start_reset(&username("user-20"), &world.challenge())).await);
+    assert_eq!(refused.limit, Limit::Address);
+    assert!(refused.retry_after <= 60);
+    from("192.0.2.2", start(&world, "user-20")).await;
+    // An IPv6 network is one source, whatever address of its /64 it uses.
+    for n in 0..20 {
+        from(&format!("2001:db8:0:1::{n:x}"), start(&world, &format!("v6-{n}"))).await;
+    }
+    let r = from("2001:db8:0:1::ffff", world.sspr.start_reset(&username("v6-20"), &world.challenge())).await;
+    assert_eq!(over(r).limit, Limit::Address);
+    world.clock.advance(refused.retry_after);
+    from("192.0.2.1", start(&world, "user-20")).await;
+    let q = crate::audit::ActivityQuery { limit: 100, ..Default::default() };
+    let events = world.sspr.activity(&q).await.expect("log").events;
+    let limited = events.iter().filter(|e| e.kind == crate::audit::EventKind::Limited);
+    let from_address: BTreeSet<_> = limited.map(|e| (e.reason.as_deref(), e.source_ip.as_deref())).collect();
+    let want = [(Some("limit_address"), Some("192.0.2.1")), (Some("limit_address"), Some("2001:db8:0:1::ffff"))];
+    assert_eq!(from_address, want.into_iter().collect());
+}
+
+#[tokio::test]
+async fn a_phone_number_gets_five_codes_an_hour_whoever_asks() {
+    let world = World::new();
+    world.register(MethodKind::Sms, ALICE_PHONE).await;
+    for n in 0..5 {
+        let session = start(&world, &format!("someone-{n}")).await.session;
+        send(&world, &session, MethodKind::Sms, ALICE_PHONE).await;
+    }
+    // alice's own first code this hour is refused: the number had its five.
+    let session = start(&world, ALICE).await.session;
+    let refused = over(world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE).await);
+    assert_eq!((refused.limit, refused.limit.code()), (Limit::Destination, "rate_limited"));
+    send(&world, &session, MethodKind::Sms, "+15555550188").await;
+}
+
+#[tokio::test]
+async fn the_days_texts_run_out_and_email_still_works() {
+    let mut world = World::new();
+    world.sspr.settings.limits.sms_per_day = 3;
+    let methods_enabled = vec![MethodKind::Email, MethodKind::Sms, MethodKind::Voice];
+    world.sspr.save_policy(Policy { methods_enabled, ..Policy::default() }).await.expect("calls too");
+    world.register(MethodKind::Sms, ALICE_PHONE).await;
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    // Decoys spend nothing: only texts sent count.
+    let session = start(&world, "nobody-here").await.session;
+    send(&world, &session, MethodKind::Sms, "+15555550177").await;
+    for _ in 0..2 {
+        let session = start(&world, ALICE).await.session;
+        send(&world, &session, MethodKind::Sms, ALICE_PHONE).await;
+    }
+    let texts = world.sent.sent_to(ALICE_PHONE).len();
+    assert_eq!(texts, 4, "the registration's code, the notice of the email added, and two codes");
+    for name in [ALICE, "nobody-here"] {
+        let session = start(&world, name).await.session;
+        let refused = over(world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE).await);
+        assert_eq!((refused.limit.code(), name), ("sms_unavailable", name));
+        let refused = over(world.sspr.send_code(&session, MethodKind::Voice, ALICE_PHONE).await);
+        assert_eq!(refused.limit, Limit::SmsBudget, "calls too");
+        send(&world, &session, MethodKind::Email, ALICE_EMAIL).await;
+    }
+    assert_eq!(world.sent.sent_to(ALICE_PHONE).len(), texts, "no text over the budget");
+    // Registering a number is refused too; the next UTC day has a new budget.
+    let r = world.sspr.begin_method(&world.alice(), MethodKind::Sms, "+15555550166").await;
+    assert_eq!(over(r).limit, Limit::SmsBudget);
+    world.clock.advance(86_400);
+    let session = start(&world, ALICE).await.session;
+    send(&world, &session, MethodKind::Sms, ALICE_PHONE).await;
+}
+
+#[tokio::test]
+async fn texts_go_only_to_the_countries_the_policy_names() {
+    let world = World::new();
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    let uk_mobile = "+447400123456";
+    let r = world.sspr.begin_method(&world.alice(), MethodKind::Sms, uk_mobile).await;
+    assert!(matches!(r, Err(FlowError::CountryNotAllowed)), "{r:?}");
+    let session = start(&world, ALICE).await.session;
+    let r = world.sspr.send_code(&session, MethodKind::Sms, uk_mobile).await;
+    assert!(matches!(r, Err(FlowError::CountryNotAllowed)), "{r:?}");
+    assert!(world.sent.sent_to(uk_mobile).is_empty());
+    let policy = Policy { sms_countries: vec!["US".into(), "GB".into()], ..Policy::default() };
+    world.sspr.save_policy(policy).await.expect("saved");
+    world.register(MethodKind::Sms, uk_mobile).await;
+    assert_eq!(world.sent.sent_to(uk_mobile).len(), 1);
+}
+
+#[tokio::test]
+async fn registration_sends_five_codes_an_hour_and_three_a_day_to_one_destination() {
+    let world = World::new();
+    let alice = world.alice();
+    for n in 0..3 {
+        world.sspr.begin_method(&alice, MethodKind::Email, "same@example.com").await.expect("sent");
+        world.clock.advance(60 * (n + 1));
+    }
+    let r = world.sspr.begin_method(&alice, MethodKind::Email, "same@example.com").await;
+    assert_eq!(over(r).limit, Limit::Destination);
+    world.sspr.begin_method(&alice, MethodKind::Email, "other@example.com").await.expect("sent");
+    world.sspr.begin_method(&alice, MethodKind::Sms, ALICE_PHONE).await.expect("sent");
+    let r = world.sspr.begin_method(&alice, MethodKind::Email, "third@example.com").await;
+    assert_eq!(over(r).limit, Limit::Sends, "five an hour for the person");
 }

@@ -58,6 +58,11 @@ mod tests {
         assert!(PhoneNumber::parse("5555550101").is_err());
         assert!(PhoneNumber::parse("+1").is_err());
         assert!(PhoneNumber::parse("+44 20 7946 0958").is_ok());
+        let country = |n: &str| PhoneNumber::parse(n).expect("number").country();
+        assert_eq!(country("+447400123456").as_deref(), Some("GB"));
+        assert_eq!(country("+15555550101").as_deref(), Some("US"), "the fictional range");
+        assert_eq!(country("+14162340000").as_deref(), Some("CA"), "+1 is shared: the area code tells");
+        assert!(PhoneNumber::is_country("US") && !PhoneNumber::is_country("us") && !PhoneNumber::is_country("XX"));
         assert!(PhoneNumber::parse("+99999").is_err());
         assert!(PhoneNumber::parse("+1 555 555 0199").is_ok(), "fictional numbers are for demos");
         assert!(PhoneNumber::parse("+1 555 555 0200").is_err(), "area code 555 is not real");

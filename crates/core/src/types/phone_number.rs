@@ -60,6 +60,24 @@ impl PhoneNumber {
         }
     }
 
+    /// The country the number belongs to (ISO 3166 alpha-2, by libphonenumber's metadata: a
+    /// Canadian +1 number is `CA`); the fictional demo range is `US`.
+    pub fn country(&self) -> Option<String> {
+        use phonenumber::metadata::DATABASE;
+        if Self::is_fictional(&self.0) {
+            return Some("US".to_owned());
+        }
+        let number = phonenumber::parse(None, &self.0).ok()?;
+        number.metadata(&DATABASE).map(|m| m.id().to_owned())
+    }
+
+    /// Whether `code` is a country code (ISO 3166 alpha-2) that has phone numbers.
+    pub fn is_country(code: &str) -> bool {
+        code.len() == 2
+            && code.bytes().all(|b| b.is_ascii_uppercase())
+            && phonenumber::metadata::DATABASE.by_id(code).is_some()
+    }
+
     /// What a page may show: the country code and last two digits.
     pub fn hint(&self) -> String {
         let digits: Vec<char> = self.0.chars().collect();
