@@ -80,6 +80,8 @@ const state = {
   required: 1,
   verified: [],
   method: null,
+  /** Codes asked for in this session: each after the first needs a fresh proof of work. */
+  codesAsked: 0,
 };
 
 const STEPS = [el.startForm, el.sendForm, el.verifyForm, el.questionsForm, el.passwordForm, el.done];
@@ -98,6 +100,7 @@ function forget() {
   state.resetToken = null;
   state.verified = [];
   state.method = null;
+  state.codesAsked = 0;
   el.code.value = '';
   el.destination.value = '';
   el.questionsFields.replaceChildren();
@@ -295,6 +298,7 @@ async function onStart(event) {
     return;
   }
   state.session = data.session;
+  state.codesAsked = 0;
   state.username = username;
   state.offered = Array.isArray(data.methods) ? data.methods.filter((m) => KINDS.includes(m)) : [];
   state.required = Number.isInteger(data.required) && data.required > 0 ? data.required : 1;
@@ -408,8 +412,29 @@ async function onSend(event) {
   }
   setBusy(el.send, true);
   setStatus(el.status, 'Sending…');
-  const result = await api('POST', '/v1/reset/send-code', { session: state.session, method, destination });
+  let result = null;
+  // After the first code, each new one needs a fresh check: one more go if it was refused.
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    const body = { session: state.session, method, destination };
+    if (state.codesAsked > 0) {
+      setStatus(el.status, 'Checking your browser…');
+      const solved = await solvedChallenge().catch(() => ({ result: null }));
+      if (!solved.payload) {
+        result = solved.result || { ok: false, status: 0, data: { error: 'challenge_failed' } };
+        break;
+      }
+      body.challenge = solved.payload;
+      setStatus(el.status, 'Sending…');
+    }
+    result = await api('POST', '/v1/reset/send-code', body);
+    if (result.ok || errorCode(result) !== 'challenge_failed' || state.codesAsked === 0) {
+      break;
+    }
+  }
   setBusy(el.send, false);
+  if (result.ok) {
+    state.codesAsked += 1;
+  }
   if (!result.ok) {
     setStatus(el.status, '');
     const code = errorCode(result);

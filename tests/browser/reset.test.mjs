@@ -119,7 +119,21 @@ test('alice registers email and SMS, resets her password by email, and signs in 
       await page.locator('#reset-send').click();
       await page.locator('#reset-code').waitFor({ state: 'visible' });
       assert.match(await page.locator('#reset-status').innerText(), /code is on its way/);
-      code = await codeSentTo(EMAIL, seen);
+      const first = await codeSentTo(EMAIL, seen);
+      // A new code: the page solves a fresh check for it (every code after a session's first
+      // needs one), and the new code works.
+      const again = (await outbox()).length;
+      await page.locator('#reset-back').click();
+      await page.locator('#reset-destination').waitFor({ state: 'visible' });
+      await page.locator('#method-email').check();
+      await page.locator('#reset-destination').fill(EMAIL);
+      const secondSend = page.waitForRequest((r) => new URL(r.url()).pathname === '/v1/reset/send-code');
+      await page.locator('#reset-send').click();
+      assert.ok(JSON.parse((await secondSend).postData()).challenge, 'the second send carries a solved challenge');
+      await page.locator('#reset-code').waitFor({ state: 'visible' });
+      code = await codeSentTo(EMAIL, again);
+      assert.notEqual(code, first, 'a new code');
+      noteSecret(first);
       await page.locator('#reset-code').fill(code);
       // The answer is read here: a response listener may not have run yet when the page moves on.
       const verifyAnswer = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/reset/verify');

@@ -34,10 +34,12 @@ impl Functions {
         let shared = sspr_embedded::SqliteStore::open(&data.path().join("sspr.db")).expect("embedded store");
         let mut functions = Vec::new();
         for function in Function::ALL {
-            let config = Config::from_lookup(Deployment::Local, |name| {
+            let mut config = Config::from_lookup(Deployment::Local, |name| {
                 (name == "SSPR_PUBLIC_URL").then(|| "https://reset.example.com".to_owned())
             })
             .expect("configuration");
+            // As in Lambda: a code is delivered before the function answers.
+            config.deliver_after_answer = false;
             let mut assembly = Assembly::new(config, function.needs());
             assembly.data_dir = Some(data.path().to_owned());
             assembly.store = Some(wrap(function, Arc::new(shared.clone())));

@@ -39,6 +39,7 @@ mod openapi;
 mod signin;
 mod support;
 mod template_ldap;
+mod timing;
 mod voice;
 
 use std::path::PathBuf;

@@ -34,6 +34,16 @@ phone = "+15555550101"
 groups = ["SSPR-Users"]
 
 [[user]]
+username = "bob"
+password = "bob-demo-Passw0rd"
+groups = ["SSPR-Users"]
+
+[[user]]
+username = "erin"
+password = "erin-demo-Passw0rd"
+groups = ["Contractors"]
+
+[[user]]
 username = "admin"
 password = "admin-demo-Passw0rd"
 email = "admin@example.com"
@@ -286,10 +296,12 @@ pub async fn create_cognito_pool(sdk: &aws_config::SdkConfig) -> CognitoPool {
         .await
         .expect("client");
     let client_id = client.user_pool_client.and_then(|c| c.client_id).expect("client id");
-    for group in ["SSPR-Users", "SSPR-Admins"] {
+    for group in ["SSPR-Users", "SSPR-Admins", "Contractors"] {
         c.create_group().user_pool_id(&pool_id).group_name(group).send().await.expect("group");
     }
     add_cognito_user(&c, &pool_id, ALICE, None, Some(ALICE_PASSWORD), "SSPR-Users").await;
+    add_cognito_user(&c, &pool_id, "bob", None, Some("bob-demo-Passw0rd"), "SSPR-Users").await;
+    add_cognito_user(&c, &pool_id, "erin", None, Some("erin-demo-Passw0rd"), "Contractors").await;
     add_cognito_user(&c, &pool_id, ADMIN, Some(ADMIN_EMAIL), Some(ADMIN_PASSWORD), "SSPR-Admins").await;
     add_cognito_user(&c, &pool_id, OTHER_ADMIN, Some(OTHER_ADMIN_EMAIL), None, "SSPR-Admins").await;
     CognitoPool { pool_id, client_id }
@@ -416,6 +428,9 @@ pub struct TestServer {
     /// Counts the store's round trips: calls of the embedded store, or requests to DynamoDB.
     pub round_trips: RoundTrips,
     pub http: reqwest::Client,
+    /// Sessions that asked for a code already: their next `send-code` carries a fresh proof of
+    /// work, as the page sends it.
+    asked: std::sync::Mutex<std::collections::HashSet<String>>,
     _data: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -523,6 +538,7 @@ pub async fn start_with_aws(
         embedded_store,
         round_trips,
         http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+        asked: Default::default(),
         _data: data,
         shutdown: Some(tx),
     }
@@ -569,12 +585,17 @@ pub async fn start_embedded() -> TestServer {
 }
 
 pub async fn start_moto() -> TestServer {
+    start_moto_with(Vec::new()).await
+}
+
+/// A server on moto whose settings `overrides` change.
+pub async fn start_moto_with(overrides: Vec<(String, String)>) -> TestServer {
     let sdk = sdk().await;
     let table = unique("sspr");
     create_table_from_template(&sdk, &table).await;
     let pool = create_cognito_pool(&sdk).await;
     verify_sender(&sdk, "noreply@example.com").await;
-    start(Backend::Moto { sdk: Box::new(sdk), pool, table }).await
+    start_with(Backend::Moto { sdk: Box::new(sdk), pool, table }, overrides, None).await
 }
 
 /// A response: status and JSON body (`Value::Null` when the body is not JSON).
@@ -615,7 +636,16 @@ impl TestServer {
         Reply { status, body, retry_after }
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> Reply {
+    /// `POST path` with `body`; a `send-code` after the session's first gets a fresh solved
+    /// challenge, as the page adds it, unless the body has one.
+    pub async fn post(&self, path: &str, mut body: Value) -> Reply {
+        if path == "/v1/reset/send-code" && body.get("challenge").is_none() {
+            let session = body["session"].as_str().unwrap_or_default().to_owned();
+            let again = !self.asked.lock().expect("sessions").insert(session);
+            if again {
+                body["challenge"] = Value::String(self.challenge().await);
+            }
+        }
         self.call("POST", path, None, Some(body)).await
     }
 

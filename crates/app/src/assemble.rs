@@ -216,7 +216,9 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
     settings.admin_groups = config.admin_groups.clone();
     settings.questions_custom_allowed = config.questions_custom_allowed;
     settings.audit_days = config.audit_days;
-    settings.limits.sms_per_day = config.sms_daily_budget;
+    settings.limits = config.limits.clone();
+    settings.deliver_after_answer = config.deliver_after_answer;
+    settings.start_floor_ms = config.start_floor_ms;
     settings.authenticator_required = config.authenticator_required;
     let sspr = Sspr::new(ports, pepper, settings);
     Ok(Assembled {

@@ -123,8 +123,64 @@ pub struct Config {
     /// The countries texts and calls may go to until an administrator sets the policy's
     /// (`SSPR_SMS_COUNTRIES`, comma-separated ISO 3166 alpha-2 codes; default `US`).
     pub sms_countries: Vec<String>,
-    /// Texts and calls the deployment may send in a UTC day (`SSPR_SMS_DAILY_BUDGET`).
-    pub sms_daily_budget: u32,
+    /// How often anyone may ask: `Limits::default`, each changed by its `SSPR_LIMIT_*`
+    /// variable (`N/SECONDS`; two, comma-separated, for the per-address and per-phone ones),
+    /// and the day's texts and calls by `SSPR_SMS_DAILY_BUDGET`.
+    pub limits: sspr_core::limits::Limits,
+    /// Whether reset codes are delivered after the answer: in the local server, which keeps
+    /// running; never in Lambda, which may be frozen once it has answered.
+    pub deliver_after_answer: bool,
+    /// The least time `start` takes to answer (`SSPR_START_FLOOR_MS`): 250 ms with a directory
+    /// reached over the network, 0 with the embedded one.
+    pub start_floor_ms: u64,
+}
+
+/// `N/SECONDS`: at most N in any SECONDS.
+fn rate(var: &'static str, text: &str) -> Result<sspr_core::limits::Rate, ConfigError> {
+    let parsed = text.split_once('/').and_then(|(n, secs)| Some((n.trim().parse().ok()?, secs.trim().parse().ok()?)));
+    match parsed {
+        Some((limit, secs)) if secs > 0 => Ok(sspr_core::limits::Rate::new(limit, secs)),
+        _ => Err(ConfigError::new(var, "is a limit as N/SECONDS, as 5/3600")),
+    }
+}
+
+/// The limits, each default changed by its variable where set.
+fn limits_from(get: &impl Fn(&str) -> Option<String>) -> Result<sspr_core::limits::Limits, ConfigError> {
+    let mut limits = sspr_core::limits::Limits::default();
+    let one = |var: &'static str, into: &mut sspr_core::limits::Rate| -> Result<(), ConfigError> {
+        if let Some(text) = get(var) {
+            *into = rate(var, &text)?;
+        }
+        Ok(())
+    };
+    one("SSPR_LIMIT_SENDS", &mut limits.sends)?;
+    one("SSPR_LIMIT_EMAIL_SENDS", &mut limits.email_sends)?;
+    one("SSPR_LIMIT_ATTEMPTS", &mut limits.attempts)?;
+    one("SSPR_LIMIT_FAILED_PROOFS", &mut limits.failed_proofs)?;
+    one("SSPR_LIMIT_REGISTRATION_CODES", &mut limits.registration_codes)?;
+    one("SSPR_LIMIT_REGISTRATION_DESTINATION", &mut limits.registration_destination)?;
+    let two = |var: &'static str, into: &mut [sspr_core::limits::Rate; 2]| -> Result<(), ConfigError> {
+        if let Some(text) = get(var) {
+            let rates: Vec<_> = text.split(',').map(|r| rate(var, r)).collect::<Result<_, _>>()?;
+            *into = rates.try_into().map_err(|_| ConfigError::new(var, "is two limits, as 20/60,200/3600"))?;
+        }
+        Ok(())
+    };
+    two("SSPR_LIMIT_ADDRESS", &mut limits.per_address)?;
+    two("SSPR_LIMIT_PHONE", &mut limits.per_phone)?;
+    if let Some(secs) = get("SSPR_LIMIT_BLOCK_SECS") {
+        limits.block_secs = secs
+            .parse()
+            .ok()
+            .filter(|s: &i64| *s >= 0)
+            .ok_or_else(|| ConfigError::new("SSPR_LIMIT_BLOCK_SECS", "is a number of seconds"))?;
+    }
+    if let Some(n) = get("SSPR_SMS_DAILY_BUDGET") {
+        limits.sms_per_day = n
+            .parse()
+            .map_err(|_| ConfigError::new("SSPR_SMS_DAILY_BUDGET", "is a whole number of texts and calls a day"))?;
+    }
+    Ok(limits)
 }
 
 /// The methods the local demo enables: everything this release can prove, so each can be tried.
@@ -290,11 +346,15 @@ impl Config {
                 codes
             }
         };
-        let sms_daily_budget = match get("SSPR_SMS_DAILY_BUDGET") {
-            None => sspr_core::limits::Limits::default().sms_per_day,
-            Some(n) => n
-                .parse::<u32>()
-                .map_err(|_| ConfigError::new("SSPR_SMS_DAILY_BUDGET", "is a whole number of texts and calls a day"))?,
+        let limits = limits_from(&get)?;
+        let start_floor_ms = match get("SSPR_START_FLOOR_MS") {
+            None if directory == DirectoryKind::Embedded => 0,
+            None => 250,
+            Some(ms) => ms
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= 5000)
+                .ok_or_else(|| ConfigError::new("SSPR_START_FLOOR_MS", "is milliseconds within 0–5000"))?,
         };
 
         Ok(Self {
@@ -323,7 +383,9 @@ impl Config {
             audit_days,
             authenticator_required,
             sms_countries,
-            sms_daily_budget,
+            limits,
+            deliver_after_answer: deployment == Deployment::Local,
+            start_floor_ms,
         })
     }
 
@@ -413,6 +475,23 @@ mod tests {
         let on =
             Config::from_lookup(Deployment::Local, lookup(&[("SSPR_AUTHENTICATOR_REQUIRED", "true")])).expect("on");
         assert!(on.authenticator_required && !c.authenticator_required);
+        assert_eq!(c.limits, sspr_core::limits::Limits::default());
+        assert_eq!((c.start_floor_ms, on.start_floor_ms), (250, 0), "a network directory, the embedded one");
+        let mut limited = full.to_vec();
+        limited.extend([
+            ("SSPR_LIMIT_SENDS", "3/600"),
+            ("SSPR_LIMIT_ADDRESS", "100/60, 1000/3600"),
+            ("SSPR_SMS_DAILY_BUDGET", "50"),
+        ]);
+        let l = Config::from_lookup(Deployment::Lambda, lookup(&limited)).expect("config").limits;
+        let rate = sspr_core::limits::Rate::new;
+        assert_eq!((l.sends, l.per_address[1], l.sms_per_day), (rate(3, 600), rate(1000, 3600), 50));
+        for (var, bad) in [("SSPR_LIMIT_SENDS", "5"), ("SSPR_LIMIT_SENDS", "5/0"), ("SSPR_LIMIT_PHONE", "5/3600")] {
+            let mut wrong = full.to_vec();
+            wrong.push((var, bad));
+            let e = Config::from_lookup(Deployment::Lambda, lookup(&wrong)).expect_err(bad);
+            assert_eq!(e.var, var);
+        }
         let err =
             Config::from_lookup(Deployment::Local, lookup(&[("SSPR_AUTHENTICATOR_REQUIRED", "1")])).expect_err("bad");
         assert_eq!(err.var, "SSPR_AUTHENTICATOR_REQUIRED");

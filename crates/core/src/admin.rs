@@ -202,7 +202,11 @@ mod tests {
         tick();
         // One reset with a wrong code first, then a right one, then a refused password, then done.
         let start = world.sspr.start_reset(&username(ALICE), &world.challenge()).await.expect("start");
-        world.sspr.send_code(&start.session, MethodKind::Sms, ALICE_PHONE).await.expect("sent");
+        world
+            .sspr
+            .send_code(&start.session, MethodKind::Sms, ALICE_PHONE, Some(&world.challenge()))
+            .await
+            .expect("sent");
         tick();
         let code = world.last_code_to(ALICE_PHONE);
         let wrong = Code::parse(if code.expose() == "11111111" { "22222222" } else { "11111111" }).expect("code");
@@ -224,7 +228,11 @@ mod tests {
         tick();
         // A code asked for a number that is not registered.
         let other = world.sspr.start_reset(&username(ALICE), &world.challenge()).await.expect("start");
-        world.sspr.send_code(&other.session, MethodKind::Sms, "+15555550199").await.expect("same answer");
+        world
+            .sspr
+            .send_code(&other.session, MethodKind::Sms, "+15555550199", Some(&world.challenge()))
+            .await
+            .expect("same answer");
 
         let mut all = Vec::new();
         let mut cursor = None;
@@ -304,7 +312,11 @@ mod tests {
         doc.policy.unlock_without_reset = false;
         world.sspr.replace_policy(&admin(), doc).await.expect("saved");
         let start = world.sspr.start_reset(&username(ALICE), &world.challenge()).await.expect("start");
-        world.sspr.send_code(&start.session, MethodKind::Email, ALICE_EMAIL).await.expect("sent");
+        world
+            .sspr
+            .send_code(&start.session, MethodKind::Email, ALICE_EMAIL, Some(&world.challenge()))
+            .await
+            .expect("sent");
         let code = world.last_code_to(ALICE_EMAIL);
         let token = world.sspr.verify_method(&start.session, MethodKind::Email, &code).await.expect("ok").reset_token;
         let token = token.expect("token");
@@ -345,7 +357,7 @@ mod more_events {
         world.register(MethodKind::Sms, ALICE_PHONE).await;
         tick();
         let session = world.sspr.start_reset(&username(ALICE), &world.challenge()).await.expect("start").session;
-        world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE).await.expect("sent");
+        world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE, Some(&world.challenge())).await.expect("sent");
         tick();
         let code = world.last_code_to(ALICE_PHONE);
         let wrong = Code::parse(if code.expose() == "11111111" { "22222222" } else { "11111111" }).expect("code");
@@ -354,11 +366,11 @@ mod more_events {
             tick();
         }
         // Five wrong proofs block the name from reset for a day.
-        let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL).await;
+        let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL, Some(&world.challenge())).await;
         assert!(matches!(r, Err(crate::FlowError::OverLimit(over)) if over.retry_after == 86_399), "{r:?}");
         world.clock.advance(86_400);
         let session = world.sspr.start_reset(&username(ALICE), &world.challenge()).await.expect("start").session;
-        world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL).await.expect("sent");
+        world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL, Some(&world.challenge())).await.expect("sent");
         tick();
         let token = world
             .sspr

@@ -50,6 +50,9 @@ pub struct Settings {
     pub default_policy: Policy,
     /// Proof-of-work difficulty at reset start: the largest number a page may have to try.
     pub challenge_max_number: u64,
+    /// The most the difficulty grows to for a source over its limits: what a phone still
+    /// solves in under 5 seconds (docs/security.md, "Also enforced").
+    pub challenge_ceiling: u64,
     /// How long a warm process keeps the stored policy before reading it again.
     pub policy_cache_secs: i64,
     /// The directory groups whose members are administrators.
@@ -64,8 +67,15 @@ pub struct Settings {
     /// How many days after re-confirmation fell due a reminder still goes, when no run could
     /// send it on time.
     pub reminder_overdue_days: i64,
-    /// How often anyone may ask (docs/security.md, "Limits").
+    /// How often anyone may ask (docs/security.md, S4 and S5).
     pub limits: limits::Limits,
+    /// Whether a reset code is delivered after the answer went out (a long-running server) or
+    /// before it (a Lambda function, which may be frozen once it has answered).
+    pub deliver_after_answer: bool,
+    /// The least time `start` takes to answer, whatever the directory answered: an unknown
+    /// name and a known one take the same time even where the directory itself answers one
+    /// faster (S1 in docs/security.md). 0 with the embedded directory.
+    pub start_floor_ms: u64,
 }
 
 impl Settings {
@@ -79,6 +89,7 @@ impl Settings {
             recent_signin_secs: 900,
             default_policy,
             challenge_max_number: 50_000,
+            challenge_ceiling: 200_000,
             policy_cache_secs: 60,
             admin_groups: vec![DEFAULT_ADMIN_GROUP.to_owned()],
             questions_custom_allowed: false,
@@ -86,6 +97,8 @@ impl Settings {
             authenticator_required: false,
             reminder_overdue_days: 30,
             limits: limits::Limits::default(),
+            deliver_after_answer: false,
+            start_floor_ms: 0,
         }
     }
 }

@@ -302,9 +302,15 @@ impl Meter {
 
     /// One more in the window, refused by the store if that would pass the limit.
     pub fn count(&self) -> Write {
+        self.count_by(1)
+    }
+
+    /// `by` more in the window (0: the same write, counting nothing), refused by the store if
+    /// that would pass the limit.
+    pub fn count_by(&self, by: i64) -> Write {
         Write::Count {
             key: self.key.clone(),
-            by: 1,
+            by,
             // Gone a while after its window: nothing reads a past window.
             expires_at: Some(self.ends.plus_secs(HOUR)),
             most: Some(self.most),

@@ -60,6 +60,7 @@ impl World {
         let mut settings = Settings::new(branding, Policy::default());
         // A light proof of work: the tests solve it by trying every number.
         settings.challenge_max_number = 20;
+        settings.challenge_ceiling = 80;
         let ports = Ports {
             store: store.clone(),
             directory: port,

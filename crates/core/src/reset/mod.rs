@@ -47,6 +47,15 @@ pub struct CodeSent {
     pub expires_in: i64,
 }
 
+/// A reset code decided and not yet delivered (see [`Sspr::decide_code`]).
+#[derive(Debug)]
+pub struct Delivery {
+    method: MethodKind,
+    destination: Destination,
+    code: Code,
+    subject: Option<Username>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct QuestionsDrawn {
     pub questions: Vec<ShownQuestion>,
@@ -143,26 +152,26 @@ impl Sspr {
     }
 
     /// Opens a reset session for whatever name was given, spending the proof-of-work
-    /// `challenge` in the same write. Two round trips: the registration (with the policy) is
-    /// read while the directory is asked, then the spent challenge and the session are written
-    /// together.
+    /// `challenge` in the same write. Two round trips after the directory's answer: the
+    /// registration, the name's limits and the source's meters (with the policy), then the spent
+    /// challenge, the session and the counts written together.
     #[tracing::instrument(skip_all)]
     pub async fn start_reset(&self, username: &Username, challenge: &str) -> Result<ResetStarted, FlowError> {
-        let spend_challenge = self.check_challenge(challenge)?;
+        let (_, spend_challenge) = self.check_challenge(challenge)?;
         let now = self.ports.clock.now();
-        // Everyone's registration and limits are read, known or not, so every name costs the same.
-        let registration_key = registration_key(username);
+        // The directory first, then one read for everyone: the registration under the
+        // directory's spelling of the name (the name as typed when it knows none), the limits of
+        // the name as typed and the source's meters. Known or not, a name costs one directory
+        // call and the same store round trips (S1 in docs/security.md).
         let tag = limits::person_tag(&self.hasher, username);
         let person_key = limits::person_key(&tag);
         let meters = self.address_meters(Action::Start, now);
+        let user = self.ports.directory.find_user(username).await?;
+        let registration_key = registration_key(user.as_ref().map_or(username, |u| &u.username));
         let keys = [registration_key.clone(), person_key.clone()];
-        let meter_keys = limits::meter_keys(&meters);
-        let (user, read) =
-            futures::join!(self.ports.directory.find_user(username), self.read_with_counters(&keys, &meter_keys));
-        let (policy, mut records, values) = read?;
+        let (policy, mut records, values) = self.read_with_counters(&keys, &limits::meter_keys(&meters)).await?;
         let person = decode::<PersonLimits>(&person_key, records.pop().flatten())?;
         let registration = decode::<Registration>(&registration_key, records.pop().flatten())?;
-        let user = user?;
         let within = person
             .as_ref()
             .map_or(Ok(()), |p| p.value.check_block(now))
@@ -181,16 +190,8 @@ impl Sspr {
             }
             _ => (None, false, policy.methods_required(), None, false),
         };
-        // Registrations are keyed by the directory's spelling of the name; where it differs
-        // from what was typed (a case-insensitive directory), that one is read as well.
-        let registration = match &subject {
-            Some(subject) if subject != username => {
-                let key = crate::records::registration_key(subject);
-                crate::records::load::<Registration>(&*self.ports.store, &key).await?
-            }
-            Some(_) => registration,
-            None => None,
-        };
+        // Only a subject's registration counts.
+        let registration = registration.filter(|_| subject.is_some());
         let (mut methods, registration_version) =
             registration.map_or((Vec::new(), 0), |r| (r.value.methods, r.version));
         // Administrators never use security questions (two gates, neither a question); they
@@ -228,6 +229,7 @@ impl Sspr {
             directory_email,
             locked,
             partly_written: false,
+            codes_asked: 0,
         };
         let open = put(&session_key(&self.session_hash(&id)), &Versioned::new(session))?;
         let mut writes = vec![spend_challenge, open];
@@ -249,21 +251,45 @@ impl Sspr {
     }
 
     /// Sends a code if `destination` is one the person registered for `method`; answers the
-    /// same either way.
+    /// same either way. Every code after the session's first needs a fresh solved `challenge`,
+    /// spent in the same write.
     #[tracing::instrument(skip_all, fields(method = %method))]
     pub async fn send_code(
         &self,
         id: &SessionId,
         method: MethodKind,
         destination: &str,
+        challenge: Option<&str>,
     ) -> Result<CodeSent, FlowError> {
+        let (sent, delivery) = self.decide_code(id, method, destination, challenge).await?;
+        if let Some(delivery) = delivery {
+            self.deliver(delivery).await;
+        }
+        Ok(sent)
+    }
+
+    /// [`Sspr::send_code`] up to the answer: the session saved, and the code to deliver when
+    /// the destination matched. The caller delivers it with [`Sspr::deliver`], before or after
+    /// answering (the local server answers first, so a decoy and a real send take the same
+    /// time).
+    pub async fn decide_code(
+        &self,
+        id: &SessionId,
+        method: MethodKind,
+        destination: &str,
+        challenge: Option<&str>,
+    ) -> Result<(CodeSent, Option<Delivery>), FlowError> {
         let code = Code::generate(&*self.ports.rng, self.settings.code_digits);
         if !method.is_delivered() {
             return Err(FlowError::MethodNotAvailable);
         }
         let destination = Destination::parse(method, destination)?;
+        let challenge = challenge.map(|c| self.check_challenge(c)).transpose()?;
         let limits = &self.settings.limits;
         let person_key = limits::person_key(id.limits_tag());
+        // The spent challenge is read with the session: one spent already is refused at once.
+        let mut more = vec![person_key.clone()];
+        more.extend(challenge.iter().map(|(key, _)| key.clone()));
         for _ in 0..CONFLICT_RETRIES {
             let now = self.ports.clock.now();
             // The source address's meters, the phone number's, and the deployment's texts.
@@ -272,14 +298,19 @@ impl Sspr {
                 meters.extend(limits::phone_meters(&self.hasher, limits, phone.as_str(), now));
                 meters.push(limits::sms_budget(&self.hasher, limits, now));
             }
-            let mut read =
-                self.read_session_counted(id, std::slice::from_ref(&person_key), &limits::meter_keys(&meters)).await?;
+            let mut read = self.read_session_counted(id, &more, &limits::meter_keys(&meters)).await?;
             if !read.policy.allows_method(method) {
                 return Err(FlowError::MethodNotAvailable);
             }
             read.policy.allows_destination(&destination)?;
+            if challenge.is_some() && read.rest.pop().flatten().is_some() {
+                return Err(FlowError::ChallengeFailed);
+            }
             let person = decode::<PersonLimits>(&person_key, read.rest.pop().flatten())?;
             let mut session = read.live()?;
+            if session.value.codes_asked > 0 && challenge.is_none() {
+                return Err(FlowError::ChallengeFailed);
+            }
             if session.value.failures_for(method) >= self.settings.max_code_failures {
                 return Err(FlowError::TooManyAttempts);
             }
@@ -302,6 +333,7 @@ impl Sspr {
                 &code,
             );
             person.value.note(Counted::Send(method), limits, now);
+            session.value.codes_asked += 1;
             // Recorded either way, in the same write: a code asked for a destination that is
             // not registered is worth an administrator's eye.
             let mut sent = Happened::new(EventKind::CodeSent, session.value.subject.as_ref())
@@ -311,17 +343,25 @@ impl Sspr {
                 sent = sent.failed("destination_not_registered");
             }
             let mut writes = vec![put(&session_key(&self.session_hash(id)), &session)?, put(&person_key, &person)?];
+            writes.extend(challenge.iter().map(|(_, spend)| spend.clone()));
             writes.extend(self.audit(sent)?);
             // Every request counts on the address and the number; only a text or call made
-            // spends the day's budget (the last meter of a phone).
-            let unspent = usize::from(matches!(destination, Destination::Phone(_)) && !deliver);
-            writes.extend(meters[..meters.len() - unspent].iter().map(Meter::count));
+            // spends the day's budget (the last meter of a phone), which a decoy counts by 0:
+            // the write is the same whoever asks.
+            let budgeted = matches!(destination, Destination::Phone(_));
+            writes.extend(meters.iter().enumerate().map(|(i, meter)| {
+                let spends = !budgeted || i + 1 < meters.len() || deliver;
+                meter.count_by(i64::from(spends))
+            }));
             match save_all(&*self.ports.store, &writes).await {
                 Ok(()) => {
-                    if deliver {
-                        self.deliver_reset_code(method, &destination, &code, session.value.subject.as_ref()).await;
-                    }
-                    return Ok(CodeSent { expires_in: self.settings.code_ttl_secs });
+                    let delivery = deliver.then(|| Delivery {
+                        method,
+                        destination: destination.clone(),
+                        code: code.clone(),
+                        subject: session.value.subject.clone(),
+                    });
+                    return Ok((CodeSent { expires_in: self.settings.code_ttl_secs }, delivery));
                 }
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
@@ -332,14 +372,10 @@ impl Sspr {
 
     /// Sends a reset code once the answer is decided. A failed delivery never changes the
     /// answer (which would tell that the destination is registered): it is logged and audited.
-    async fn deliver_reset_code(
-        &self,
-        method: MethodKind,
-        destination: &Destination,
-        code: &Code,
-        subject: Option<&Username>,
-    ) {
-        if let Err(e) = self.deliver_code(method, destination, code, CodePurpose::Reset).await {
+    pub async fn deliver(&self, delivery: Delivery) {
+        let Delivery { method, destination, code, subject } = delivery;
+        let (destination, subject) = (&destination, subject.as_ref());
+        if let Err(e) = self.deliver_code(method, destination, &code, CodePurpose::Reset).await {
             tracing::error!(error = %e, "a reset code could not be delivered");
             let failed = Happened::new(EventKind::CodeSent, subject)
                 .method(method)

@@ -169,6 +169,10 @@ pub struct ResetSession {
     /// token was given back for the person to finish, with the same password.
     #[serde(default)]
     pub partly_written: bool,
+    /// Codes asked for in this session (sent or not): every one after the first needs a fresh
+    /// proof of work.
+    #[serde(default)]
+    pub codes_asked: u32,
     /// Methods proved with nothing sent first (the authenticator app, security questions):
     /// failures and outcome.
     #[serde(default)]

@@ -25,7 +25,7 @@ fn wrong(code: &Code) -> Code {
 }
 
 async fn send(world: &World, session: &SessionId, method: MethodKind, to: &str) {
-    world.sspr.send_code(session, method, to).await.expect("accepted");
+    world.sspr.send_code(session, method, to, Some(&world.challenge())).await.expect("accepted");
 }
 
 /// A session of alice's whose email is proved; returns the session and its reset token.
@@ -48,7 +48,11 @@ async fn nothing_is_sent_where_nothing_is_registered_and_the_answers_are_the_sam
     let before = world.sent.sent().len();
     for (name, to) in [("nobody-here", ALICE_EMAIL), (ALICE, "someone.else@example.com")] {
         let session = start(&world, name).await.session;
-        let sent = world.sspr.send_code(&session, MethodKind::Email, to).await.expect("the same answer");
+        let sent = world
+            .sspr
+            .send_code(&session, MethodKind::Email, to, Some(&world.challenge()))
+            .await
+            .expect("the same answer");
         assert_eq!(sent.expires_in, 300);
         // A decoy stands in: any code is wrong, and the failure counts.
         let r = world.sspr.verify_method(&session, MethodKind::Email, &Code::parse("12345678").expect("code")).await;
@@ -76,7 +80,7 @@ async fn a_new_code_does_not_reset_the_failures() {
     assert!(matches!(r, Err(FlowError::TooManyAttempts)), "the fifth failure: {r:?}");
     let r = world.sspr.verify_method(&session, MethodKind::Sms, &second).await;
     assert!(matches!(r, Err(FlowError::TooManyAttempts)), "the right code is dead too: {r:?}");
-    let r = world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE).await;
+    let r = world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE, Some(&world.challenge())).await;
     assert!(matches!(r, Err(FlowError::TooManyAttempts)), "and no new code is sent: {r:?}");
 }
 
@@ -101,7 +105,7 @@ async fn a_race_lost_every_time_is_a_conflict_not_a_success() {
     world.register(MethodKind::Email, ALICE_EMAIL).await;
     let session = start(&world, ALICE).await.session;
     world.store.inner().fail_next_writes(1_000);
-    let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL).await;
+    let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL, Some(&world.challenge())).await;
     assert!(matches!(r, Err(FlowError::Conflict)), "{r:?}");
     world.store.inner().fail_next_writes(0);
 }
@@ -223,8 +227,8 @@ async fn a_challenge_opens_one_session() {
     assert_eq!(world.store.inner().inner().records().len(), sessions, "no session was opened by the second use");
 }
 
-/// The round-trip budget of docs/architecture.md: at most two store calls per step, four to
-/// complete (the last clears the name's limits), ten for a whole SMS reset — with the policy
+/// The round-trip budget of docs/architecture.md: one for a challenge, at most two store calls
+/// per step, four to complete (the last clears the name's limits), eleven for a whole SMS reset — with the policy
 /// cached or not, the limits read and counted on the way.
 #[tokio::test]
 async fn each_step_stays_within_its_round_trips() {
@@ -240,9 +244,9 @@ async fn each_step_stays_within_its_round_trips() {
         world.store.reset();
     };
     world.store.reset();
-    let _ = world.sspr.new_challenge();
+    let _ = from("192.0.2.1", world.sspr.challenge_for_request()).await;
     let challenge = world.challenge();
-    step("challenge", 0);
+    step("challenge", 1);
     let session = world.sspr.start_reset(&username(ALICE), &challenge).await.expect("started").session;
     step("start", 2);
     send(&world, &session, MethodKind::Sms, ALICE_PHONE).await;
@@ -252,7 +256,7 @@ async fn each_step_stays_within_its_round_trips() {
     step("verify", 2);
     world.sspr.complete_reset(&session, &token.expect("token"), new_password("Budget-Passw0rd-9")).await.expect("done");
     step("complete", 4);
-    assert!(total <= 10, "a whole SMS reset: {total}");
+    assert!(total <= 11, "a whole SMS reset: {total}");
 }
 
 #[tokio::test]
@@ -271,7 +275,7 @@ async fn the_policy_is_read_once_a_minute_and_a_change_applies_at_once_here() {
     assert_eq!(world.sspr.policy().await.expect("policy"), strict);
     assert_eq!(world.store.calls().total(), 1, "read again after a minute");
     let session = start(&world, ALICE).await.session;
-    let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL).await;
+    let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL, Some(&world.challenge())).await;
     assert!(matches!(r, Err(FlowError::MethodNotAvailable)), "{r:?}");
 }
 
@@ -612,7 +616,7 @@ async fn an_administrator_may_reset_whatever_the_enablement_but_not_with_one_met
     let first =
         world.sspr.verify_method(&session, MethodKind::Email, &world.last_code_to(ALICE_EMAIL)).await.expect("first");
     assert_eq!(first.remaining, 1);
-    let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL).await;
+    let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL, Some(&world.challenge())).await;
     assert!(matches!(r, Err(FlowError::AlreadyVerified)), "the same method twice does not count: {r:?}");
     let r = world
         .sspr
@@ -758,7 +762,11 @@ async fn five_codes_an_hour_for_a_name_known_or_not_whatever_the_address() {
             world.clock.advance(60);
         }
         let session = from("203.0.113.9", start(&world, name)).await.session;
-        let r = from("203.0.113.10", world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE)).await;
+        let r = from(
+            "203.0.113.10",
+            world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE, Some(&world.challenge())),
+        )
+        .await;
         let refused = over(r);
         assert_eq!((refused.limit, refused.retry_after), (Limit::Sends, 3600 - 300), "{name}");
         // Email keeps its own count; an hour after the first, a text may go again.
@@ -869,7 +877,7 @@ async fn a_phone_number_gets_five_codes_an_hour_whoever_asks() {
     }
     // alice's own first code this hour is refused: the number had its five.
     let session = start(&world, ALICE).await.session;
-    let refused = over(world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE).await);
+    let refused = over(world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE, Some(&world.challenge())).await);
     assert_eq!((refused.limit, refused.limit.code()), (Limit::Destination, "rate_limited"));
     send(&world, &session, MethodKind::Sms, "+15555550188").await;
 }
@@ -893,9 +901,11 @@ async fn the_days_texts_run_out_and_email_still_works() {
     assert_eq!(texts, 4, "the registration's code, the notice of the email added, and two codes");
     for name in [ALICE, "nobody-here"] {
         let session = start(&world, name).await.session;
-        let refused = over(world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE).await);
+        let refused =
+            over(world.sspr.send_code(&session, MethodKind::Sms, ALICE_PHONE, Some(&world.challenge())).await);
         assert_eq!((refused.limit.code(), name), ("sms_unavailable", name));
-        let refused = over(world.sspr.send_code(&session, MethodKind::Voice, ALICE_PHONE).await);
+        let refused =
+            over(world.sspr.send_code(&session, MethodKind::Voice, ALICE_PHONE, Some(&world.challenge())).await);
         assert_eq!(refused.limit, Limit::SmsBudget, "calls too");
         send(&world, &session, MethodKind::Email, ALICE_EMAIL).await;
     }
@@ -916,7 +926,7 @@ async fn texts_go_only_to_the_countries_the_policy_names() {
     let r = world.sspr.begin_method(&world.alice(), MethodKind::Sms, uk_mobile).await;
     assert!(matches!(r, Err(FlowError::CountryNotAllowed)), "{r:?}");
     let session = start(&world, ALICE).await.session;
-    let r = world.sspr.send_code(&session, MethodKind::Sms, uk_mobile).await;
+    let r = world.sspr.send_code(&session, MethodKind::Sms, uk_mobile, Some(&world.challenge())).await;
     assert!(matches!(r, Err(FlowError::CountryNotAllowed)), "{r:?}");
     assert!(world.sent.sent_to(uk_mobile).is_empty());
     let policy = Policy { sms_countries: vec!["US".into(), "GB".into()], ..Policy::default() };
@@ -939,4 +949,44 @@ async fn registration_sends_five_codes_an_hour_and_three_a_day_to_one_destinatio
     world.sspr.begin_method(&alice, MethodKind::Sms, ALICE_PHONE).await.expect("sent");
     let r = world.sspr.begin_method(&alice, MethodKind::Email, "third@example.com").await;
     assert_eq!(over(r).limit, Limit::Sends, "five an hour for the person");
+}
+
+#[tokio::test]
+async fn every_code_after_the_first_of_a_session_needs_a_fresh_proof_of_work() {
+    let world = World::new();
+    world.register(MethodKind::Email, ALICE_EMAIL).await;
+    for name in [ALICE, "nobody-here"] {
+        let session = start(&world, name).await.session;
+        world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL, None).await.expect("the first needs none");
+        let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL, None).await;
+        assert!(matches!(r, Err(FlowError::ChallengeFailed)), "{name}, the second without: {r:?}");
+        let fresh = world.challenge();
+        world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL, Some(&fresh)).await.expect("with a fresh one");
+        let r = world.sspr.send_code(&session, MethodKind::Email, ALICE_EMAIL, Some(&fresh)).await;
+        assert!(matches!(r, Err(FlowError::ChallengeFailed)), "{name}, a solution used twice: {r:?}");
+    }
+    // Two codes to alice (one each send that went); the refused ones sent nothing.
+    let sent = world.sent.sent_to(ALICE_EMAIL).len();
+    assert_eq!(sent, 1 + 2, "the registration's and two");
+}
+
+#[tokio::test]
+async fn the_proof_of_work_doubles_for_an_address_over_its_limits() {
+    let world = World::new();
+    let difficulty = |ip: &'static str| {
+        let world = &world;
+        async move { from(ip, world.sspr.challenge_for_request()).await.maxnumber }
+    };
+    assert_eq!(difficulty("192.0.2.1").await, 20, "the base");
+    for n in 0..20 {
+        from("192.0.2.1", start(&world, &format!("user-{n}"))).await;
+    }
+    for (refused, max) in [(1, 40), (2, 80), (3, 80)] {
+        let r = from("192.0.2.1", world.sspr.start_reset(&username("one-more"), &world.challenge())).await;
+        assert_eq!(over(r).limit, Limit::Address);
+        assert_eq!(difficulty("192.0.2.1").await, max, "after {refused} refusals: doubled, up to the ceiling");
+    }
+    assert_eq!(difficulty("192.0.2.2").await, 20, "another address is not hindered");
+    world.clock.advance(3600);
+    assert_eq!(difficulty("192.0.2.1").await, 20, "an hour on");
 }

@@ -61,15 +61,19 @@ struct StartRequest {
 }
 
 async fn new_challenge(State(s): State<ApiState>) -> impl IntoResponse {
-    Json(s.sspr.new_challenge())
+    Json(s.sspr.challenge_for_request().await)
 }
 
 async fn start_reset(
     State(s): State<ApiState>,
     ApiJson(req): ApiJson<StartRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let began = tokio::time::Instant::now();
     let username = Username::parse(&req.username).map_err(FlowError::InvalidInput)?;
-    Ok(Json(s.sspr.start_reset(&username, &req.challenge).await?))
+    let started = s.sspr.start_reset(&username, &req.challenge).await;
+    // Not before the floor, whatever the directory answered and how fast (S1 in docs/security.md).
+    tokio::time::sleep_until(began + std::time::Duration::from_millis(s.sspr.settings.start_floor_ms)).await;
+    Ok(Json(started?))
 }
 
 #[derive(Deserialize)]
@@ -78,6 +82,9 @@ struct SendCodeRequest {
     session: String,
     method: String,
     destination: String,
+    /// A fresh solved challenge: needed for every code after the session's first.
+    #[serde(default)]
+    challenge: Option<String>,
 }
 
 async fn send_code(
@@ -86,7 +93,18 @@ async fn send_code(
 ) -> Result<impl IntoResponse, ApiError> {
     let session = parse_session(&req.session)?;
     let method = parse_method(&req.method)?;
-    let sent = s.sspr.send_code(&session, method, &req.destination).await?;
+    let (sent, delivery) = s.sspr.decide_code(&session, method, &req.destination, req.challenge.as_deref()).await?;
+    if let Some(delivery) = delivery {
+        if s.sspr.settings.deliver_after_answer {
+            // Answered before the message goes: a decoy and a real send take the same time
+            // (S1 in docs/security.md). The task keeps the request's source for the audit.
+            let sspr = std::sync::Arc::clone(&s.sspr);
+            let request = sspr_core::audit::current_request();
+            tokio::spawn(sspr_core::audit::within_request(request, async move { sspr.deliver(delivery).await }));
+        } else {
+            s.sspr.deliver(delivery).await;
+        }
+    }
     Ok((StatusCode::ACCEPTED, Json(sent)))
 }
 
