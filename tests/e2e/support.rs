@@ -39,8 +39,8 @@ password = "bob-demo-Passw0rd"
 groups = ["SSPR-Users"]
 
 [[user]]
-username = "erin"
-password = "erin-demo-Passw0rd"
+username = "frank"
+password = "frank-demo-Passw0rd"
 groups = ["Contractors"]
 
 [[user]]
@@ -301,7 +301,7 @@ pub async fn create_cognito_pool(sdk: &aws_config::SdkConfig) -> CognitoPool {
     }
     add_cognito_user(&c, &pool_id, ALICE, None, Some(ALICE_PASSWORD), "SSPR-Users").await;
     add_cognito_user(&c, &pool_id, "bob", None, Some("bob-demo-Passw0rd"), "SSPR-Users").await;
-    add_cognito_user(&c, &pool_id, "erin", None, Some("erin-demo-Passw0rd"), "Contractors").await;
+    add_cognito_user(&c, &pool_id, "frank", None, Some("frank-demo-Passw0rd"), "Contractors").await;
     add_cognito_user(&c, &pool_id, ADMIN, Some(ADMIN_EMAIL), Some(ADMIN_PASSWORD), "SSPR-Admins").await;
     add_cognito_user(&c, &pool_id, OTHER_ADMIN, Some(OTHER_ADMIN_EMAIL), None, "SSPR-Admins").await;
     CognitoPool { pool_id, client_id }

@@ -30,7 +30,7 @@ const MEDIAN_GAP: Duration = Duration::from_millis(5);
 
 /// Every kind of name a caller could try to tell apart, and the name standing for it.
 const KINDS: [(&str, &str); 4] =
-    [("unknown", "nobody-timing"), ("out of scope", "erin"), ("nothing registered", "bob"), ("registered", ALICE)];
+    [("unknown", "nobody-timing"), ("out of scope", "frank"), ("nothing registered", "bob"), ("registered", ALICE)];
 
 const STEPS: [&str; 3] = ["start", "send-code", "verify"];
 
@@ -80,7 +80,7 @@ fn seen(status: u16, headers: &reqwest::header::HeaderMap, body: &Value) -> Stri
 
 /// `timed`: the steps whose medians are held to [`MEDIAN_GAP`] (the others are printed).
 async fn same_for_every_kind_of_name(server: TestServer, rounds: usize, timed: &[&str]) {
-    // Only SSPR-Users may reset: erin is out of scope; bob is in and registered nothing.
+    // Only SSPR-Users may reset: frank is out of scope; bob is in and registered nothing.
     let admin = server.sign_in(ADMIN, ADMIN_PASSWORD).await.expect("the administrator signs in");
     let mut policy = server.call("GET", "/v1/admin/policy", Some(&admin), None).await.body;
     policy["enablement"] = json!("selected");
