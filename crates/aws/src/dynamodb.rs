@@ -341,10 +341,6 @@ impl RecordStore for DynamoDbStore {
         }
     }
 
-    async fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<StoredRecord>>, StoreError> {
-        Ok(self.get_with_counters(keys, &[]).await?.0)
-    }
-
     async fn get_with_counters(
         &self,
         keys: &[RecordKey],

@@ -134,12 +134,6 @@ impl RecordStore for MemoryStore {
         Ok(())
     }
 
-    async fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<StoredRecord>>, StoreError> {
-        validate_keys(keys)?;
-        let data = self.lock()?;
-        Ok(keys.iter().map(|k| data.records.get(&key_of(k)).cloned()).collect())
-    }
-
     async fn get_with_counters(
         &self,
         keys: &[RecordKey],

@@ -293,7 +293,9 @@ pub trait RecordStore: Send + Sync {
 
     /// Several records in one round trip (strongly consistent reads), in the order of `keys`;
     /// at most 100 keys, no duplicates.
-    async fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<StoredRecord>>, StoreError>;
+    async fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<StoredRecord>>, StoreError> {
+        Ok(self.get_with_counters(keys, &[]).await?.0)
+    }
 
     /// As [`RecordStore::get_many`], and in the same round trip the values of the counters at
     /// `counters` (0 for a counter never written), in their order; at most 100 keys in all,
