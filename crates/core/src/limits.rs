@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{current_request, EventKind, Happened};
 use crate::ports::{RecordKey, Write};
-use crate::records::{save_all, Record};
+use crate::records::{save_all, Record, Versioned};
 use crate::secret::KeyedHasher;
 use crate::types::{MethodKind, Timestamp, Username};
 use crate::FlowError;
@@ -416,6 +416,30 @@ impl crate::Sspr {
     pub(crate) fn address_meters(&self, action: Action, now: Timestamp) -> Vec<Meter> {
         let address = address_of(current_request().source_ip.as_deref());
         address_meters(&self.hasher, &self.settings.limits, address.as_deref(), action, now)
+    }
+
+    /// The person's limits as read (none yet: empty), if `what` and every meter (`values` read
+    /// in their order) still have room; otherwise the refusal, recorded (see [`Sspr::refuse`]).
+    ///
+    /// [`Sspr::refuse`]: crate::Sspr::refuse
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn within_limits(
+        &self,
+        person: Option<Versioned<PersonLimits>>,
+        what: Counted,
+        meters: &[Meter],
+        values: &[i64],
+        user: Option<&Username>,
+        method: Option<MethodKind>,
+        now: Timestamp,
+    ) -> Result<Versioned<PersonLimits>, FlowError> {
+        let person = person.unwrap_or_else(|| Versioned::new(PersonLimits::default()));
+        let within =
+            person.value.check(what, &self.settings.limits, now).and_then(|()| check_meters(meters, values, now));
+        match within {
+            Ok(()) => Ok(person),
+            Err(over) => Err(self.refuse(over, user, method).await),
+        }
     }
 
     /// Records a refusal over a limit (an audit event, and one more on the source address's

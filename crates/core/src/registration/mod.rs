@@ -275,14 +275,9 @@ impl Sspr {
             policy.allows_destination(&destination)?;
             self.may_register(&policy, who).await?;
             let person = decode::<PersonLimits>(&person_key, records.pop().flatten())?;
-            let mut person = person.unwrap_or_else(|| Versioned::new(PersonLimits::default()));
-            let within = person
-                .value
-                .check(Counted::Registration, limits, now)
-                .and_then(|()| limits::check_meters(&meters, &values, now));
-            if let Err(over) = within {
-                return Err(self.refuse(over, Some(&who.username), Some(kind)).await);
-            }
+            let who_name = Some(&who.username);
+            let mut person =
+                self.within_limits(person, Counted::Registration, &meters, &values, who_name, Some(kind), now).await?;
             let existing = decode::<PendingMethod>(&key, records.pop().flatten())?;
             let failures = existing.as_ref().map_or(0, |p| p.value.failures);
             if failures >= self.settings.max_code_failures {

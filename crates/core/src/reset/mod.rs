@@ -314,14 +314,10 @@ impl Sspr {
             if session.value.failures_for(method) >= self.settings.max_code_failures {
                 return Err(FlowError::TooManyAttempts);
             }
-            let mut person = person.unwrap_or_else(|| Versioned::new(PersonLimits::default()));
-            let within = person
-                .value
-                .check(Counted::Send(method), limits, now)
-                .and_then(|()| limits::check_meters(&meters, &read.counters, now));
-            if let Err(over) = within {
-                return Err(self.refuse(over, session.value.subject.as_ref(), Some(method)).await);
-            }
+            let subject = session.value.subject.as_ref();
+            let mut person = self
+                .within_limits(person, Counted::Send(method), &meters, &read.counters, subject, Some(method), now)
+                .await?;
             if !session.value.state.awaits(method) {
                 return Err(FlowError::AlreadyVerified);
             }
@@ -469,14 +465,10 @@ impl Sspr {
                 return Err(FlowError::TooManyAttempts);
             }
             // Tries count across sessions, known names or not; wrong ones towards the block.
-            let mut person = person.unwrap_or_else(|| Versioned::new(PersonLimits::default()));
-            let within = person
-                .value
-                .check(Counted::Attempt(method), limits, now)
-                .and_then(|()| limits::check_meters(&meters, &read.counters, now));
-            if let Err(over) = within {
-                return Err(self.refuse(over, session.value.subject.as_ref(), Some(method)).await);
-            }
+            let subject = session.value.subject.as_ref();
+            let mut person = self
+                .within_limits(person, Counted::Attempt(method), &meters, &read.counters, subject, Some(method), now)
+                .await?;
             let mut writes = Vec::new();
             let outcome = match verifier.verify(&self.attempt(id, method), &mut session.value, &proof).await {
                 Verdict::RefusedUnchanged(e) => return Err(e),
