@@ -694,11 +694,17 @@ impl TestServer {
         let before = self.messages_to(to).await.len();
         let reply = send.await;
         assert_eq!(reply.status, 202, "sending a code: {reply:?}");
+        let last = self.message_after(to, before).await;
+        extract_code(&last).unwrap_or_else(|| panic!("no code in the message to {to}"))
+    }
+
+    /// The newest message to `to` once there are more than `before` (the local server may
+    /// deliver a code just after it answered).
+    pub async fn message_after(&self, to: &str, before: usize) -> String {
         for _ in 0..50 {
-            let messages = self.messages_to(to).await;
+            let mut messages = self.messages_to(to).await;
             if messages.len() > before {
-                let last = messages.last().expect("a message");
-                return extract_code(last).unwrap_or_else(|| panic!("no code in the message to {to}"));
+                return messages.pop().expect("a message");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
