@@ -19,10 +19,10 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{current_request, EventKind, Happened};
-use crate::ports::{RecordKey, Write};
+use crate::ports::{RecordKey, StoreError, Unavailable, Write};
 use crate::records::{save_all, Record, Versioned};
 use crate::secret::KeyedHasher;
-use crate::types::{MethodKind, Timestamp, Username};
+use crate::types::{MethodKind, PhoneNumber, Timestamp, Username};
 use crate::FlowError;
 
 /// At most `limit` in any `secs` seconds.
@@ -297,7 +297,12 @@ impl Meter {
         if value < self.most {
             return Ok(());
         }
-        Err(OverLimit { limit: self.limit, retry_after: (self.ends.0 - now.0).max(1) })
+        Err(self.over(now))
+    }
+
+    /// The refusal of one more in this window.
+    pub fn over(&self, now: Timestamp) -> OverLimit {
+        OverLimit { limit: self.limit, retry_after: (self.ends.0 - now.0).max(1) }
     }
 
     /// One more in the window, refused by the store if that would pass the limit.
@@ -466,6 +471,27 @@ impl crate::Sspr {
         }
         tracing::info!(limit = over.limit.reason(), "over a limit");
         FlowError::OverLimit(over)
+    }
+
+    /// Sends a notice by text (a change of methods, a reminder) within the day's budget of
+    /// texts and calls: counted first, and not sent once the budget is spent, the refusal
+    /// recorded as any other (S5 in docs/security.md). Email notices are not counted.
+    pub(crate) async fn notice_sms(
+        &self,
+        to: &PhoneNumber,
+        text: &str,
+        user: Option<&Username>,
+    ) -> Result<(), Unavailable> {
+        let now = self.ports.clock.now();
+        let budget = sms_budget(&self.hasher, &self.settings.limits, now);
+        match save_all(&*self.ports.store, &[budget.count()]).await {
+            Ok(()) => self.ports.sms.send_sms(to, text).await,
+            Err(StoreError::Conflict) => {
+                self.refuse(budget.over(now), user, Some(MethodKind::Sms)).await;
+                Err(Unavailable::new("the day's budget of texts and calls is spent"))
+            }
+            Err(e) => Err(Unavailable::new(e)),
+        }
     }
 }
 

@@ -161,7 +161,9 @@ impl Sspr {
         let branding = &self.settings.branding;
         let sent = match channel {
             Destination::Email(email) => self.ports.mailer.send_email(email, &branding.reconfirm_reminder(&day)).await,
-            Destination::Phone(phone) => self.ports.sms.send_sms(phone, &branding.reconfirm_reminder_sms(&day)).await,
+            Destination::Phone(phone) => {
+                self.notice_sms(phone, &branding.reconfirm_reminder_sms(&day), Some(username)).await
+            }
         };
         let how = channel.hint();
         match sent {
@@ -240,6 +242,27 @@ mod tests {
         let run = world.sspr.send_reminders(7).await.expect("run");
         assert_eq!((run.due, run.sent, run.failed), (1, 1, 0), "the next run sends it: {run:?}");
         assert!(world.sent.sent_to(ALICE_PHONE).last().is_some_and(|m| m.text.contains("please confirm")));
+    }
+
+    #[tokio::test]
+    async fn a_reminder_by_text_waits_for_the_next_days_budget() {
+        let mut world = World::new();
+        world.sspr.settings.limits.sms_per_day = 1;
+        world.register(MethodKind::Sms, ALICE_PHONE).await;
+        world.clock.advance(175 * DAY);
+        // Another text spends today's budget of one.
+        world
+            .sspr
+            .notice_sms(&crate::types::PhoneNumber::parse("+15555550111").expect("number"), "hi", None)
+            .await
+            .expect("within the budget");
+        let run = world.sspr.send_reminders(7).await.expect("run");
+        assert_eq!((run.due, run.sent, run.failed), (1, 0, 1), "over the budget: {run:?}");
+        assert_eq!(reminders_to(&world, ALICE_PHONE), 0);
+        world.clock.advance(DAY);
+        let run = world.sspr.send_reminders(7).await.expect("run");
+        assert_eq!((run.due, run.sent, run.failed), (1, 1, 0), "the next day's run sends it: {run:?}");
+        assert_eq!(reminders_to(&world, ALICE_PHONE), 1);
     }
 
     #[tokio::test]

@@ -164,7 +164,7 @@ impl Sspr {
 
     /// Tells the person of a change on each channel in `to` that can carry a notice (email
     /// and SMS), once per address, unless the policy turned notices to people off.
-    async fn announce(&self, policy: &Policy, change: &MethodChange, to: &[RegisteredMethod]) {
+    async fn announce(&self, policy: &Policy, who: &Username, change: &MethodChange, to: &[RegisteredMethod]) {
         if !policy.notify_user {
             return;
         }
@@ -180,7 +180,7 @@ impl Sspr {
                     self.ports.mailer.send_email(email, &branding.methods_changed(change)).await
                 }
                 (MethodKind::Sms, Destination::Phone(phone)) => {
-                    self.ports.sms.send_sms(phone, &branding.methods_changed_sms(change)).await
+                    self.notice_sms(phone, &branding.methods_changed_sms(change), Some(who)).await
                 }
                 _ => {
                     told.remove(destination.as_str());
@@ -239,7 +239,7 @@ impl Sspr {
             .cloned()
             .collect();
         let change = MethodChange { what: "added", method: added.describe(), at: added.added_at };
-        self.announce(policy, &change, &others).await;
+        self.announce(policy, &who.username, &change, &others).await;
         Ok(self.status_of(registration, scope, policy))
     }
 
@@ -413,7 +413,7 @@ impl Sspr {
             let scope = self.scope(&policy, who).await?;
             // Every channel that was registered hears of it, the removed one included.
             let change = MethodChange { what: "removed", method: removed.describe(), at: now };
-            self.announce(&policy, &change, &before.methods).await;
+            self.announce(&policy, &who.username, &change, &before.methods).await;
             return Ok(self.status_of(&registration.value, scope, &policy));
         }
         Err(FlowError::Conflict)

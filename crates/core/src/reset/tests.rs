@@ -885,7 +885,7 @@ async fn a_phone_number_gets_five_codes_an_hour_whoever_asks() {
 #[tokio::test]
 async fn the_days_texts_run_out_and_email_still_works() {
     let mut world = World::new();
-    world.sspr.settings.limits.sms_per_day = 3;
+    world.sspr.settings.limits.sms_per_day = 4;
     let methods_enabled = vec![MethodKind::Email, MethodKind::Sms, MethodKind::Voice];
     world.sspr.save_policy(Policy { methods_enabled, ..Policy::default() }).await.expect("calls too");
     world.register(MethodKind::Sms, ALICE_PHONE).await;
@@ -898,7 +898,7 @@ async fn the_days_texts_run_out_and_email_still_works() {
         send(&world, &session, MethodKind::Sms, ALICE_PHONE).await;
     }
     let texts = world.sent.sent_to(ALICE_PHONE).len();
-    assert_eq!(texts, 4, "the registration's code, the notice of the email added, and two codes");
+    assert_eq!(texts, 4, "the registration's code, the notice of the email added (counted too), and two codes");
     for name in [ALICE, "nobody-here"] {
         let session = start(&world, name).await.session;
         let refused =
@@ -913,6 +913,19 @@ async fn the_days_texts_run_out_and_email_still_works() {
     // Registering a number is refused too; the next UTC day has a new budget.
     let r = world.sspr.begin_method(&world.alice(), MethodKind::Sms, "+15555550166").await;
     assert_eq!(over(r).limit, Limit::SmsBudget);
+    // A notice by text is not sent either, and the refusal is on record; by email it goes.
+    let emails = world.sent.sent_to(ALICE_EMAIL).len();
+    world.register(MethodKind::Email, "alice.other@example.com").await;
+    assert_eq!(world.sent.sent_to(ALICE_PHONE).len(), texts, "no notice by text over the budget");
+    assert_eq!(world.sent.sent_to(ALICE_EMAIL).len(), emails + 1, "the notice by email");
+    let q = crate::audit::ActivityQuery { limit: 100, ..Default::default() };
+    let events = world.sspr.activity(&q).await.expect("log").events;
+    let notice_refused = events.iter().any(|e| {
+        e.kind == crate::audit::EventKind::Limited
+            && e.reason.as_deref() == Some("sms_budget")
+            && e.user.as_ref().map(crate::types::Username::as_str) == Some(ALICE)
+    });
+    assert!(notice_refused, "{events:?}");
     world.clock.advance(86_400);
     let session = start(&world, ALICE).await.session;
     send(&world, &session, MethodKind::Sms, ALICE_PHONE).await;
