@@ -8,7 +8,7 @@ use axum::Router;
 use serde_json::{json, Value};
 use sspr_app::{assemble, Assembly, Config, Deployment};
 use sspr_embedded::Outbox;
-use sspr_http::{api, ApiState, Function, JwtClaims, Slice};
+use sspr_http::{api, ApiState, Deliveries, Function, JwtClaims, Slice};
 use tower::ServiceExt as _;
 
 use crate::{repo_root, template};
@@ -34,17 +34,19 @@ impl Functions {
         let shared = sspr_embedded::SqliteStore::open(&data.path().join("sspr.db")).expect("embedded store");
         let mut functions = Vec::new();
         for function in Function::ALL {
-            let mut config = Config::from_lookup(Deployment::Local, |name| {
+            let config = Config::from_lookup(Deployment::Local, |name| {
                 (name == "SSPR_PUBLIC_URL").then(|| "https://reset.example.com".to_owned())
             })
             .expect("configuration");
-            // As in Lambda: a code is delivered before the function answers.
-            config.deliver_after_answer = false;
             let mut assembly = Assembly::new(config, function.needs());
             assembly.data_dir = Some(data.path().to_owned());
             assembly.store = Some(wrap(function, Arc::new(shared.clone())));
             let assembled = assemble(assembly).await.expect("assembled");
-            let state = ApiState { sspr: assembled.sspr, auth: Arc::new(JwtClaims::default()) };
+            let state = ApiState {
+                sspr: assembled.sspr,
+                auth: Arc::new(JwtClaims::default()),
+                deliveries: Deliveries::default(),
+            };
             functions.push((function, state, assembled.outbox));
         }
         Self { functions, _data: data }
@@ -54,9 +56,21 @@ impl Functions {
         self.functions.iter().find(|(f, _, _)| *f == function).expect("every function is built")
     }
 
-    /// The function's router over its own state.
+    /// The function's router over its own state. As the function's extension keeps the
+    /// invocation open in Lambda, a call ends once the deliveries its answer started have.
     pub(crate) fn router(&self, function: Function) -> Router {
-        api(self.get(function).1.clone(), Slice::Function(function))
+        let state = self.get(function).1.clone();
+        let deliveries = state.deliveries.clone();
+        api(state, Slice::Function(function)).layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let deliveries = deliveries.clone();
+                async move {
+                    let response = next.run(request).await;
+                    deliveries.settle().await;
+                    response
+                }
+            },
+        ))
     }
 
     /// What the function sent.

@@ -5,7 +5,7 @@
 //! every attempt was made, and finishing it later writes the cloud half. (What the person is
 //! told and the audit event are the flow's, tested in the core with the same directory.)
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,63 +14,8 @@ use sspr_core::hybrid::HybridDirectory;
 use sspr_core::password::{NewPassword, PasswordRules};
 use sspr_core::ports::{Authenticate, Directory, DirectoryError};
 use sspr_core::types::Username;
-use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::{self, ADMIN, ADMIN_PASSWORD};
-
-/// A TCP proxy on loopback to `target`; while `failing`, every new connection is closed at
-/// once, and turning it on closes the open ones (the client's pool keeps them alive).
-struct FaultyProxy {
-    url: String,
-    failing: Arc<AtomicBool>,
-    refused: Arc<AtomicUsize>,
-    open: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl FaultyProxy {
-    async fn start(target: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let failing = Arc::new(AtomicBool::new(false));
-        let refused = Arc::new(AtomicUsize::new(0));
-        let open = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (f, r, o) = (Arc::clone(&failing), Arc::clone(&refused), Arc::clone(&open));
-        let task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if f.load(Ordering::SeqCst) {
-                    r.fetch_add(1, Ordering::SeqCst);
-                    drop(inbound);
-                    continue;
-                }
-                let target = target.clone();
-                let forward = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                o.lock().expect("connections").push(forward);
-            }
-        });
-        Self { url, failing, refused, open, task }
-    }
-
-    fn fail(&self, on: bool) {
-        self.failing.store(on, Ordering::SeqCst);
-        if on {
-            for connection in self.open.lock().expect("connections").drain(..) {
-                connection.abort();
-            }
-        }
-    }
-}
-
-impl Drop for FaultyProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.fail(true);
-    }
-}
+use crate::support::{self, FaultyProxy, ADMIN, ADMIN_PASSWORD};
 
 fn name(s: &str) -> Username {
     Username::parse(s).expect("name")

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::repo_root;
 use crate::support::{
     cognito_password_works, create_cognito_pool, create_table_from_template, destinations, extract_code, moto_messages,
-    moto_url, record_secret, sdk, unique, verify_sender, ALICE, ALICE_PASSWORD,
+    moto_url, record_secret, sdk, unique, verify_sender, FaultyProxy, ALICE, ALICE_PASSWORD,
 };
 
 /// The runtime emulator (`cargo lambda watch --only-lambda-apis`) the test script started.
@@ -120,6 +120,9 @@ async fn code_for(to: &str, before: usize) -> String {
 async fn sent_to(to: &str) -> usize {
     moto_messages().await.into_iter().filter(|(t, _)| t == to).count()
 }
+
+/// How long the send-code function's connections to SES are held.
+const SES_DELAY: Duration = Duration::from_secs(2);
 
 const PEPPER: &str = "k7Qp2vX9mZ4rT8wY1nB6cF3hJ5sL0dGaE2uI9oP4yR7tW1xV";
 
@@ -241,8 +244,21 @@ async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
         Some(dir) => std::path::PathBuf::from(dir).join("functions.log"),
         None => logs.path().join("functions.log"),
     };
-    let mut functions: Vec<Function> =
-        sspr_http::Function::ALL.iter().map(|f| Function::start(f.binary(), &env, &log)).collect();
+    // send-code reaches SES through a proxy that holds each connection for a while: its answer
+    // must not wait for the delivery, and the delivery must still be made.
+    let slow_ses = FaultyProxy::start(moto_url().trim_start_matches("http://").trim_end_matches('/').to_owned()).await;
+    slow_ses.slow(SES_DELAY);
+    let mut send_code_env = env.clone();
+    send_code_env.push(("AWS_ENDPOINT_URL_SESV2".to_owned(), slow_ses.url.clone()));
+    // Its extension tells when an invocation waits for deliveries.
+    send_code_env.push(("RUST_LOG".to_owned(), "info,sspr_app::lambda=debug".to_owned()));
+    let mut functions: Vec<Function> = sspr_http::Function::ALL
+        .iter()
+        .map(|f| {
+            let env = if *f == sspr_http::Function::SendCode { &send_code_env } else { &env };
+            Function::start(f.binary(), env, &log)
+        })
+        .collect();
     functions.push(Function::start("remind", &env, &log));
     let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
     let (_, email) = destinations();
@@ -271,14 +287,24 @@ async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
     let session = started["session"].as_str().expect("session").to_owned();
     record_secret(&session);
     let before = sent_to(&email).await;
+    let asked = std::time::Instant::now();
     let (status, body) = invoke(
         &http,
         "send-code",
         &sample("reset-send-code", Some(json!({ "session": session, "method": "email", "destination": email }))),
     )
     .await;
+    let answered = asked.elapsed();
     assert_eq!(status, 202, "{body}");
+    assert!(answered < SES_DELAY, "send-code answered in {answered:?}, not after its delivery");
+    assert_eq!(sent_to(&email).await, before, "the code is still on its way when send-code has answered");
     let code = code_for(&email, before).await;
+    assert!(asked.elapsed() >= SES_DELAY, "delivered through the slow SES");
+    let waited = std::fs::read_to_string(&log).expect("functions' log");
+    assert!(
+        waited.contains(r#""message":"the invocation ends once its deliveries have","pending":1"#),
+        "the extension held the invocation open for the delivery"
+    );
     let (status, verified) = invoke(
         &http,
         "verify",

@@ -2,7 +2,7 @@
 //! (embedded adapters, or AWS adapters on the moto server), reading sent codes back the way a
 //! person would, and captured logs.
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use sspr_core::ports::RecordStore;
 use sspr_core::ports::{ManualClock, SystemClock, SystemRng};
 use sspr_embedded::{Outbox, SqliteStore};
 use sspr_local::{build, LocalOptions};
+use tokio::net::{TcpListener, TcpStream};
 
 pub const ALICE: &str = "alice";
 pub const ALICE_PASSWORD: &str = "alice-demo-Passw0rd";
@@ -760,4 +761,68 @@ pub fn extract_code(message: &str) -> Option<String> {
     let code = message.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 8).map(str::to_owned)?;
     record_secret(&code);
     Some(code)
+}
+
+/// A TCP proxy on loopback to `target`; while `failing`, every new connection is closed at
+/// once, and turning it on closes the open ones (the client's pool keeps them alive). Each
+/// connection it forwards waits `delay` first (a slow service).
+pub struct FaultyProxy {
+    pub url: String,
+    failing: Arc<AtomicBool>,
+    pub refused: Arc<AtomicUsize>,
+    delay: Arc<std::sync::Mutex<Duration>>,
+    open: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultyProxy {
+    pub async fn start(target: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let failing = Arc::new(AtomicBool::new(false));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let delay = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+        let (f, r, o, d) = (Arc::clone(&failing), Arc::clone(&refused), Arc::clone(&open), Arc::clone(&delay));
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if f.load(Ordering::SeqCst) {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let wait = *d.lock().expect("delay");
+                let forward = tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                o.lock().expect("connections").push(forward);
+            }
+        });
+        Self { url, failing, refused, delay, open, task }
+    }
+
+    /// Every connection from now on waits `delay` before it is forwarded.
+    pub fn slow(&self, delay: Duration) {
+        *self.delay.lock().expect("delay") = delay;
+    }
+
+    pub fn fail(&self, on: bool) {
+        self.failing.store(on, Ordering::SeqCst);
+        if on {
+            for connection in self.open.lock().expect("connections").drain(..) {
+                connection.abort();
+            }
+        }
+    }
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.fail(true);
+    }
 }

@@ -217,8 +217,8 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
     settings.questions_custom_allowed = config.questions_custom_allowed;
     settings.audit_days = config.audit_days;
     settings.limits = config.limits.clone();
-    settings.deliver_after_answer = config.deliver_after_answer;
     settings.start_floor_ms = config.start_floor_ms;
+    settings.step_floor_ms = config.step_floor_ms;
     settings.authenticator_required = config.authenticator_required;
     let sspr = Sspr::new(ports, pepper, settings);
     Ok(Assembled {

@@ -127,12 +127,13 @@ pub struct Config {
     /// variable (`N/SECONDS`; two, comma-separated, for the per-address and per-phone ones),
     /// and the day's texts and calls by `SSPR_SMS_DAILY_BUDGET`.
     pub limits: sspr_core::limits::Limits,
-    /// Whether reset codes are delivered after the answer: in the local server, which keeps
-    /// running; never in Lambda, which may be frozen once it has answered.
-    pub deliver_after_answer: bool,
     /// The least time `start` takes to answer (`SSPR_START_FLOOR_MS`): 250 ms with a directory
     /// reached over the network, 0 with the embedded one.
     pub start_floor_ms: u64,
+    /// The least time `send-code`, the questions step and `verify` take to answer
+    /// (`SSPR_STEP_FLOOR_MS`): 200 ms with a store reached over the network, 0 with the
+    /// embedded one.
+    pub step_floor_ms: u64,
 }
 
 /// `N/SECONDS`: at most N in any SECONDS.
@@ -356,6 +357,15 @@ impl Config {
                 .filter(|ms| *ms <= 5000)
                 .ok_or_else(|| ConfigError::new("SSPR_START_FLOOR_MS", "is milliseconds within 0–5000"))?,
         };
+        let step_floor_ms = match get("SSPR_STEP_FLOOR_MS") {
+            None if store == StoreKind::Embedded => 0,
+            None => 200,
+            Some(ms) => ms
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= 5000)
+                .ok_or_else(|| ConfigError::new("SSPR_STEP_FLOOR_MS", "is milliseconds within 0–5000"))?,
+        };
 
         Ok(Self {
             store,
@@ -384,8 +394,8 @@ impl Config {
             authenticator_required,
             sms_countries,
             limits,
-            deliver_after_answer: deployment == Deployment::Local,
             start_floor_ms,
+            step_floor_ms,
         })
     }
 
@@ -477,6 +487,11 @@ mod tests {
         assert!(on.authenticator_required && !c.authenticator_required);
         assert_eq!(c.limits, sspr_core::limits::Limits::default());
         assert_eq!((c.start_floor_ms, on.start_floor_ms), (250, 0), "a network directory, the embedded one");
+        assert_eq!((c.step_floor_ms, on.step_floor_ms), (200, 0), "a network store, the embedded one");
+        let set = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_STEP_FLOOR_MS", "40")])).expect("set");
+        assert_eq!(set.step_floor_ms, 40);
+        let err = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_STEP_FLOOR_MS", "5001")])).expect_err("bad");
+        assert!(err.to_string().contains("SSPR_STEP_FLOOR_MS"), "{err}");
         let mut limited = full.to_vec();
         limited.extend([
             ("SSPR_LIMIT_SENDS", "3/600"),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use sspr_http::{api, ApiState, Function, Slice};
+use sspr_http::{api, ApiState, Deliveries, Function, Slice};
 
 use crate::assemble::{assemble, Assembly};
 use crate::config::{Config, Deployment};
@@ -31,26 +31,80 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().try_init();
 }
 
-/// Builds `function`'s router from the environment. An error here stops the function's start
-/// with one line naming what is wrong.
-pub async fn router(function: Function) -> Result<Router, String> {
+/// Builds `function`'s router from the environment, its deliveries kept in `deliveries`. An
+/// error here stops the function's start with one line naming what is wrong.
+pub async fn router(function: Function, deliveries: Deliveries) -> Result<Router, String> {
     let config = Config::from_env(Deployment::Lambda).map_err(|e| e.to_string())?;
     let claims = config.claims.clone();
     let assembled = assemble(Assembly::new(config, function.needs())).await.map_err(|e| format!("{e:#}"))?;
-    Ok(api(ApiState { sspr: assembled.sspr, auth: Arc::new(claims) }, Slice::Function(function)))
+    Ok(api(ApiState { sspr: assembled.sspr, auth: Arc::new(claims), deliveries }, Slice::Function(function)))
 }
 
 /// The whole of a function's `main`: build once, then serve invocations.
 pub async fn serve(function: Function) -> Result<(), lambda_http::Error> {
     init_tracing();
-    let app = match router(function).await {
+    let deliveries = Deliveries::default();
+    let app = match router(function, deliveries.clone()).await {
         Ok(app) => app,
         Err(line) => {
             tracing::error!("{line}");
             return Err(line.into());
         }
     };
-    lambda_http::run(app).await
+    if !function.delivers_after_answer() {
+        return lambda_http::run(app).await;
+    }
+    serve_with_deliveries(app, deliveries).await
+}
+
+/// Serves `app` with an internal Lambda extension that keeps each invocation open until the
+/// deliveries its answer started have ended. Lambda freezes a function only once the runtime
+/// and every extension have asked for their next event, so the answer goes out first and the
+/// code is still sent within the invocation, never on a later one or not at all.
+async fn serve_with_deliveries(app: Router, deliveries: Deliveries) -> Result<(), lambda_http::Error> {
+    use lambda_extension::{service_fn, Extension, LambdaEvent, NextEvent};
+    use lambda_http::tower::ServiceExt;
+    use tokio::sync::{mpsc, Mutex};
+
+    // One message per invocation answered, sent even if the handler fails.
+    let (answered, answers) = mpsc::unbounded_channel::<()>();
+    let answers = Arc::new(Mutex::new(answers));
+    let extension = Extension::new()
+        .with_extension_name("sspr-deliveries")
+        .with_events(&["INVOKE"])
+        .with_events_processor(service_fn(move |event: LambdaEvent| {
+            let (answers, deliveries) = (Arc::clone(&answers), deliveries.clone());
+            async move {
+                if let NextEvent::Invoke(_) = event.next {
+                    // The invocation's deliveries are all started once its handler is done.
+                    answers.lock().await.recv().await;
+                    tracing::debug!(pending = deliveries.pending(), "the invocation ends once its deliveries have");
+                    deliveries.settle().await;
+                }
+                Ok::<(), lambda_extension::Error>(())
+            }
+        }))
+        .register()
+        .await?;
+
+    /// Tells the extension that the invocation is answered, when dropped: also when the
+    /// handler fails or panics.
+    struct Answered(mpsc::UnboundedSender<()>);
+    impl Drop for Answered {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+    let handler = lambda_http::service_fn(move |request: lambda_http::Request| {
+        let (app, answered) = (app.clone(), Answered(answered.clone()));
+        async move {
+            let response = app.oneshot(request).await;
+            drop(answered);
+            response
+        }
+    });
+    tokio::try_join!(lambda_http::run(handler), extension.run())?;
+    Ok(())
 }
 
 /// The ports the reminder run uses besides the store: email and SMS.

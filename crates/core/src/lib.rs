@@ -69,13 +69,15 @@ pub struct Settings {
     pub reminder_overdue_days: i64,
     /// How often anyone may ask (docs/security.md, S4 and S5).
     pub limits: limits::Limits,
-    /// Whether a reset code is delivered after the answer went out (a long-running server) or
-    /// before it (a Lambda function, which may be frozen once it has answered).
-    pub deliver_after_answer: bool,
     /// The least time `start` takes to answer, whatever the directory answered: an unknown
     /// name and a known one take the same time even where the directory itself answers one
     /// faster (S1 in docs/security.md). 0 with the embedded directory.
     pub start_floor_ms: u64,
+    /// The least time `send-code`, the questions step and `verify` take to answer: the items
+    /// a registered person's step reads and writes are larger than a decoy's, which a store
+    /// reached over the network may answer a few milliseconds slower (S1 in
+    /// docs/security.md). 0 with the embedded store.
+    pub step_floor_ms: u64,
 }
 
 impl Settings {
@@ -97,8 +99,8 @@ impl Settings {
             authenticator_required: false,
             reminder_overdue_days: 30,
             limits: limits::Limits::default(),
-            deliver_after_answer: false,
             start_floor_ms: 0,
+            step_floor_ms: 0,
         }
     }
 }

@@ -3,10 +3,12 @@
 //! core only: which adapters stand behind the ports is decided where the product is assembled.
 
 pub mod auth;
+pub mod deliveries;
 pub mod error;
 pub mod extract;
 pub mod routes;
 
 pub use auth::{Authenticator, JwtClaims};
+pub use deliveries::Deliveries;
 pub use error::ApiError;
 pub use routes::{api, routes, Access, ApiState, Function, Needs, Route, Slice};

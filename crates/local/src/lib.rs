@@ -75,7 +75,10 @@ pub async fn build(options: LocalOptions) -> anyhow::Result<LocalServer> {
     let authenticate = assembled.authenticate.ok_or_else(|| anyhow::anyhow!("the directory cannot check passwords"))?;
     let signin = LocalSignIn::new(&*rng, clock, authenticate);
     let sspr = assembled.sspr;
-    let api_router = api(ApiState { sspr: Arc::clone(&sspr), auth: Arc::new(signin.clone()) }, Slice::All);
+    let api_router = api(
+        ApiState { sspr: Arc::clone(&sspr), auth: Arc::new(signin.clone()), deliveries: Default::default() },
+        Slice::All,
+    );
     // The API's body limit holds here too.
     let local = Router::new()
         .route("/v1/local/signin", post(signin::sign_in))

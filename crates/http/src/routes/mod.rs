@@ -32,6 +32,8 @@ use crate::extract::MAX_BODY_BYTES;
 pub struct ApiState {
     pub sspr: Arc<Sspr>,
     pub auth: Arc<dyn Authenticator>,
+    /// Reset codes being delivered after their answer.
+    pub deliveries: crate::Deliveries,
 }
 
 /// The Lambda functions of a deployment; each serves a slice of the routes.
@@ -62,6 +64,12 @@ impl Function {
             Function::Register => "register",
             Function::Admin => "admin",
         }
+    }
+
+    /// Whether its routes start [`crate::Deliveries`] that go on after the answer (send-code's
+    /// reset codes): its Lambda function then waits for them before the invocation ends.
+    pub fn delivers_after_answer(self) -> bool {
+        self == Function::SendCode
     }
 
     pub fn routes(self) -> impl Iterator<Item = Route> {

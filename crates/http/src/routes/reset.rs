@@ -12,6 +12,7 @@ use sspr_core::methods::Proof;
 use sspr_core::reset::Completion;
 use sspr_core::types::{Code, MethodKind, ResetToken, SessionId, Username};
 use sspr_core::FlowError;
+use tokio::time::Instant;
 
 use super::{Access, ApiState, Function, Needs, Route};
 use crate::error::ApiError;
@@ -68,12 +69,18 @@ async fn start_reset(
     State(s): State<ApiState>,
     ApiJson(req): ApiJson<StartRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let began = tokio::time::Instant::now();
+    let began = Instant::now();
     let username = Username::parse(&req.username).map_err(FlowError::InvalidInput)?;
     let started = s.sspr.start_reset(&username, &req.challenge).await;
-    // Not before the floor, whatever the directory answered and how fast (S1 in docs/security.md).
-    tokio::time::sleep_until(began + std::time::Duration::from_millis(s.sspr.settings.start_floor_ms)).await;
+    // Not before the floor, whatever the directory answered and how fast.
+    no_sooner(began, s.sspr.settings.start_floor_ms).await;
     Ok(Json(started?))
+}
+
+/// Waits out what is left of `floor_ms` since `began`: a step before a factor is verified
+/// answers no sooner, whoever is asked about (S1 in docs/security.md).
+async fn no_sooner(began: Instant, floor_ms: u64) {
+    tokio::time::sleep_until(began + std::time::Duration::from_millis(floor_ms)).await;
 }
 
 #[derive(Deserialize)]
@@ -91,19 +98,17 @@ async fn send_code(
     State(s): State<ApiState>,
     ApiJson(req): ApiJson<SendCodeRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let began = Instant::now();
     let session = parse_session(&req.session)?;
     let method = parse_method(&req.method)?;
-    let (sent, delivery) = s.sspr.decide_code(&session, method, &req.destination, req.challenge.as_deref()).await?;
+    let decided = s.sspr.decide_code(&session, method, &req.destination, req.challenge.as_deref()).await;
+    no_sooner(began, s.sspr.settings.step_floor_ms).await;
+    let (sent, delivery) = decided?;
     if let Some(delivery) = delivery {
-        if s.sspr.settings.deliver_after_answer {
-            // Answered before the message goes: a decoy and a real send take the same time
-            // (S1 in docs/security.md). The task keeps the request's source for the audit.
-            let sspr = std::sync::Arc::clone(&s.sspr);
-            let request = sspr_core::audit::current_request();
-            tokio::spawn(sspr_core::audit::within_request(request, async move { sspr.deliver(delivery).await }));
-        } else {
-            s.sspr.deliver(delivery).await;
-        }
+        // Delivered after the answer: a decoy and a real send take the same time (S1 in
+        // docs/security.md), and a failed send cannot change the answer.
+        let sspr = std::sync::Arc::clone(&s.sspr);
+        s.deliveries.start(async move { sspr.deliver(delivery).await });
     }
     Ok((StatusCode::ACCEPTED, Json(sent)))
 }
@@ -118,8 +123,11 @@ async fn reset_questions(
     State(s): State<ApiState>,
     ApiJson(req): ApiJson<SessionRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let began = Instant::now();
     let session = parse_session(&req.session)?;
-    Ok(Json(s.sspr.reset_questions(&session).await?))
+    let drawn = s.sspr.reset_questions(&session).await;
+    no_sooner(began, s.sspr.settings.step_floor_ms).await;
+    Ok(Json(drawn?))
 }
 
 #[derive(Deserialize)]
@@ -146,6 +154,7 @@ async fn verify_method(
     State(s): State<ApiState>,
     ApiJson(req): ApiJson<VerifyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let began = Instant::now();
     let session = parse_session(&req.session)?;
     let method = parse_method(&req.method)?;
     let verified = match (method, req.code, req.answers) {
@@ -154,13 +163,14 @@ async fn verify_method(
                 .into_iter()
                 .map(|g| Ok((g.id, Answer::normalise(&g.answer).map_err(FlowError::InvalidInput)?)))
                 .collect::<Result<Vec<_>, ApiError>>()?;
-            s.sspr.verify_method(&session, method, Proof::Answers(&answers)).await?
+            s.sspr.verify_method(&session, method, Proof::Answers(&answers)).await
         }
         (MethodKind::Questions, _, _) => return Err(one_of("answers (and no code)")),
-        (_, Some(code), None) => s.sspr.verify_method(&session, method, &parse_code(&code)?).await?,
+        (_, Some(code), None) => s.sspr.verify_method(&session, method, &parse_code(&code)?).await,
         (_, _, _) => return Err(one_of("code (and no answers)")),
     };
-    Ok(Json(verified))
+    no_sooner(began, s.sspr.settings.step_floor_ms).await;
+    Ok(Json(verified?))
 }
 
 fn one_of(expected: &str) -> ApiError {
