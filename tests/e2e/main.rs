@@ -35,6 +35,7 @@ mod iam;
 mod input;
 mod lambda;
 mod ldap;
+mod oidc;
 mod openapi;
 mod signin;
 mod support;

@@ -487,9 +487,9 @@ pub async fn start_with_aws(
         ],
     };
     let vars: Vec<(String, String)> = overrides.into_iter().chain(base).collect();
-    let config =
-        Config::from_lookup(Deployment::Local, |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-            .expect("test configuration");
+    let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let config = Config::from_lookup(Deployment::Local, lookup).expect("test configuration");
+    let oidc = sspr_local::OidcSettings::from_lookup(lookup).expect("OpenID Connect settings");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let clock = ManualClock::new(sspr_core::ports::Clock::now(&SystemClock));
@@ -518,6 +518,7 @@ pub async fn start_with_aws(
         echo_outbox: false,
         store: Some(store),
         aws,
+        oidc,
     })
     .await
     .expect("local server");

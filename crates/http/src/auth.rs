@@ -1,5 +1,6 @@
 //! Who is calling `/v1/me/*`: in AWS, the claims the HTTP API JWT authorizer verified; in the
-//! local server, its own sign-in tokens. Both give the same [`SignedIn`].
+//! local server, its own sign-in tokens or, with an OpenID Connect issuer configured, the
+//! issuer's JWTs checked as the authorizer checks them. All give the same [`SignedIn`].
 
 use axum::http::request::Parts;
 use lambda_http::request::RequestContext;
@@ -8,8 +9,9 @@ use sspr_core::types::{Timestamp, Username};
 
 use crate::error::ApiError;
 
+#[async_trait::async_trait]
 pub trait Authenticator: Send + Sync {
-    fn signed_in(&self, parts: &Parts) -> Result<SignedIn, ApiError>;
+    async fn signed_in(&self, parts: &Parts) -> Result<SignedIn, ApiError>;
 }
 
 /// Reads the identity from the JWT authorizer's claims (API Gateway HTTP API, payload 2.0).
@@ -38,8 +40,23 @@ fn parse_groups(raw: &str) -> Vec<String> {
         .collect()
 }
 
+impl JwtClaims {
+    /// The person a verified token names, its claims read by `claim` (each as the authorizer
+    /// hands it over: a string): the username claim, the groups claim, and when they signed
+    /// in (`auth_time`, else `iat`). No username: not signed in.
+    pub fn person(&self, claim: impl Fn(&str) -> Option<String>) -> Result<SignedIn, ApiError> {
+        let username =
+            claim(&self.username_claim).and_then(|u| Username::parse(&u).ok()).ok_or_else(ApiError::unauthenticated)?;
+        let groups = claim(&self.groups_claim).map(|g| parse_groups(&g)).unwrap_or_default();
+        let signed_in_at =
+            claim("auth_time").or_else(|| claim("iat")).and_then(|t| t.parse::<i64>().ok()).map(Timestamp);
+        Ok(SignedIn { username, groups, signed_in_at })
+    }
+}
+
+#[async_trait::async_trait]
 impl Authenticator for JwtClaims {
-    fn signed_in(&self, parts: &Parts) -> Result<SignedIn, ApiError> {
+    async fn signed_in(&self, parts: &Parts) -> Result<SignedIn, ApiError> {
         let Some(RequestContext::ApiGatewayV2(context)) = parts.extensions.get::<RequestContext>() else {
             return Err(ApiError::unauthenticated());
         };
@@ -49,14 +66,7 @@ impl Authenticator for JwtClaims {
             .and_then(|a| a.jwt.as_ref())
             .map(|jwt| &jwt.claims)
             .ok_or_else(ApiError::unauthenticated)?;
-        let username = claims
-            .get(&self.username_claim)
-            .and_then(|u| Username::parse(u).ok())
-            .ok_or_else(ApiError::unauthenticated)?;
-        let groups = claims.get(&self.groups_claim).map(|g| parse_groups(g)).unwrap_or_default();
-        let signed_in_at =
-            claims.get("auth_time").or_else(|| claims.get("iat")).and_then(|t| t.parse::<i64>().ok()).map(Timestamp);
-        Ok(SignedIn { username, groups, signed_in_at })
+        self.person(|name| claims.get(name).cloned())
     }
 }
 

@@ -158,6 +158,7 @@ async fn open(data: &Path) -> anyhow::Result<Arc<Sspr>> {
         echo_outbox: false,
         store: None,
         aws: None,
+        oidc: None,
     })
     .await?;
     Ok(server.sspr)

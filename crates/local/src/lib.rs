@@ -2,6 +2,7 @@
 //! functions, plus the hosted pages, local sign-in and the outbox; embedded adapters by
 //! default, any AWS adapter when the `SSPR_*` settings ask for it.
 
+pub mod oidc;
 pub mod pages;
 pub mod signin;
 
@@ -17,6 +18,7 @@ use sspr_core::Sspr;
 use sspr_embedded::{Outbox, SqliteStore};
 use sspr_http::{api, ApiError, ApiState, Needs, Slice};
 
+pub use oidc::{OidcSettings, OidcSignIn};
 pub use signin::LocalSignIn;
 
 /// What the local server is built from.
@@ -35,6 +37,9 @@ pub struct LocalOptions {
     /// An AWS configuration instead of the environment's (tests reach a service through a
     /// proxy that fails on demand).
     pub aws: Option<sspr_app::AwsConfig>,
+    /// The organisation's OpenID Connect issuer, whose tokens sign people in instead of the
+    /// local sign-in (`SSPR_OIDC_*`).
+    pub oidc: Option<OidcSettings>,
 }
 
 pub struct LocalServer {
@@ -58,7 +63,8 @@ pub const OUTBOX_CLOSED: &str = "the directory is not the embedded one, so /dev/
 /// Builds the server: the product as every binary assembles it, the whole API, and the local
 /// extras (pages, sign-in, outbox).
 pub async fn build(options: LocalOptions) -> anyhow::Result<LocalServer> {
-    let LocalOptions { config, data_dir, public_url, clock, rng, echo_outbox, store, aws } = options;
+    let LocalOptions { config, data_dir, public_url, clock, rng, echo_outbox, store, aws, oidc } = options;
+    let claims = config.claims.clone();
     let embedded_directory = config.directory == sspr_app::DirectoryKind::Embedded;
     let assembled = assemble(Assembly {
         config,
@@ -73,17 +79,25 @@ pub async fn build(options: LocalOptions) -> anyhow::Result<LocalServer> {
     })
     .await?;
     let authenticate = assembled.authenticate.ok_or_else(|| anyhow::anyhow!("the directory cannot check passwords"))?;
-    let signin = LocalSignIn::new(&*rng, clock, authenticate);
     let sspr = assembled.sspr;
-    let api_router = api(
-        ApiState { sspr: Arc::clone(&sspr), auth: Arc::new(signin.clone()), deliveries: Default::default() },
-        Slice::All,
-    );
-    // The API's body limit holds here too.
-    let local = Router::new()
-        .route("/v1/local/signin", post(signin::sign_in))
-        .layer(axum::extract::DefaultBodyLimit::max(sspr_http::extract::MAX_BODY_BYTES))
-        .with_state(signin);
+    // Signed in by the issuer's tokens where one is configured, else by the local sign-in.
+    let (auth, local, page_config): (Arc<dyn sspr_http::Authenticator>, Router, serde_json::Value) = match oidc {
+        Some(settings) => {
+            let page_config = settings.page_config();
+            (Arc::new(OidcSignIn::new(settings, claims)), Router::new(), page_config)
+        }
+        None => {
+            let signin = LocalSignIn::new(&*rng, clock, authenticate);
+            // The API's body limit holds here too.
+            let local = Router::new()
+                .route("/v1/local/signin", post(signin::sign_in))
+                .layer(axum::extract::DefaultBodyLimit::max(sspr_http::extract::MAX_BODY_BYTES))
+                .with_state(signin.clone());
+            (Arc::new(signin), local, oidc::LOCAL_PAGE_CONFIG.clone())
+        }
+    };
+    let api_router = api(ApiState { sspr: Arc::clone(&sspr), auth, deliveries: Default::default() }, Slice::All);
+    let local = local.route("/config.json", get(move || async move { Json(page_config) }));
     let outbox = assembled.outbox;
     // The outbox is open to the browser only over the demo directory.
     let outbox_served = outbox.is_some() && embedded_directory;

@@ -87,6 +87,11 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve(addr: SocketAddr, data: PathBuf) -> anyhow::Result<()> {
     let config = Config::from_env(Deployment::Local)?;
+    let oidc = sspr_local::OidcSettings::from_lookup(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)?;
+    let signin = match &oidc {
+        Some(settings) => format!("through {}", settings.issuer),
+        None => "with the directory's passwords (local sign-in)".to_owned(),
+    };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let url = format!("http://{}", listener.local_addr()?);
     let server = build(LocalOptions {
@@ -98,9 +103,11 @@ async fn serve(addr: SocketAddr, data: PathBuf) -> anyhow::Result<()> {
         echo_outbox: true,
         store: None,
         aws: None,
+        oidc,
     })
     .await?;
     println!("sspr is running at {url}");
+    println!("  sign-in:            {signin}");
     println!("  reset page:         {url}/reset");
     println!("  registration page:  {url}/register");
     if server.outbox_served {
@@ -134,6 +141,7 @@ async fn remind(data: PathBuf, now: Option<i64>, within: u16) -> anyhow::Result<
         echo_outbox: true,
         store: None,
         aws: None,
+        oidc: None,
     })
     .await?;
     let run = server.sspr.send_reminders(within).await?;

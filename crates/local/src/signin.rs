@@ -120,16 +120,21 @@ impl LocalSignIn {
     }
 }
 
+#[async_trait::async_trait]
 impl Authenticator for LocalSignIn {
-    fn signed_in(&self, parts: &Parts) -> Result<SignedIn, ApiError> {
-        parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|token| self.check(token.trim()))
-            .ok_or_else(ApiError::unauthenticated)
+    async fn signed_in(&self, parts: &Parts) -> Result<SignedIn, ApiError> {
+        bearer(parts).and_then(|token| self.check(token)).ok_or_else(ApiError::unauthenticated)
     }
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 #[derive(Deserialize)]

@@ -45,7 +45,7 @@ impl axum::extract::FromRequestParts<ApiState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let who = state.auth.signed_in(parts)?;
+        let who = state.auth.signed_in(parts).await?;
         Ok(Admin(state.sspr.administrator(&who)?))
     }
 }

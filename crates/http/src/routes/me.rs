@@ -48,7 +48,7 @@ impl axum::extract::FromRequestParts<ApiState> for Me {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        state.auth.signed_in(parts).map(Me)
+        state.auth.signed_in(parts).await.map(Me)
     }
 }
 
