@@ -56,6 +56,10 @@ if ! bash tests/ldap/samba.sh installed; then
 fi
 step "installing the browser test's npm packages"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+# The registration page serves oauth4webapi's own file, as npm publishes it at the pinned
+# version: a copy that differs was changed by hand.
+cmp -s tests/browser/node_modules/oauth4webapi/build/index.js web/oauth4webapi.js ||
+  { echo "web/oauth4webapi.js is not the file of the pinned oauth4webapi package (tests/browser/package.json); copy it again" >&2; exit 1; }
 
 # --- servers ---------------------------------------------------------------------------------
 tmp=$(mktemp -d)
@@ -187,6 +191,25 @@ SSPR_URL="http://127.0.0.1:$ldap_web_port" SSPR_OUTBOX_FILE="$tmp/ldap-data/outb
 SSPR_TEST_SECRETS_FILE="$secrets" \
   node --test tests/browser/ldap/*.test.mjs 2>&1 | tee "$tmp/browser-ldap.log"
 
+step "browser test of the registration page signed in through an OpenID Connect provider"
+oidc_port=$(free_port)
+oidc_web_port=$(free_port)
+mkdir -m 0700 "$tmp/oidc-data"
+node tests/browser/oidc/provider.mjs "$oidc_port" "http://127.0.0.1:$oidc_web_port/register" \
+  >"$tmp/oidc-provider.log" 2>&1 &
+pids+=($!)
+wait_for "the OpenID Connect provider" url_answers "http://127.0.0.1:$oidc_port/.well-known/openid-configuration"
+(cd "$tmp" && exec env -u AWS_ENDPOINT_URL SSPR_OIDC_ISSUER="http://127.0.0.1:$oidc_port" \
+  SSPR_OIDC_AUDIENCE=sspr-register-page SSPR_OIDC_SCOPES="openid profile" \
+  SSPR_CLAIM_USERNAME=preferred_username SSPR_CLAIM_GROUPS=groups \
+  "$target_dir/debug/sspr" serve --addr "127.0.0.1:$oidc_web_port" --data "$tmp/oidc-data" \
+  >"$tmp/sspr-oidc.out" 2>"$tmp/sspr-oidc.log") &
+pids+=($!)
+wait_for "sspr serve (OpenID Connect)" url_answers "http://127.0.0.1:$oidc_web_port/reset"
+SSPR_URL="http://127.0.0.1:$oidc_web_port" SSPR_OIDC_ISSUER="http://127.0.0.1:$oidc_port" \
+SSPR_TEST_SECRETS_FILE="$secrets" \
+  node --test tests/browser/oidc/*.test.mjs 2>&1 | tee "$tmp/browser-oidc.log"
+
 # --- S9: no secret in any log ----------------------------------------------------------------
 step "searching every log for the secrets the tests used"
 fail() { echo "$*" >&2; exit 1; }
@@ -198,7 +221,7 @@ grep -E '^[0-9]+$' "$tmp/secrets.sorted" >"$tmp/secret-codes" || fail "the tests
 grep -vE '^[0-9]+$' "$tmp/secrets.sorted" >"$tmp/secret-others" || fail "the tests noted no token or password"
 echo "$(wc -l <"$tmp/secret-codes") codes and $(wc -l <"$tmp/secret-others") tokens, session ids and passwords"
 leaked=0
-for log in cargo-test.log logs/functions.log sspr.log browser.log sspr-ldap.log browser-ldap.log; do
+for log in cargo-test.log logs/functions.log sspr.log browser.log sspr-ldap.log browser-ldap.log sspr-oidc.log browser-oidc.log; do
   [ -s "$tmp/$log" ] || fail "$log is missing or empty"
   # A log that misses the line of a completed reset shows nothing was logged there to search.
   if [[ "$log" != browser* ]] && ! grep -qF 'reset completed' "$tmp/$log"; then

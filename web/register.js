@@ -1,5 +1,6 @@
 // The registration page: sign in, then add, confirm and remove recovery methods. The sign-in
-// token is kept in sessionStorage, so it ends with the tab.
+// token is kept in sessionStorage, so it ends with the tab. Sign-in is the local server's own
+// form, or the organisation's OpenID Connect issuer when /config.json names one (signin.js).
 
 import {
   $,
@@ -19,6 +20,11 @@ import {
   tidyPhone,
   wirePasswordToggles,
 } from './common.js';
+import { beginSignIn, endSession, finishSignIn, pageConfig } from './signin.js';
+
+const config = await pageConfig();
+// Signed in by the organisation's issuer rather than the local form.
+const viaIssuer = Boolean(config.issuer);
 
 const TOKEN_KEY = 'sspr.signin';
 const USER_KEY = 'sspr.username';
@@ -34,6 +40,9 @@ const el = {
   signinPassword: $('signin-password'),
   signinSubmit: $('signin-submit'),
   signinError: $('signin-error'),
+  signinOidc: $('signin-oidc'),
+  signinOidcButton: $('signin-oidc-button'),
+  signinOidcError: $('signin-oidc-error'),
   account: $('account-section'),
   signedInAs: $('signed-in-as'),
   signout: $('signout'),
@@ -140,7 +149,37 @@ function signOut(note) {
   el.signinNote.hidden = !note;
   el.signinPassword.value = '';
   resetPasswordToggles();
-  el.signinUsername.focus();
+  (viaIssuer ? el.signinOidcButton : el.signinUsername).focus();
+}
+
+async function onIssuerSignIn() {
+  clearError(el.signinOidcError);
+  setBusy(el.signinOidcButton, true);
+  try {
+    await beginSignIn(config);
+  } catch {
+    setBusy(el.signinOidcButton, false);
+    showError(el.signinOidcError, 'The sign-in service could not be reached. Try again in a moment.');
+  }
+}
+
+/** Back from the issuer: the sign-in it gave, or why there is none. */
+async function onIssuerReturn() {
+  let signedIn;
+  try {
+    signedIn = await finishSignIn(config);
+  } catch (e) {
+    showError(el.signinOidcError, e instanceof Error && e.message ? e.message : 'The sign-in failed. Sign in again.');
+    return false;
+  }
+  if (!signedIn) return false;
+  state.token = signedIn.token;
+  state.username = signedIn.username;
+  store(TOKEN_KEY, state.token);
+  store(USER_KEY, state.username);
+  el.signinNote.hidden = true;
+  await loadStatus(true);
+  return true;
 }
 
 async function onSignIn(event) {
@@ -181,6 +220,12 @@ function handledAuthFailure(result) {
     return true;
   }
   if (reason === 'recent_signin_required') {
+    if (viaIssuer) {
+      // Through the issuer again, who asks for the password whatever session it has.
+      setStatus(el.status, 'For your safety, sign in again before making this change.');
+      beginSignIn(config, true).catch(() => signOut('For your safety, sign in again before making this change.'));
+      return true;
+    }
     signOut('For your safety, sign in again before making this change.');
     return true;
   }
@@ -590,9 +635,12 @@ async function removeMethod(method, button) {
 // --- wiring ----------------------------------------------------------------------------------
 
 el.signinForm.addEventListener('submit', onSignIn);
+el.signinOidcButton.addEventListener('click', onIssuerSignIn);
 el.signout.addEventListener('click', () => {
+  const token = state.token;
   signOut('');
   setStatus(el.status, 'You are signed out.');
+  if (viaIssuer) endSession(config, token);
 });
 for (const kind of KINDS) {
   el.kind[kind].sendForm.addEventListener('submit', (event) => beginMethod(kind, event));
@@ -610,9 +658,15 @@ el.totp.cancel.addEventListener('click', () => {
 el.methods.tabIndex = -1;
 wirePasswordToggles();
 
-if (state.token) {
-  loadStatus(false);
-} else {
-  show(el.signinSection);
-  hide(el.account);
+if (viaIssuer) {
+  el.signinForm.hidden = true;
+  el.signinOidc.hidden = false;
+}
+if (!(viaIssuer && (await onIssuerReturn()))) {
+  if (state.token) {
+    loadStatus(false);
+  } else {
+    show(el.signinSection);
+    hide(el.account);
+  }
 }

@@ -20,6 +20,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as OTPAuth from 'otpauth';
 import {
+  askEmailCode,
   BASE,
   axeFindings,
   closeBrowser,
@@ -108,16 +109,7 @@ test('alice registers email and SMS, resets her password by email, and signs in 
     });
     let code = '';
     await explained(page, async () => {
-      await page.goto(`${BASE}/reset`);
-      await page.locator('#reset-username').fill('alice');
-      await page.locator('#reset-start').click();
-      await page.locator('#reset-destination').waitFor({ state: 'visible', timeout: 90_000 });
-
-      await page.locator('#method-email').check();
-      await page.locator('#reset-destination').fill(EMAIL);
-      const seen = (await outbox()).length;
-      await page.locator('#reset-send').click();
-      await page.locator('#reset-code').waitFor({ state: 'visible' });
+      const seen = await askEmailCode(page, 'alice', EMAIL);
       assert.match(await page.locator('#reset-status').innerText(), /code is on its way/);
       const first = await codeSentTo(EMAIL, seen);
       // A new code: the page solves a fresh check for it (every code after a session's first

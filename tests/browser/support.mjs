@@ -169,3 +169,20 @@ export async function signIn(page, username, password) {
   await page.locator('#signin-password').fill(password);
   await page.locator('#signin-submit').click();
 }
+
+/**
+ * On the reset page: starts a reset for `username` and asks for a code by email to `email`;
+ * answers the outbox's length before the send, for `codeSentTo`.
+ */
+export async function askEmailCode(page, username, email) {
+  await page.goto(`${BASE}/reset`);
+  await page.locator('#reset-username').fill(username);
+  await page.locator('#reset-start').click();
+  await page.locator('#reset-destination').waitFor({ state: 'visible', timeout: 90_000 });
+  await page.locator('#method-email').check();
+  await page.locator('#reset-destination').fill(email);
+  const seen = (await outbox()).length;
+  await page.locator('#reset-send').click();
+  await page.locator('#reset-code').waitFor({ state: 'visible' });
+  return seen;
+}

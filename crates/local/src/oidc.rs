@@ -68,6 +68,11 @@ impl OidcSettings {
         Ok(Some(Self { issuer, audience, scopes }))
     }
 
+    /// The issuer's origin (scheme, host and port), which the pages may fetch from.
+    pub fn origin(&self) -> String {
+        reqwest::Url::parse(&self.issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default()
+    }
+
     /// `config.json` for the pages: where to sign in, as whom, and where the API is.
     pub fn page_config(&self) -> Value {
         serde_json::json!({

@@ -12,9 +12,16 @@ use tower_http::set_header::SetResponseHeaderLayer;
 #[folder = "../../web/"]
 struct Web;
 
-/// The Content-Security-Policy of every page and asset: nothing inline, nothing from elsewhere.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
+/// The Content-Security-Policy of every page and asset: nothing inline, nothing from elsewhere
+/// (but the sign-in issuer's origin, which the registration page asks for its discovery document
+/// and its tokens, when there is one).
+pub fn csp(issuer_origin: Option<&str>) -> String {
+    let connect = issuer_origin.map_or_else(|| "'self'".to_owned(), |origin| format!("'self' {origin}"));
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src {connect}; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+    )
+}
 
 fn asset(name: &str) -> Response {
     let Some(file) = Web::get(name) else {
@@ -32,13 +39,16 @@ fn asset(name: &str) -> Response {
     ([(header::CONTENT_TYPE, mime)], file.data.into_owned()).into_response()
 }
 
-pub fn router() -> Router {
+/// The pages, under the policy [`csp`] gives for `issuer_origin`.
+pub fn router(issuer_origin: Option<&str>) -> Router {
+    let csp =
+        HeaderValue::from_str(&csp(issuer_origin)).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
     Router::new()
         .route("/", get(|| async { Redirect::to("/reset") }))
         .route("/reset", get(|| async { asset("reset.html") }))
         .route("/register", get(|| async { asset("register.html") }))
         .route("/web/{file}", get(|Path(file): Path<String>| async move { asset(&file) }))
-        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, csp))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
