@@ -201,7 +201,7 @@ pids+=($!)
 wait_for "the OpenID Connect provider" url_answers "http://127.0.0.1:$oidc_port/.well-known/openid-configuration"
 (cd "$tmp" && exec env -u AWS_ENDPOINT_URL SSPR_OIDC_ISSUER="http://127.0.0.1:$oidc_port" \
   SSPR_OIDC_AUDIENCE=sspr-register-page SSPR_OIDC_SCOPES="openid profile" \
-  SSPR_CLAIM_USERNAME=preferred_username SSPR_CLAIM_GROUPS=groups \
+  SSPR_CLAIM_USERNAME=preferred_username SSPR_CLAIM_GROUPS=groups SSPR_RECENT_SIGNIN_SECS=15 \
   "$target_dir/debug/sspr" serve --addr "127.0.0.1:$oidc_web_port" --data "$tmp/oidc-data" \
   >"$tmp/sspr-oidc.out" 2>"$tmp/sspr-oidc.log") &
 pids+=($!)

@@ -216,6 +216,7 @@ pub async fn assemble(assembly: Assembly) -> anyhow::Result<Assembled> {
     settings.admin_groups = config.admin_groups.clone();
     settings.questions_custom_allowed = config.questions_custom_allowed;
     settings.audit_days = config.audit_days;
+    settings.recent_signin_secs = config.recent_signin_secs;
     settings.limits = config.limits.clone();
     settings.start_floor_ms = config.start_floor_ms;
     settings.step_floor_ms = config.step_floor_ms;

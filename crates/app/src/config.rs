@@ -117,6 +117,9 @@ pub struct Config {
     pub questions_custom_allowed: bool,
     /// Days the audit log keeps an event (`SSPR_AUDIT_DAYS`, 1–365).
     pub audit_days: i64,
+    /// How recent a sign-in must be to change methods (`SSPR_RECENT_SIGNIN_SECS`, 10–86400;
+    /// 900).
+    pub recent_signin_secs: i64,
     /// Whether a registered authenticator app must be one of the methods of a reset
     /// (`SSPR_AUTHENTICATOR_REQUIRED`).
     pub authenticator_required: bool,
@@ -137,6 +140,25 @@ pub struct Config {
 }
 
 /// `N/SECONDS`: at most N in any SECONDS.
+/// `var` as a whole number within `range` (`what` says of what, for the error), or `default`
+/// when it is not set.
+fn number_within(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    what: &str,
+) -> Result<i64, ConfigError> {
+    match get(var) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| ConfigError::new(var, format!("is {what} within {}–{}", range.start(), range.end()))),
+    }
+}
+
 fn rate(var: &'static str, text: &str) -> Result<sspr_core::limits::Rate, ConfigError> {
     let parsed = text.split_once('/').and_then(|(n, secs)| Some((n.trim().parse().ok()?, secs.trim().parse().ok()?)));
     match parsed {
@@ -324,14 +346,9 @@ impl Config {
         };
         let questions_custom_allowed = flag("SSPR_QUESTIONS_CUSTOM")?;
         let authenticator_required = flag("SSPR_AUTHENTICATOR_REQUIRED")?;
-        let audit_days = match get("SSPR_AUDIT_DAYS") {
-            None => 30,
-            Some(days) => days
-                .parse::<i64>()
-                .ok()
-                .filter(|d| (1..=365).contains(d))
-                .ok_or_else(|| ConfigError::new("SSPR_AUDIT_DAYS", "is a number of days within 1–365"))?,
-        };
+        let audit_days = number_within(&get, "SSPR_AUDIT_DAYS", 30, 1..=365, "a number of days")?;
+        let recent_signin_secs =
+            number_within(&get, "SSPR_RECENT_SIGNIN_SECS", 900, 10..=86_400, "a number of seconds")?;
         let sms_countries = match get("SSPR_SMS_COUNTRIES") {
             None => Policy::default().sms_countries,
             Some(list) => {
@@ -348,24 +365,19 @@ impl Config {
             }
         };
         let limits = limits_from(&get)?;
-        let start_floor_ms = match get("SSPR_START_FLOOR_MS") {
-            None if directory == DirectoryKind::Embedded => 0,
-            None => 250,
-            Some(ms) => ms
-                .parse::<u64>()
-                .ok()
-                .filter(|ms| *ms <= 5000)
-                .ok_or_else(|| ConfigError::new("SSPR_START_FLOOR_MS", "is milliseconds within 0–5000"))?,
-        };
-        let step_floor_ms = match get("SSPR_STEP_FLOOR_MS") {
-            None if store == StoreKind::Embedded => 0,
-            None => 200,
-            Some(ms) => ms
-                .parse::<u64>()
-                .ok()
-                .filter(|ms| *ms <= 5000)
-                .ok_or_else(|| ConfigError::new("SSPR_STEP_FLOOR_MS", "is milliseconds within 0–5000"))?,
-        };
+        let network_directory = directory != DirectoryKind::Embedded;
+        let start_floor_ms = number_within(
+            &get,
+            "SSPR_START_FLOOR_MS",
+            if network_directory { 250 } else { 0 },
+            0..=5000,
+            "milliseconds",
+        )?
+        .unsigned_abs();
+        let network_store = store != StoreKind::Embedded;
+        let step_floor_ms =
+            number_within(&get, "SSPR_STEP_FLOOR_MS", if network_store { 200 } else { 0 }, 0..=5000, "milliseconds")?
+                .unsigned_abs();
 
         Ok(Self {
             store,
@@ -391,6 +403,7 @@ impl Config {
             admin_groups,
             questions_custom_allowed,
             audit_days,
+            recent_signin_secs,
             authenticator_required,
             sms_countries,
             limits,
@@ -477,7 +490,11 @@ mod tests {
         let policy = c.default_policy();
         assert_eq!((policy.enablement, policy.target_group.as_deref()), (Enablement::Selected, Some("SSPR-Users")));
         assert_eq!(c.admin_groups, vec!["SSPR-Admins"]);
-        assert_eq!(c.audit_days, 30);
+        assert_eq!((c.audit_days, c.recent_signin_secs), (30, 900));
+        let recent = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_RECENT_SIGNIN_SECS", "60")])).expect("set");
+        assert_eq!(recent.recent_signin_secs, 60);
+        let err = Config::from_lookup(Deployment::Local, lookup(&[("SSPR_RECENT_SIGNIN_SECS", "9")])).expect_err("bad");
+        assert!(err.to_string().contains("10–86400"), "{err}");
         let mut more = full.to_vec();
         more.extend([("SSPR_ADMIN_GROUPS", "IT-Admins, Helpdesk"), ("SSPR_AUDIT_DAYS", "90")]);
         let c = Config::from_lookup(Deployment::Lambda, lookup(&more)).expect("complete");
