@@ -1,7 +1,8 @@
 // An OpenID Connect provider on loopback for the browser test of the registration page's
 // sign-in: npm `oidc-provider` (a certified implementation of the specification) with one
 // public client, the page, that must use PKCE (S256), and the demo people. Its own development
-// login and consent pages stand in for an organisation's sign-in screens.
+// login and consent pages stand in for an organisation's sign-in screens: they know only these
+// people, and take any password (what is tested is the page's protocol, not the provider's).
 //
 //   node tests/browser/oidc/provider.mjs PORT REDIRECT_URI
 //
