@@ -136,17 +136,24 @@ test('alice signs in through the provider, registers an email address, and reset
       await page.locator('#methods li', { hasText: 'Text message' }).waitFor({ state: 'visible' });
     });
 
-    await explained(page, async () => {
-      const seen = await askEmailCode(page, 'alice', EMAIL);
-      await page.locator('#reset-code').fill(await codeSentTo(EMAIL, seen));
-      await page.locator('#reset-verify').click();
-      await page.locator('#new-password').waitFor({ state: 'visible' });
-      noteSecret(NEW_PASSWORD);
-      await page.locator('#new-password').fill(NEW_PASSWORD);
-      await page.locator('#new-password-confirm').fill(NEW_PASSWORD);
-      await page.locator('#reset-complete').click();
-      await page.locator('#reset-done').waitFor({ state: 'visible' });
-    });
+    // The reset, by someone who is not signed in: a page of its own.
+    const resetting = await newPage();
+    try {
+      await explained(resetting.page, async () => {
+        const reset = resetting.page;
+        const seen = await askEmailCode(reset, 'alice', EMAIL);
+        await reset.locator('#reset-code').fill(await codeSentTo(EMAIL, seen));
+        await reset.locator('#reset-verify').click();
+        await reset.locator('#new-password').waitFor({ state: 'visible' });
+        noteSecret(NEW_PASSWORD);
+        await reset.locator('#new-password').fill(NEW_PASSWORD);
+        await reset.locator('#new-password-confirm').fill(NEW_PASSWORD);
+        await reset.locator('#reset-complete').click();
+        await reset.locator('#reset-done').waitFor({ state: 'visible' });
+      });
+    } finally {
+      await resetting.context.close();
+    }
     assert.deepEqual(errors, [], 'no console error (a CSP violation would be one)');
   } finally {
     await context.close();
