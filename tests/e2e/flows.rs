@@ -127,6 +127,15 @@ async fn no_code_goes_to_a_number_no_person_has(server: TestServer) {
     }
 }
 
+/// The body registering three questions of the bank with their answers.
+pub(crate) fn three_answers() -> Value {
+    json!({ "answers": [
+        {"question": "q01", "answer": "Lisbon"},
+        {"question": "q03", "answer": "Rex the dog"},
+        {"question": "q07", "answer": "Fiat Panda"},
+    ]})
+}
+
 /// Registers `destination` for `kind` as the signed-in person; returns the code used.
 pub(crate) async fn register(server: &TestServer, token: &str, kind: &str, destination: &str) -> (String, Reply) {
     let code = server
@@ -715,11 +724,7 @@ async fn each_route_stays_within_its_store_round_trips(server: TestServer) {
     let r = server.call("GET", "/v1/me/methods/questions", Some(&token), None).await;
     assert_eq!(r.status, 200, "{r:?}");
     took("GET /v1/me/methods/questions", 1, &mut measured);
-    let answers = json!({ "answers": [
-        {"question": "q01", "answer": "Lisbon"},
-        {"question": "q03", "answer": "Rex the dog"},
-        {"question": "q07", "answer": "Fiat Panda"},
-    ]});
+    let answers = three_answers();
     let r = server.call("PUT", "/v1/me/methods/questions", Some(&token), Some(answers)).await;
     assert_eq!(r.status, 200, "{r:?}");
     took("PUT /v1/me/methods/questions", 2, &mut measured);
@@ -992,11 +997,7 @@ async fn an_administrator_is_refused_security_questions() {
     let token = server.sign_in("admin", "admin-demo-Passw0rd").await.expect("admin signs in");
     let r = server.call("GET", "/v1/me/methods/questions", Some(&token), None).await;
     assert_eq!((r.status, r.error()), (400, "method_not_available"), "{r:?}");
-    let answers = json!({ "answers": [
-        {"question": "q01", "answer": "Lisbon"},
-        {"question": "q03", "answer": "Rex the dog"},
-        {"question": "q07", "answer": "Fiat Panda"},
-    ]});
+    let answers = three_answers();
     let r = server.call("PUT", "/v1/me/methods/questions", Some(&token), Some(answers)).await;
     assert_eq!((r.status, r.error()), (400, "method_not_available"), "{r:?}");
     let alice = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("alice signs in");

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::flows::register;
+use crate::flows::{register, three_answers};
 use crate::support::{start_moto_with, start_with, Backend, TestServer, ADMIN, ADMIN_PASSWORD, ALICE, ALICE_PASSWORD};
 
 /// Rounds on the embedded adapters, and on moto.
@@ -102,12 +102,7 @@ async fn same_for_every_kind_of_name(server: TestServer, rounds: usize) {
     let token = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("alice signs in");
     let phone = "+15555550142";
     register(&server, &token, "sms", phone).await;
-    let answers = json!({ "answers": [
-        {"question": "q01", "answer": "Lisbon"},
-        {"question": "q03", "answer": "Rex the dog"},
-        {"question": "q07", "answer": "Fiat Panda"},
-    ]});
-    let r = server.call("PUT", "/v1/me/methods/questions", Some(&token), Some(answers)).await;
+    let r = server.call("PUT", "/v1/me/methods/questions", Some(&token), Some(three_answers())).await;
     assert_eq!(r.status, 200, "{r:?}");
 
     let mut times: BTreeMap<(&str, &str), Vec<Duration>> = BTreeMap::new();
