@@ -142,10 +142,19 @@ with_test_env() {
 }
 # Every test but the timing ones, which then run alone: others beside them would add their
 # noise to the medians they compare (S1 in docs/security.md).
-with_test_env cargo test --workspace -- --skip timing_and_answers 2>&1 | tee "$tmp/cargo-test.log"
+# A failure's own words are repeated last, where they cannot drown in the logs printed after
+# them (the timing test prints as it goes).
+failed_tests() {
+  step "$1 failed; what the failing tests said:"
+  grep -h -A6 "panicked at" "$2" | grep -v " DEBUG \| TRACE " | cut -c1-1000 | tail -60
+  exit 1
+}
+with_test_env cargo test --workspace -- --skip timing_and_answers 2>&1 | tee "$tmp/cargo-test.log" \
+  || failed_tests "cargo test" "$tmp/cargo-test.log"
 step "timing test (S1), alone"
 with_test_env cargo test -p sspr-tests --test e2e -- timing_and_answers --test-threads=1 --nocapture 2>&1 \
-  | tee -a "$tmp/cargo-test.log"
+  | tee "$tmp/timing-test.log" || failed_tests "the timing test" "$tmp/timing-test.log"
+cat "$tmp/timing-test.log" >>"$tmp/cargo-test.log"
 
 # --- infrastructure --------------------------------------------------------------------------
 step "template lint (cfn-lint, sam validate --lint)"

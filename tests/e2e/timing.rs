@@ -7,7 +7,14 @@
 //! per kind). The medians of the four kinds must differ by under 5 ms at every step, on both.
 //! On moto, what evens them out is the floors (`start` 250 ms with any directory but the
 //! embedded one, the other steps 200 ms with a store reached over the network): moto's
-//! DynamoDB answers a registered person's larger items a few milliseconds later. The limits are
+//! DynamoDB answers a registered person's larger items a few milliseconds later. On the
+//! embedded adapters the steps after `start` are held to 100 ms (`SSPR_STEP_FLOOR_MS`), as a
+//! deployment holds them: `verify` with three answers runs Argon2 three times (60-80 ms), and
+//! on a busy machine the noise of that work alone moved one kind's median by over 5 ms. The
+//! steps' own work is the same for every kind all the same: the cheap steps stay well under
+//! the floor, and `verify` with answers runs one Argon2 check per question drawn, against a
+//! decoy hash with the real hashes' parameters where no answer is held
+//! (`crates/core/src/methods/questions.rs` and its unit tests). The limits are
 //! raised so that 800 resets from one address and 200 to one name are not refused: they are
 //! still read and counted.
 //!
@@ -51,7 +58,9 @@ fn overrides() -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timing_and_answers_are_the_same_for_every_kind_of_name_embedded() {
-    same_for_every_kind_of_name(start_with(Backend::Embedded, overrides(), None).await, ROUNDS).await;
+    let mut settings = overrides();
+    settings.push(("SSPR_STEP_FLOOR_MS".to_owned(), "100".to_owned()));
+    same_for_every_kind_of_name(start_with(Backend::Embedded, settings, None).await, ROUNDS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

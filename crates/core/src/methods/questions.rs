@@ -432,6 +432,10 @@ mod tests {
         assert!(answer_matches(&answer(" lisbon "), &h1));
         assert!(!answer_matches(&answer("Porto"), &h1));
         assert!(!answer_matches(&a, decoy_hash()));
+        assert!(
+            decoy_hash().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "a decoy check costs as much as a real one"
+        );
         assert!(!answer_matches(&a, "not a hash"));
     }
 
