@@ -132,74 +132,17 @@ const PEPPER: &str = "k7Qp2vX9mZ4rT8wY1nB6cF3hJ5sL0dGaE2uI9oP4yR7tW1xV";
 /// default; a variable whose value is `AWS::NoValue` is left out.
 pub(crate) fn template_environment(values: &[(&str, String)]) -> Vec<(String, String)> {
     let template = crate::template();
+    let values: Vec<(&str, &str)> = values.iter().map(|(name, value)| (*name, value.as_str())).collect();
     let variables =
         template["Globals"]["Function"]["Environment"]["Variables"].as_mapping().expect("Globals environment");
-    let mut env = Vec::new();
-    for (name, value) in variables {
-        let name = name.as_str().expect("variable name");
-        match evaluate(&template, value, values) {
-            Evaluated::Text(text) => env.push((name.to_owned(), text)),
-            Evaluated::NoValue => {}
-            Evaluated::Bool(b) => panic!("template: {name} is the condition {b}, not a value"),
-        }
-    }
-    env
-}
-
-enum Evaluated {
-    Text(String),
-    Bool(bool),
-    NoValue,
-}
-
-/// Works out a template value: a literal, or `!Ref`, `!If`, `!Not` or `!Equals` of values.
-fn evaluate(template: &serde_yaml::Value, value: &serde_yaml::Value, values: &[(&str, String)]) -> Evaluated {
-    use serde_yaml::Value as Yaml;
-    let text = |v: &Yaml| match evaluate(template, v, values) {
-        Evaluated::Text(t) => t,
-        _ => panic!("template: expected a value in {v:?}"),
-    };
-    let condition = |v: &Yaml| match evaluate(template, v, values) {
-        Evaluated::Bool(b) => b,
-        _ => panic!("template: expected a condition in {v:?}"),
-    };
-    let arguments = |v: &Yaml, n: usize| -> Vec<Yaml> {
-        let list = v.as_sequence().unwrap_or_else(|| panic!("template: expected a list in {v:?}"));
-        assert_eq!(list.len(), n, "template: {v:?}");
-        list.clone()
-    };
-    match value {
-        Yaml::String(s) => Evaluated::Text(s.clone()),
-        Yaml::Number(n) => Evaluated::Text(n.to_string()),
-        Yaml::Bool(b) => Evaluated::Text(b.to_string()),
-        Yaml::Tagged(tagged) => match tagged.tag.to_string().trim_start_matches('!') {
-            "Ref" => {
-                let name = tagged.value.as_str().expect("!Ref names something");
-                if name == "AWS::NoValue" {
-                    return Evaluated::NoValue;
-                }
-                if let Some((_, v)) = values.iter().find(|(n, _)| *n == name) {
-                    return Evaluated::Text(v.clone());
-                }
-                let default = &template["Parameters"][name]["Default"];
-                assert!(!default.is_null(), "template: !Ref {name} needs a value in this test");
-                evaluate(template, default, values)
-            }
-            "If" => {
-                let args = arguments(&tagged.value, 3);
-                let name = args[0].as_str().expect("!If names a condition");
-                let holds = condition(&template["Conditions"][name]);
-                evaluate(template, &args[if holds { 1 } else { 2 }], values)
-            }
-            "Not" => Evaluated::Bool(!condition(&arguments(&tagged.value, 1)[0])),
-            "Equals" => {
-                let args = arguments(&tagged.value, 2);
-                Evaluated::Bool(text(&args[0]) == text(&args[1]))
-            }
-            other => panic!("template: !{other} is not worked out here"),
-        },
-        other => panic!("template: unexpected value {other:?}"),
-    }
+    variables
+        .iter()
+        .filter_map(|(name, value)| {
+            let name = name.as_str().expect("variable name");
+            crate::cfn::chosen(&template, value, &values)
+                .map(|value| (name.to_owned(), crate::cfn::text(&template, value, &values)))
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

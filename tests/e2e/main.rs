@@ -26,6 +26,7 @@ macro_rules! on_both_backends {
 }
 
 mod admin;
+mod cfn;
 mod cli;
 mod conformance;
 mod flows;
@@ -40,6 +41,7 @@ mod openapi;
 mod signin;
 mod support;
 mod template_ldap;
+mod template_signin;
 mod timing;
 mod voice;
 

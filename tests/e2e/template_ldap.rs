@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_yaml::Value as Yaml;
 
+use crate::cfn::{chosen, holds, named, tagged, text};
 use crate::{repo_root, template};
 
 /// The directories the `Directory` parameter offers.
@@ -24,87 +25,6 @@ fn deployment(directory: &'static str) -> Vec<(&'static str, &'static str)> {
         ("SubnetIds", "subnet-0a1b2c3d,subnet-4e5f6a7b"),
         ("SecurityGroupIds", "sg-0a1b2c3d"),
     ]
-}
-
-/// The tag of a CloudFormation short form (`If` for `!If`) and its argument.
-fn tagged(value: &Yaml) -> Option<(String, &Yaml)> {
-    match value {
-        Yaml::Tagged(tagged) => Some((tagged.tag.to_string().trim_start_matches('!').to_owned(), &tagged.value)),
-        _ => None,
-    }
-}
-
-/// A string the template works out: a literal, `!Ref` of a parameter (as `values` gives it,
-/// else its default), or `!Join` of a list parameter.
-fn text(template: &Yaml, value: &Yaml, values: &[(&str, &str)]) -> String {
-    match value {
-        Yaml::String(s) => return s.clone(),
-        Yaml::Number(n) => return n.to_string(),
-        Yaml::Bool(b) => return b.to_string(),
-        _ => {}
-    }
-    match tagged(value) {
-        Some((tag, argument)) if tag == "Ref" => {
-            let name = argument.as_str().expect("!Ref names something");
-            if let Some((_, v)) = values.iter().find(|(n, _)| *n == name) {
-                return (*v).to_owned();
-            }
-            let default = &template["Parameters"][name]["Default"];
-            assert!(!default.is_null(), "template: !Ref {name} needs a value in this test");
-            text(template, default, values)
-        }
-        Some((tag, argument)) if tag == "Join" => {
-            let args = argument.as_sequence().expect("!Join [separator, list]");
-            assert_eq!(args.len(), 2, "template: {value:?}");
-            let separator = text(template, &args[0], values);
-            let items: Vec<String> = match args[1].as_sequence() {
-                Some(items) => items.iter().map(|item| text(template, item, values)).collect(),
-                // A list parameter: its comma-separated value.
-                None => text(template, &args[1], values).split(',').map(|item| item.trim().to_owned()).collect(),
-            };
-            items.join(separator.as_str())
-        }
-        _ => panic!("template: {value:?} is not worked out here"),
-    }
-}
-
-/// Whether a condition holds: `!Equals`, `!Not`, `!And`, `!Or` and `!Condition`.
-fn holds(template: &Yaml, condition: &Yaml, values: &[(&str, &str)]) -> bool {
-    let (tag, argument) = tagged(condition).unwrap_or_else(|| panic!("template: {condition:?} is no condition"));
-    let list = argument.as_sequence();
-    match tag.as_str() {
-        "Condition" => named(template, argument.as_str().expect("!Condition names a condition"), values),
-        "Equals" => {
-            let args = list.expect("!Equals [a, b]");
-            assert_eq!(args.len(), 2, "template: {condition:?}");
-            text(template, &args[0], values) == text(template, &args[1], values)
-        }
-        "Not" => !holds(template, &list.expect("!Not [condition]")[0], values),
-        "And" => list.expect("!And [conditions]").iter().all(|c| holds(template, c, values)),
-        "Or" => list.expect("!Or [conditions]").iter().any(|c| holds(template, c, values)),
-        other => panic!("template: !{other} is no condition"),
-    }
-}
-
-/// Whether the template's condition `name` holds.
-fn named(template: &Yaml, name: &str, values: &[(&str, &str)]) -> bool {
-    let condition = &template["Conditions"][name];
-    assert!(!condition.is_null(), "template: no condition {name}");
-    holds(template, condition, values)
-}
-
-/// The value `value` takes in a deployment, through `!If`: `None` for `AWS::NoValue`.
-fn chosen<'v>(template: &Yaml, value: &'v Yaml, values: &[(&str, &str)]) -> Option<&'v Yaml> {
-    match tagged(value) {
-        Some((tag, argument)) if tag == "If" => {
-            let args = argument.as_sequence().expect("!If [condition, then, else]");
-            assert_eq!(args.len(), 3, "template: {value:?}");
-            let name = args[0].as_str().expect("!If names a condition");
-            chosen(template, &args[if named(template, name, values) { 1 } else { 2 }], values)
-        }
-        Some((tag, argument)) if tag == "Ref" && argument.as_str() == Some("AWS::NoValue") => None,
-        _ => Some(value),
-    }
 }
 
 /// Every `Environment.Variables` of the template: the Globals', then each resource's own.
