@@ -104,7 +104,10 @@ export async function finishSignIn(config) {
   return { token: result.id_token, username: String(username) };
 }
 
-/** Ends the issuer's session too, where it has an end-session endpoint. */
+/**
+ * Ends the issuer's session too: at its end-session endpoint, or, for a Cognito user pool (which
+ * publishes none), at the /logout of its sign-in domain, whose return address is `logout_uri`.
+ */
 export async function endSession(config, idToken) {
   let as;
   try {
@@ -112,10 +115,23 @@ export async function endSession(config, idToken) {
   } catch {
     return;
   }
-  if (!as.end_session_endpoint) return;
-  const url = new URL(as.end_session_endpoint);
-  url.searchParams.set('client_id', config.client_id);
-  url.searchParams.set('post_logout_redirect_uri', redirectUri());
-  if (idToken) url.searchParams.set('id_token_hint', idToken);
+  let url;
+  if (as.end_session_endpoint) {
+    url = new URL(as.end_session_endpoint);
+    url.searchParams.set('client_id', config.client_id);
+    url.searchParams.set('post_logout_redirect_uri', redirectUri());
+    if (idToken) url.searchParams.set('id_token_hint', idToken);
+  } else if (isCognito(as) && as.authorization_endpoint) {
+    url = new URL('/logout', as.authorization_endpoint);
+    url.searchParams.set('client_id', config.client_id);
+    url.searchParams.set('logout_uri', redirectUri());
+  } else {
+    return;
+  }
   window.location.assign(url.href);
+}
+
+/** A Cognito user pool's issuer: https://cognito-idp.REGION.amazonaws.com/POOL. */
+function isCognito(as) {
+  return /^cognito-idp\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/.test(new URL(as.issuer).hostname);
 }

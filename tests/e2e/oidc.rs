@@ -65,7 +65,8 @@ impl Issuer {
             "issuer": url,
             "jwks_uri": format!("{url}/jwks"),
             "authorization_endpoint": format!("{url}/auth"),
-            "token_endpoint": format!("{url}/token"),
+            // At another origin, as a Cognito pool's sign-in domain is: the pages' policy allows it.
+            "token_endpoint": url.replace("127.0.0.1", "localhost") + "/token",
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
@@ -141,6 +142,11 @@ async fn the_issuers_tokens_sign_people_in_and_no_other_token_does() {
     );
     let local = server.call("POST", "/v1/local/signin", None, Some(json!({"username": ALICE, "password": "x"}))).await;
     assert_eq!(local.status, 404, "no local sign-in beside the issuer");
+    // The page may fetch from the issuer (discovery) and its token endpoint, and nowhere else.
+    let page = server.http.get(format!("{}/register", server.url)).send().await.expect("the page");
+    let policy = page.headers()["content-security-policy"].to_str().expect("ASCII").to_owned();
+    let token_origin = issuer.url.replace("127.0.0.1", "localhost");
+    assert!(policy.contains(&format!("connect-src 'self' {} {token_origin};", issuer.url)), "{policy}");
 
     let good = key.sign(&claims(&issuer));
     let r = server.call("GET", "/v1/me/registration", Some(&good), None).await;

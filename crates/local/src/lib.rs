@@ -81,11 +81,13 @@ pub async fn build(options: LocalOptions) -> anyhow::Result<LocalServer> {
     let authenticate = assembled.authenticate.ok_or_else(|| anyhow::anyhow!("the directory cannot check passwords"))?;
     let sspr = assembled.sspr;
     // Signed in by the issuer's tokens where one is configured, else by the local sign-in.
-    let issuer_origin = oidc.as_ref().map(OidcSettings::origin);
+    let mut elsewhere = None;
     let (auth, local, page_config): (Arc<dyn sspr_http::Authenticator>, Router, serde_json::Value) = match oidc {
         Some(settings) => {
             let page_config = settings.page_config();
-            (Arc::new(OidcSignIn::new(settings, claims)), Router::new(), page_config)
+            let signin = OidcSignIn::new(settings, claims);
+            elsewhere = Some(signin.page_origins().await.join(" "));
+            (Arc::new(signin), Router::new(), page_config)
         }
         None => {
             let signin = LocalSignIn::new(&*rng, clock, authenticate);
@@ -104,7 +106,7 @@ pub async fn build(options: LocalOptions) -> anyhow::Result<LocalServer> {
     let outbox_served = outbox.is_some() && embedded_directory;
     let served = outbox.clone().filter(|_| outbox_served);
     let dev = Router::new().route("/dev/outbox", get(list_outbox)).with_state(served);
-    let router = pages::router(issuer_origin.as_deref()).merge(local).merge(dev).merge(api_router);
+    let router = pages::router(elsewhere.as_deref()).merge(local).merge(dev).merge(api_router);
     Ok(LocalServer {
         router,
         sspr,

@@ -108,6 +108,10 @@ struct Keys {
 struct Discovery {
     issuer: String,
     jwks_uri: String,
+    /// Where the page exchanges its code: another origin than the issuer's at some issuers
+    /// (a Cognito user pool's is its sign-in domain).
+    #[serde(default)]
+    token_endpoint: Option<String>,
 }
 
 /// Why a token was refused: said in the log, never to the caller (who gets 401).
@@ -139,6 +143,29 @@ impl OidcSignIn {
 
     pub fn settings(&self) -> &OidcSettings {
         &self.settings
+    }
+
+    /// The origins the registration page fetches from: the issuer's (discovery) and its token
+    /// endpoint's, as the issuer's discovery document gives it now. When the document cannot be
+    /// read, the issuer's alone (and the page's sign-in fails until the server is restarted
+    /// with the issuer reachable, which the log says).
+    pub async fn page_origins(&self) -> Vec<String> {
+        let mut origins = vec![self.settings.origin()];
+        let url = format!("{}/.well-known/openid-configuration", self.settings.issuer.trim_end_matches('/'));
+        match self.get_json::<Discovery>(&url).await {
+            Ok(discovery) => {
+                let token = discovery.token_endpoint.as_deref().and_then(|t| reqwest::Url::parse(t).ok());
+                if let Some(origin) = token.map(|t| t.origin().ascii_serialization()) {
+                    if !origins.contains(&origin) {
+                        origins.push(origin);
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the issuer's discovery document could not be read: the pages may reach only the issuer's origin")
+            }
+        }
+        origins
     }
 
     /// The token's claims, when every check passes.

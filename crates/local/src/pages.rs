@@ -13,10 +13,10 @@ use tower_http::set_header::SetResponseHeaderLayer;
 struct Web;
 
 /// The Content-Security-Policy of every page and asset: nothing inline, nothing from elsewhere
-/// (but the sign-in issuer's origin, which the registration page asks for its discovery document
-/// and its tokens, when there is one).
-pub fn csp(issuer_origin: Option<&str>) -> String {
-    let connect = issuer_origin.map_or_else(|| "'self'".to_owned(), |origin| format!("'self' {origin}"));
+/// (but `elsewhere`, the origins the registration page signs in at when it signs in through an
+/// issuer: its discovery document, and its token endpoint; space-separated).
+pub fn csp(elsewhere: Option<&str>) -> String {
+    let connect = elsewhere.map_or_else(|| "'self'".to_owned(), |origins| format!("'self' {origins}"));
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src {connect}; \
          frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
@@ -39,10 +39,9 @@ fn asset(name: &str) -> Response {
     ([(header::CONTENT_TYPE, mime)], file.data.into_owned()).into_response()
 }
 
-/// The pages, under the policy [`csp`] gives for `issuer_origin`.
-pub fn router(issuer_origin: Option<&str>) -> Router {
-    let csp =
-        HeaderValue::from_str(&csp(issuer_origin)).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
+/// The pages, under the policy [`csp`] gives for `elsewhere`.
+pub fn router(elsewhere: Option<&str>) -> Router {
+    let csp = HeaderValue::from_str(&csp(elsewhere)).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
     Router::new()
         .route("/", get(|| async { Redirect::to("/reset") }))
         .route("/reset", get(|| async { asset("reset.html") }))

@@ -161,7 +161,69 @@ test('alice signs in through the provider, registers an email address, and reset
     } finally {
       await resetting.context.close();
     }
+    // Signing out forgets the token and ends the provider's session too: signing in again
+    // asks for the password, not just a click.
+    await explained(page, async () => {
+      const ending = page.waitForRequest((r) => r.url().startsWith(`${ISSUER}/session/end`));
+      await page.locator('#signout').click();
+      const asked = new URL((await ending).url()).searchParams;
+      assert.equal(asked.get('client_id'), 'sspr-register-page');
+      assert.equal(asked.get('post_logout_redirect_uri'), `${BASE}/register`);
+      assert.ok(asked.get('id_token_hint'), 'the provider is told whose session ends');
+      await shot(page, 'oidc-provider-sign-out');
+      await page.locator('button[name="logout"][value="yes"]').click();
+      await page.waitForURL(`${BASE}/register`);
+      await page.locator('#signin-oidc-button').waitFor({ state: 'visible' });
+      const kept = await page.evaluate(() => JSON.stringify({ ...sessionStorage }));
+      assert.ok(!kept.includes('sspr.signin'), `the token is forgotten: ${kept}`);
+      await page.locator('#signin-oidc-button').click();
+      await page.waitForURL((url) => url.origin === ISSUER);
+      await page.locator('input[name="login"]').waitFor({ state: 'visible' });
+    });
     assert.deepEqual(errors, [], 'no console error (a CSP violation would be one)');
+  } finally {
+    await context.close();
+  }
+});
+
+// A Cognito user pool publishes no end-session endpoint; its sign-in domain ends the session at
+// /logout. Cognito's sign-in cannot run here (the AWS emulator has no managed login), so its
+// discovery document and /logout are stood in for inside the browser, beside the real provider
+// above; the policy is lifted for this page alone, as its discovery is at another origin than
+// the server's issuer (the template's own policy is a contract test).
+test('signing out of a Cognito user pool ends its session at the pool domain', { timeout: 60_000 }, async () => {
+  const { context, page } = await newPage({ bypassCSP: true });
+  const pool = 'https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf123';
+  const domain = 'https://example-sspr.auth.us-east-1.amazoncognito.com';
+  try {
+    await page.route(`${pool}/.well-known/openid-configuration`, (route) =>
+      route.fulfill({
+        json: {
+          issuer: pool,
+          authorization_endpoint: `${domain}/oauth2/authorize`,
+          token_endpoint: `${domain}/oauth2/token`,
+          jwks_uri: `${pool}/.well-known/jwks.json`,
+          response_types_supported: ['code', 'token'],
+          subject_types_supported: ['public'],
+          id_token_signing_alg_values_supported: ['RS256'],
+        },
+        headers: { 'access-control-allow-origin': '*' },
+      }),
+    );
+    await page.route(`${domain}/**`, (route) => route.fulfill({ contentType: 'text/html', body: '<title>Signed out</title>' }));
+    await page.goto(`${BASE}/register`);
+    await page.locator('#signin-oidc-button').waitFor({ state: 'visible' });
+    const logout = page.waitForRequest((r) => r.url().startsWith(`${domain}/logout`), { timeout: 10_000 });
+    page
+      .evaluate(async (issuer) => {
+        const { endSession } = await import('/web/signin.js');
+        await endSession({ issuer, client_id: '1a2b3c4d5e6f7g8h9i0j1k2l3m' }, 'a-token');
+      }, pool)
+      .catch(() => {}); // the page leaves for /logout
+    const asked = new URL((await logout).url()).searchParams;
+    assert.equal(asked.get('client_id'), '1a2b3c4d5e6f7g8h9i0j1k2l3m');
+    assert.equal(asked.get('logout_uri'), `${BASE}/register`, 'back to the page, a sign-out URL of the client');
+    assert.equal(asked.get('id_token_hint'), null, 'the token goes nowhere it is not asked for');
   } finally {
     await context.close();
   }
