@@ -1,8 +1,9 @@
 //! Works out what `infra/template.yaml` gives a deployment, as CloudFormation would, for the
 //! template's contract tests: the intrinsic functions the template uses (`!Ref`, `!Sub`,
-//! `!Join`, `!If`, `!GetAtt`) and its conditions. A parameter takes the value a test gives, else
-//! its default; a resource's `!Ref` or `!GetAtt` takes the value a test gives for it (e.g.
-//! `RegistrationClient` or `Web.DomainName`). The stack is `sspr` in us-east-1.
+//! `!Join`, `!Select`, `!Split`, `!If`, `!GetAtt`) and its conditions and rules. A parameter
+//! takes the value a test gives, else its default; a resource's `!Ref` or `!GetAtt` takes the
+//! value a test gives for it (e.g. `RegistrationClient` or `Web.DomainName`). The stack is
+//! `sspr` in us-east-1.
 
 use serde_yaml::Value as Yaml;
 
@@ -94,14 +95,32 @@ pub fn text(template: &Yaml, value: &Yaml, values: &[(&str, &str)]) -> String {
             let args = argument.as_sequence().expect("!Join [separator, list]");
             assert_eq!(args.len(), 2, "template: {value:?}");
             let separator = text(template, &args[0], values);
-            let items: Vec<String> = match args[1].as_sequence() {
-                Some(items) => items.iter().map(|item| text(template, item, values)).collect(),
-                // A list parameter: its comma-separated value.
-                None => text(template, &args[1], values).split(',').map(|item| item.trim().to_owned()).collect(),
-            };
-            items.join(separator.as_str())
+            list(template, &args[1], values).join(separator.as_str())
+        }
+        Some((tag, argument)) if tag == "Select" => {
+            let args = argument.as_sequence().expect("!Select [index, list]");
+            assert_eq!(args.len(), 2, "template: {value:?}");
+            let index: usize = text(template, &args[0], values).parse().expect("!Select's index");
+            let items = list(template, &args[1], values);
+            items.get(index).unwrap_or_else(|| panic!("template: {value:?} has no item {index} in {items:?}")).clone()
         }
         _ => panic!("template: {value:?} is not worked out here"),
+    }
+}
+
+/// A list the template works out: a literal list, `!Split`, or a list parameter (its
+/// comma-separated value).
+fn list(template: &Yaml, value: &Yaml, values: &[(&str, &str)]) -> Vec<String> {
+    // Tags first: serde_yaml's accessors look through them.
+    match (tagged(value), value) {
+        (Some((tag, argument)), _) if tag == "Split" => {
+            let args = argument.as_sequence().expect("!Split [separator, string]");
+            assert_eq!(args.len(), 2, "template: {value:?}");
+            let separator = text(template, &args[0], values);
+            text(template, &args[1], values).split(separator.as_str()).map(str::to_owned).collect()
+        }
+        (None, Yaml::Sequence(items)) => items.iter().map(|item| text(template, item, values)).collect(),
+        _ => text(template, value, values).split(',').map(|item| item.trim().to_owned()).collect(),
     }
 }
 

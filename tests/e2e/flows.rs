@@ -659,11 +659,11 @@ async fn each_route_stays_within_its_store_round_trips(server: TestServer) {
             server.call("POST", "/v1/me/methods/sms", Some(&token), Some(json!({ "destination": phone }))),
         )
         .await;
-    took("POST /v1/me/methods/{kind}", 2, &mut measured);
+    took("POST /v1/me/methods/{method}", 2, &mut measured);
     let r = server.call("POST", "/v1/me/methods/sms/confirm", Some(&token), Some(json!({ "code": code }))).await;
     assert_eq!(r.status, 200, "{r:?}");
     let id = r.body["methods"][0]["id"].as_str().expect("id").to_owned();
-    took("POST /v1/me/methods/{kind}/confirm", 2, &mut measured);
+    took("POST /v1/me/methods/{method}/confirm", 2, &mut measured);
 
     let challenge = server.challenge().await;
     took("GET /v1/reset/challenge", 1, &mut measured);
@@ -700,7 +700,7 @@ async fn each_route_stays_within_its_store_round_trips(server: TestServer) {
     assert_eq!(r.status, 200, "{r:?}");
     // Two, and one for the notice by text to the number still registered (counted in the day's
     // budget of texts before it goes).
-    took("DELETE /v1/me/methods/{id}", 3, &mut measured);
+    took("DELETE /v1/me/methods/{method}", 3, &mut measured);
     let reset: usize = measured.iter().filter(|(route, _)| route.contains("/v1/reset/")).map(|(_, n)| n).sum();
 
     // The authenticator app's routes: added, then proved with nothing sent.
@@ -712,7 +712,7 @@ async fn each_route_stays_within_its_store_round_trips(server: TestServer) {
     let code = app_code(&uri, now());
     let r = server.call("POST", "/v1/me/methods/totp/confirm", Some(&token), Some(json!({ "code": code }))).await;
     assert_eq!(r.status, 200, "{r:?}");
-    took("POST /v1/me/methods/{kind}/confirm (totp)", 2, &mut measured);
+    took("POST /v1/me/methods/{method}/confirm (totp)", 2, &mut measured);
     server.clock.advance(30);
     let session = start_reset(&server, ALICE).await;
     took("POST /v1/reset/start (an app registered, with its challenge)", 3, &mut measured);

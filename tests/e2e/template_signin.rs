@@ -172,3 +172,34 @@ fn the_readmes_deploy_commands_read_outputs_the_stack_has_and_upload_config_json
     assert!(deploy.contains("config.json"), "config.json is uploaded beside the pages");
     assert!(deploy.contains("aws cloudfront create-invalidation"), "old and new page files are not mixed");
 }
+
+#[test]
+fn a_pool_in_another_region_is_reached_in_its_own() {
+    let template = template();
+    let pool = "eu-west-1_AbCdEf123";
+    let issuer = format!("https://cognito-idp.eu-west-1.amazonaws.com/{pool}");
+    let mut values = named();
+    values.retain(|(name, _)| *name != "UserPoolId");
+    values.push(("UserPoolId", pool));
+    let jwt = &template["Resources"]["Api"]["Properties"]["Auth"]["Authorizers"]["CognitoJwt"]["JwtConfiguration"];
+    assert_eq!(text(&template, &jwt["issuer"], &values), issuer);
+    let config: Value = serde_json::from_str(&output(&template, "PageConfig", &values)).expect("JSON");
+    assert_eq!(config["issuer"], issuer.as_str());
+    let policy = &template["Resources"]["WebHeaders"]["Properties"]["ResponseHeadersPolicyConfig"]
+        ["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"];
+    assert!(text(&template, policy, &values).contains("https://cognito-idp.eu-west-1.amazonaws.com "));
+    // Every statement on the pool names it in its region.
+    let mut statements = 0;
+    for (name, resource) in template["Resources"].as_mapping().expect("Resources") {
+        let Some(policies) = resource["Properties"]["Policies"].as_sequence() else { continue };
+        for statement in policies.iter().filter_map(|p| p["Statement"].as_sequence()).flatten() {
+            let actions = serde_yaml::to_string(&statement["Action"]).expect("actions");
+            if actions.contains("cognito-idp:") {
+                let arn = text(&template, &statement["Resource"], &values);
+                assert_eq!(arn, format!("arn:aws:cognito-idp:eu-west-1:123456789012:userpool/{pool}"), "{name:?}");
+                statements += 1;
+            }
+        }
+    }
+    assert!(statements >= 2, "the functions that call the pool: {statements}");
+}

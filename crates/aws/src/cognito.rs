@@ -19,6 +19,15 @@ pub struct CognitoDirectory {
     client_id: Option<String>,
 }
 
+/// The region of a user pool, the first part of its id (`eu-west-1_AbC123`): its API and its
+/// tokens' issuer are there.
+pub fn pool_region(user_pool_id: &str) -> Option<&str> {
+    let (region, rest) = user_pool_id.split_once('_')?;
+    let region_like =
+        region.contains('-') && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    (region_like && !rest.is_empty()).then_some(region)
+}
+
 fn unavailable(e: impl std::fmt::Display) -> DirectoryError {
     DirectoryError::Unavailable(Unavailable::new(format!("cognito: {e}")))
 }
@@ -28,12 +37,24 @@ impl CognitoDirectory {
         Self { client, user_pool_id: user_pool_id.into(), client_id }
     }
 
+    /// A client in the pool's own region (its id's first part), whatever region the functions
+    /// run in.
     pub fn from_config(
         config: &aws_config::SdkConfig,
         user_pool_id: impl Into<String>,
         client_id: Option<String>,
     ) -> Self {
-        Self::new(Client::new(config), user_pool_id, client_id)
+        let user_pool_id = user_pool_id.into();
+        let mut conf = aws_sdk_cognitoidentityprovider::config::Builder::from(config);
+        if let Some(region) = pool_region(&user_pool_id) {
+            conf = conf.region(aws_config::Region::new(region.to_owned()));
+        }
+        Self::new(Client::from_conf(conf.build()), user_pool_id, client_id)
+    }
+
+    /// The region the client calls.
+    pub fn region(&self) -> Option<String> {
+        self.client.config().region().map(ToString::to_string)
     }
 
     async fn groups(&self, username: &str) -> Result<Vec<String>, DirectoryError> {
@@ -202,5 +223,24 @@ impl Authenticate for CognitoDirectory {
                 e => Err(unavailable(describe(e))),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_is_called_in_the_region_its_id_names() {
+        assert_eq!(pool_region("eu-west-1_AbC123"), Some("eu-west-1"));
+        assert_eq!(pool_region("us-gov-west-1_x"), Some("us-gov-west-1"));
+        assert_eq!(pool_region("AbC123"), None);
+        assert_eq!(pool_region("eu-west-1_"), None);
+        let config = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let directory = CognitoDirectory::from_config(&config, "eu-west-1_AbC123", None);
+        assert_eq!(directory.region().as_deref(), Some("eu-west-1"), "the pool's region, not the functions'");
     }
 }

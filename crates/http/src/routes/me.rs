@@ -33,11 +33,11 @@ pub(super) fn routes() -> Vec<Route> {
         route(Method::POST, "/v1/me/methods/totp", directory, || post(begin_totp)),
         route(Method::GET, "/v1/me/methods/questions", directory, || get(question_bank)),
         route(Method::PUT, "/v1/me/methods/questions", Needs { email: true, ..directory }, || put(register_questions)),
-        route(Method::POST, "/v1/me/methods/{kind}", Needs::ALL, || post(begin_method)),
-        route(Method::POST, "/v1/me/methods/{kind}/confirm", Needs { email: true, ..directory }, || {
+        route(Method::POST, "/v1/me/methods/{method}", Needs::ALL, || post(begin_method)),
+        route(Method::POST, "/v1/me/methods/{method}/confirm", Needs { email: true, ..directory }, || {
             post(confirm_method)
         }),
-        route(Method::DELETE, "/v1/me/methods/{id}", Needs { email: true, ..directory }, || delete(remove_method)),
+        route(Method::DELETE, "/v1/me/methods/{method}", Needs { email: true, ..directory }, || delete(remove_method)),
     ]
 }
 
