@@ -40,6 +40,7 @@ mod oidc;
 mod openapi;
 mod signin;
 mod support;
+mod template_deploy;
 mod template_ldap;
 mod template_signin;
 mod timing;

@@ -23,12 +23,14 @@ pub fn log_filter(lookup: impl Fn(&str) -> Option<String>) -> String {
     lookup("RUST_LOG").filter(|f| !f.trim().is_empty()).unwrap_or_else(|| "info".to_owned())
 }
 
-/// JSON log lines for CloudWatch.
+/// JSON log lines for CloudWatch, each with its `level` and an RFC 3339 `timestamp`: with the
+/// functions' JSON log format, Lambda filters by `ApplicationLogLevel` only the lines that have
+/// both, and counts any other as INFO (which a WARN setting would drop, errors too).
 pub fn init_tracing() {
     let filter = log_filter(|name| std::env::var(name).ok());
     let filter =
         tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().try_init();
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).try_init();
 }
 
 /// Builds `function`'s router from the environment, its deliveries kept in `deliveries`. An

@@ -1,0 +1,172 @@
+//! What a first deploy of `infra/template.yaml` depends on, checked against how AWS behaves
+//! where that can be checked without an account: alarms that can reach their topic, the SES
+//! identity created or used as it is, API errors that CloudFront does not cache, the web bucket
+//! kept when the stack goes, and the functions' log levels.
+
+use serde_yaml::Value as Yaml;
+
+use crate::cfn::{chosen, created, tagged, text};
+use crate::template;
+
+fn deployment(more: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut values = vec![
+        ("UserPoolId", "us-east-1_AbCdEf123"),
+        ("UserPoolDomainPrefix", "example-sspr"),
+        ("EmailIdentity", "example.com"),
+        ("EmailFrom", "noreply@example.com"),
+        ("PublicUrl", "https://reset.example.com"),
+    ];
+    values.extend_from_slice(more);
+    values
+}
+
+fn resources(template: &Yaml) -> impl Iterator<Item = (&str, &Yaml)> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .map(|(name, resource)| (name.as_str().expect("a resource name"), resource))
+}
+
+/// The resource a `!Ref` names.
+fn referenced(value: &Yaml) -> Option<&str> {
+    match tagged(value) {
+        Some((tag, argument)) if tag == "Ref" => argument.as_str(),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_alarm_can_publish_to_its_topic() {
+    let template = template();
+    let mut topics = 0;
+    for (name, alarm) in resources(&template).filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm")) {
+        let actions: Vec<&Yaml> = ["AlarmActions", "OKActions", "InsufficientDataActions"]
+            .iter()
+            .filter_map(|key| alarm["Properties"][*key].as_sequence())
+            .flatten()
+            .collect();
+        assert!(!actions.is_empty(), "{name}: an alarm nobody hears of");
+        for action in actions {
+            let topic = referenced(action).unwrap_or_else(|| panic!("{name}: {action:?} is not a topic of the stack"));
+            let topic = &template["Resources"][topic];
+            assert_eq!(topic["Type"].as_str(), Some("AWS::SNS::Topic"), "{name}");
+            let key = &topic["Properties"]["KmsMasterKeyId"];
+            if key.is_null() {
+                continue;
+            }
+            // CloudWatch cannot use the AWS-managed key: the notification fails on KMS.
+            let key = referenced(key).unwrap_or_else(|| panic!("{name}: its topic's key {key:?} is not the stack's"));
+            let statements = template["Resources"][key]["Properties"]["KeyPolicy"]["Statement"]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{key}: a key policy"));
+            let cloudwatch = statements.iter().find(|s| {
+                s["Effect"].as_str() == Some("Allow")
+                    && s["Principal"]["Service"].as_str() == Some("cloudwatch.amazonaws.com")
+            });
+            let actions =
+                serde_yaml::to_string(&cloudwatch.expect("CloudWatch may use the key")["Action"]).expect("yaml");
+            for needed in ["kms:Decrypt", "kms:GenerateDataKey*"] {
+                assert!(actions.contains(needed), "{key}: CloudWatch needs {needed}: {actions}");
+            }
+            assert_eq!(template["Resources"][key]["Properties"]["EnableKeyRotation"].as_bool(), Some(true));
+            topics += 1;
+        }
+    }
+    assert!(topics >= 5, "the alarms checked: {topics}");
+    let all = serde_yaml::to_string(&template["Resources"]).expect("yaml");
+    assert!(!all.contains("KmsMasterKeyId: alias/aws/sns"), "a topic under the AWS-managed key");
+}
+
+#[test]
+fn the_email_identity_is_created_and_kept_or_used_as_it_is() {
+    let template = template();
+    assert!(created(&template, "EmailSender", &deployment(&[])), "created unless told");
+    assert!(!created(&template, "EmailSender", &deployment(&[("CreateEmailIdentity", "false")])));
+    let sender = &template["Resources"]["EmailSender"];
+    assert_eq!(sender["DeletionPolicy"].as_str(), Some("Retain"), "DKIM records point at it");
+    assert_eq!(sender["UpdateReplacePolicy"].as_str(), Some("Retain"));
+    let dkim = &template["Outputs"]["EmailDkimRecords"];
+    assert_eq!(dkim["Condition"].as_str(), Some("CreatesEmailIdentity"));
+    let records = serde_yaml::to_string(&dkim["Value"]).expect("yaml");
+    for i in 1..=3 {
+        assert!(records.contains(&format!("EmailSender.DkimDNSTokenName{i}")), "{records}");
+        assert!(records.contains(&format!("EmailSender.DkimDNSTokenValue{i}")), "{records}");
+    }
+
+    // Every statement that sends mail names the identity, and its configuration set when it has one.
+    let identity = "arn:aws:ses:us-east-1:123456789012:identity/example.com";
+    let set = "arn:aws:ses:us-east-1:123456789012:configuration-set/mail-events";
+    let mut senders = 0;
+    for (name, resource) in resources(&template) {
+        let Some(policies) = resource["Properties"]["Policies"].as_sequence() else { continue };
+        for statement in policies.iter().filter_map(|p| p["Statement"].as_sequence()).flatten() {
+            if statement["Action"].as_str() != Some("ses:SendEmail") {
+                continue;
+            }
+            for (values, expected) in [
+                (deployment(&[]), vec![identity]),
+                (deployment(&[("EmailConfigurationSet", "mail-events")]), vec![identity, set]),
+            ] {
+                let arns: Vec<String> = statement["Resource"]
+                    .as_sequence()
+                    .unwrap_or_else(|| panic!("{name}: a list of resources"))
+                    .iter()
+                    .filter_map(|r| chosen(&template, r, &values))
+                    .map(|r| text(&template, r, &values))
+                    .collect();
+                assert_eq!(arns, expected, "{name}");
+            }
+            senders += 1;
+        }
+    }
+    assert!(senders >= 3, "the functions that send mail: {senders}");
+}
+
+#[test]
+fn cloudfront_caches_no_error_of_the_api() {
+    let template = template();
+    let config = &template["Resources"]["Web"]["Properties"]["DistributionConfig"];
+    let responses = config["CustomErrorResponses"].as_sequence().expect("CustomErrorResponses");
+    // The statuses CloudFront caches by default (10 s), which it lets a distribution configure.
+    for code in [400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504] {
+        let response = responses
+            .iter()
+            .find(|r| r["ErrorCode"].as_u64() == Some(code))
+            .unwrap_or_else(|| panic!("{code}: cached 10 s by default"));
+        assert_eq!(response["ErrorCachingMinTTL"].as_u64(), Some(0), "{code}");
+        // The API's own error body reaches the page, not a page put in its place.
+        assert!(response["ResponsePagePath"].is_null() && response["ResponseCode"].is_null(), "{code}");
+    }
+}
+
+#[test]
+fn the_web_bucket_is_kept_when_the_stack_goes() {
+    let template = template();
+    let bucket = &template["Resources"]["WebBucket"];
+    assert_eq!(bucket["Properties"]["VersioningConfiguration"]["Status"].as_str(), Some("Enabled"));
+    // A versioned bucket with objects cannot be deleted by CloudFormation: it is kept, and the
+    // README says how to remove it.
+    assert_eq!(bucket["DeletionPolicy"].as_str(), Some("Retain"));
+    assert_eq!(bucket["UpdateReplacePolicy"].as_str(), Some("Retain"));
+    let readme = std::fs::read_to_string(crate::repo_root().join("README.md")).expect("README.md");
+    assert!(readme.contains("aws s3api delete-bucket"), "README: removing the kept bucket");
+}
+
+#[test]
+fn the_functions_log_levels_are_parameters() {
+    let template = template();
+    let logging = &template["Globals"]["Function"]["LoggingConfig"];
+    assert_eq!(logging["LogFormat"].as_str(), Some("JSON"));
+    for (key, default, allowed) in [
+        ("ApplicationLogLevel", "INFO", &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"][..]),
+        ("SystemLogLevel", "WARN", &["DEBUG", "INFO", "WARN"][..]),
+    ] {
+        assert_eq!(referenced(&logging[key]), Some(key), "{key} is the parameter of that name");
+        let parameter = &template["Parameters"][key];
+        assert_eq!(parameter["Default"].as_str(), Some(default), "{key}");
+        let offered: Vec<&str> =
+            parameter["AllowedValues"].as_sequence().expect("AllowedValues").iter().filter_map(Yaml::as_str).collect();
+        assert_eq!(offered, allowed, "{key}: Lambda's levels");
+    }
+}
