@@ -170,3 +170,28 @@ fn the_functions_log_levels_are_parameters() {
         assert_eq!(offered, allowed, "{key}: Lambda's levels");
     }
 }
+
+#[test]
+fn the_readme_builds_and_deploys_for_one_architecture_with_one_configuration() {
+    let readme = std::fs::read_to_string(crate::repo_root().join("README.md")).expect("README.md");
+    let deploy = readme.split("\n## Deploy to AWS").nth(1).expect("a Deploy to AWS section");
+    let deploy = deploy.split("\n## ").next().expect("the section").replace("\\\n", " ");
+    // sam looks for a relative --config-file beside the template, which for deploy is the
+    // built one: the one file is named by an absolute path.
+    assert!(deploy.contains(r#"config="$PWD/infra/samconfig.toml""#), "an absolute path to sam's settings");
+    let commands: Vec<&str> =
+        deploy.lines().map(str::trim).filter(|l| l.starts_with("sam build") || l.starts_with("sam deploy")).collect();
+    assert!(
+        commands.iter().any(|c| c.starts_with("sam build")) && commands.iter().any(|c| c.starts_with("sam deploy"))
+    );
+    for command in &commands {
+        assert!(command.contains(r#"--config-file "$config""#), "{command}");
+        // `sam build` resolves Architectures from the parameters it is given: the same choice
+        // goes to the build and to the deploy, or an arm64 binary is deployed as x86_64.
+        assert!(command.contains("Architecture=$arch"), "{command}");
+        assert!(!command.contains("--beta-features"), "{command}: not needed by the pinned SAM CLI");
+    }
+    let samconfig = std::fs::read_to_string(crate::repo_root().join("infra/samconfig.toml")).expect("samconfig");
+    assert!(!samconfig.contains("Architecture="), "the architecture is chosen in one place, not here too");
+    assert!(!samconfig.contains("beta_features"), "{samconfig}");
+}
