@@ -264,3 +264,102 @@ fn the_data_folder_and_its_files_are_private_whatever_the_umask() {
         assert_eq!(mode(file) & 0o077, 0, "{} is {:o}", file.display(), mode(file));
     }
 }
+
+/// `sspr smoke`, as an operator checks a deploy: against a running server, it resets a test
+/// person's password by the code sent to their registered address, which the operator types in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_resets_a_test_persons_password_by_the_code_typed_in() {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+
+    let server = crate::support::start_embedded().await;
+    let token = server.sign_in(crate::support::ALICE, crate::support::ALICE_PASSWORD).await.expect("alice signs in");
+    let email = "alice.smoke@example.com";
+    crate::flows::register(&server, &token, "email", email).await;
+    let new_password = "Smoke-Checked-Deploy-48";
+    crate::support::record_secret(new_password);
+
+    let mut child = tokio::process::Command::new(sspr_binary())
+        .args(["smoke", "--url", &server.url, "--username", crate::support::ALICE, "--destination", email])
+        .env("SSPR_SMOKE_NEW_PASSWORD", new_password)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sspr smoke");
+    let before = server.messages_to(email).await.len();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut printed = Vec::new();
+    while let Some(line) = tokio::time::timeout(std::time::Duration::from_secs(60), stdout.next_line())
+        .await
+        .expect("smoke asks for the code within a minute")
+        .expect("stdout")
+    {
+        let asks = line.starts_with("type the code");
+        printed.push(line);
+        if asks {
+            break;
+        }
+    }
+    assert!(printed.iter().any(|l| l == &format!("type the code sent by email to {email}:")), "{printed:?}");
+    let message = server.message_after(email, before).await;
+    let code = crate::support::extract_code(&message).expect("a code in the email");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(format!("{code}\n").as_bytes()).await.expect("the code typed in");
+    drop(stdin);
+    while let Some(line) = stdout.next_line().await.expect("stdout") {
+        printed.push(line);
+    }
+    let status = child.wait().await.expect("smoke ends");
+    assert!(status.success(), "{printed:?}");
+    for step in ["challenge: 200", "start: 200", "send-code: 202", "verify: 200", "complete: 200"] {
+        assert!(printed.iter().any(|l| l.starts_with(step)), "{step}: {printed:?}");
+    }
+    assert!(
+        printed.last().is_some_and(|l| l.starts_with("the reset works: alice has the new password")),
+        "{printed:?}"
+    );
+    assert!(server.password_works(crate::support::ALICE, new_password).await, "the new password is alice's");
+    assert!(printed.iter().all(|l| !l.contains(new_password) && !l.contains(&code)), "no secret printed");
+
+    // A wrong code stops it at verify, with the API's error code.
+    let mut child = tokio::process::Command::new(sspr_binary())
+        .args(["smoke", "--url", &server.url, "--username", crate::support::ALICE, "--destination", email])
+        .env("SSPR_SMOKE_NEW_PASSWORD", "Smoke-Never-Set-59")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sspr smoke");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"00000000\n").await.expect("a wrong code typed in");
+    drop(stdin);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("smoke ends within a minute")
+        .expect("output");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("verify failed: 400 invalid_code"), "{stderr}");
+}
+
+#[test]
+fn smoke_refuses_without_a_new_password_or_over_plain_http() {
+    // No new password: nothing is asked of the deployment.
+    let out = Command::new(sspr_binary())
+        .args(["smoke", "--url", "https://reset.example.com", "--username", "alice", "--destination", "a@example.com"])
+        .env_remove("SSPR_SMOKE_NEW_PASSWORD")
+        .output()
+        .expect("sspr smoke");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SSPR_SMOKE_NEW_PASSWORD"));
+    // Plain http elsewhere than this machine is refused.
+    let out = Command::new(sspr_binary())
+        .args(["smoke", "--url", "http://reset.example.com", "--username", "alice", "--destination", "a@example.com"])
+        .env("SSPR_SMOKE_NEW_PASSWORD", "Never-Sent-Anywhere-1")
+        .output()
+        .expect("sspr smoke");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--url is https"), "{out:?}");
+}

@@ -1,8 +1,10 @@
 //! `sspr`: the local server. `sspr serve` runs the whole product on this machine; `sspr remind`
 //! sends the re-confirmation reminders due, as the scheduled function does in AWS; `sspr admin`
-//! reads and changes the policy, the audit log and registrations from the terminal.
+//! reads and changes the policy, the audit log and registrations from the terminal; `sspr
+//! smoke` checks a deployment with one reset.
 
 mod admin_cli;
+mod smoke;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +48,8 @@ enum Command {
     },
     /// Administer from the terminal: the policy, the audit log, the report, registrations.
     Admin(admin_cli::AdminArgs),
+    /// Check a deployment: one reset of a test person, by a code sent to them (typed in here).
+    Smoke(smoke::SmokeArgs),
 }
 
 /// `YYYY-MM-DD` as the Unix time of that day's start, UTC.
@@ -67,7 +71,7 @@ fn parse_day(s: &str) -> Result<i64, String> {
 async fn main() -> std::process::ExitCode {
     let command = Cli::parse().command;
     // The admin commands print tables: only warnings and errors of the log beside them.
-    let level = if matches!(command, Command::Admin(_)) { "warn" } else { "info" };
+    let level = if matches!(command, Command::Admin(_) | Command::Smoke(_)) { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
@@ -75,6 +79,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve { addr, data } => serve(addr, data).await,
         Command::Remind { data, now, within } => remind(data, now, within).await,
         Command::Admin(args) => admin_cli::run(args).await,
+        Command::Smoke(args) => smoke::run(args).await,
     };
     match done {
         Ok(()) => std::process::ExitCode::SUCCESS,
