@@ -191,6 +191,15 @@ fn the_readme_builds_and_deploys_for_one_architecture_with_one_configuration() {
         assert!(command.contains("Architecture=$arch"), "{command}");
         assert!(!command.contains("--beta-features"), "{command}: not needed by the pinned SAM CLI");
     }
+    // The tools the README installs are the ones the tests pin.
+    for (script, variable, package) in [
+        ("tests/infra/lint.sh", "sam_version=", "aws-sam-cli"),
+        ("tests/run.sh", "cargo_lambda_version=", "cargo-lambda"),
+    ] {
+        let text = std::fs::read_to_string(crate::repo_root().join(script)).expect(script);
+        let pinned = text.lines().find_map(|l| l.strip_prefix(variable)).unwrap_or_else(|| panic!("{script}: {variable}"));
+        assert!(deploy.contains(&format!("{package}=={pinned}")), "README installs {package} {pinned}");
+    }
     let samconfig = std::fs::read_to_string(crate::repo_root().join("infra/samconfig.toml")).expect("samconfig");
     assert!(!samconfig.contains("Architecture="), "the architecture is chosen in one place, not here too");
     assert!(!samconfig.contains("beta_features"), "{samconfig}");
