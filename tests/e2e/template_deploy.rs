@@ -197,10 +197,42 @@ fn the_readme_builds_and_deploys_for_one_architecture_with_one_configuration() {
         ("tests/run.sh", "cargo_lambda_version=", "cargo-lambda"),
     ] {
         let text = std::fs::read_to_string(crate::repo_root().join(script)).expect(script);
-        let pinned = text.lines().find_map(|l| l.strip_prefix(variable)).unwrap_or_else(|| panic!("{script}: {variable}"));
+        let pinned =
+            text.lines().find_map(|l| l.strip_prefix(variable)).unwrap_or_else(|| panic!("{script}: {variable}"));
         assert!(deploy.contains(&format!("{package}=={pinned}")), "README installs {package} {pinned}");
     }
     let samconfig = std::fs::read_to_string(crate::repo_root().join("infra/samconfig.toml")).expect("samconfig");
     assert!(!samconfig.contains("Architecture="), "the architecture is chosen in one place, not here too");
     assert!(!samconfig.contains("beta_features"), "{samconfig}");
+}
+
+/// `sam build` runs cargo-lambda in a function's CodeUri: from the workspace's root, cargo
+/// would enable the features of every member together (the tests' and the local server's
+/// included) and every function would link every adapter.
+#[test]
+fn each_function_is_built_in_its_own_package_so_it_links_only_its_adapters() {
+    let template = template();
+    let mut functions = 0;
+    for (name, resource) in
+        resources(&template).filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+    {
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary");
+        let own = &resource["Properties"]["CodeUri"];
+        let code_uri = if own.is_null() { &template["Globals"]["Function"]["CodeUri"] } else { own };
+        let code_uri = code_uri.as_str().unwrap_or_else(|| panic!("{name}: a CodeUri"));
+        let folder = crate::repo_root().join("infra").join(code_uri);
+        let manifest = std::fs::read_to_string(folder.join("Cargo.toml"))
+            .unwrap_or_else(|e| panic!("{name}: {code_uri} has no Cargo.toml ({e})"));
+        let manifest: toml::Value = toml::from_str(&manifest).expect("Cargo.toml");
+        assert!(manifest.get("workspace").is_none(), "{name}: {code_uri} is the workspace's root");
+        let bins: Vec<&str> = manifest["bin"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: {code_uri} declares no binary"))
+            .iter()
+            .filter_map(|b| b["name"].as_str())
+            .collect();
+        assert_eq!(bins, [binary], "{name}: {code_uri} is the package of the binary {binary}");
+        functions += 1;
+    }
+    assert_eq!(functions, sspr_http::Function::ALL.len() + 1, "the API's functions and remind");
 }
