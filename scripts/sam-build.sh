@@ -9,7 +9,7 @@
 #
 # The SAM CLI and cargo-lambda are the versions the tests pin, in the virtual environments
 # tests/infra/lint.sh and tests/run.sh make (made here when missing). The build goes to a
-# folder of its own, not .aws-sam/, so a deploy's build is left alone.
+# folder of its own under target/, not .aws-sam/, so a deploy's build is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -26,10 +26,11 @@ fi
 export PATH="$venv/lambda/bin:$venv/infra/bin:$PATH"
 export SAM_CLI_TELEMETRY=0 SAM_CLI_DISABLE_UPDATE_CHECK=1
 out="$root/target/sam-build-$arch"
-rm -rf "$out"
+rm -rf "$out" "$out.cache"
 echo "sam $sam_version, cargo-lambda $cargo_lambda_version: building for $arch into $out"
 start=$(date +%s)
-sam build --template infra/template.yaml --build-dir "$out" --parameter-overrides "Architecture=$arch"
+sam build --template infra/template.yaml --build-dir "$out" --cache-dir "$out.cache" \
+  --parameter-overrides "Architecture=$arch"
 echo "sam build for $arch: $(( $(date +%s) - start )) s"
 printf '%-20s %10s\n' function bytes
 for bootstrap in "$out"/*/bootstrap; do
