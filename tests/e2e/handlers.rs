@@ -238,7 +238,7 @@ async fn register_function_reads_the_jwt_claims() {
     let mut raw: Value = serde_json::from_str(&event_text("me-methods-delete")).expect("json");
     raw["rawPath"] = json!(format!("/v1/me/methods/{id}"));
     raw["requestContext"]["http"]["path"] = json!(format!("/v1/me/methods/{id}"));
-    raw["pathParameters"] = json!({ "id": id });
+    raw["pathParameters"] = json!({ "method": id });
     let (status, body) = invoke(&register, lambda_http::request::from_str(&raw.to_string()).expect("event")).await;
     assert_eq!((status, body["error"].as_str()), (403, Some("recent_signin_required")), "{body}");
 }

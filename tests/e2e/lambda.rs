@@ -309,7 +309,7 @@ async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
     let logged = std::fs::read_to_string(&log).expect("function logs");
     assert!(logged.contains("\"level\"") && logged.contains("reset completed"), "the functions log JSON lines");
     // Each with an RFC 3339 timestamp: Lambda filters by level only lines that have one.
-    let mut lines = 0;
+    let mut stamped = Vec::new();
     for line in logged.lines().filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok()) {
         if line.get("level").is_none() {
             continue;
@@ -317,9 +317,9 @@ async fn the_function_binaries_register_and_reset_under_the_lambda_runtime() {
         let stamp = line["timestamp"].as_str().unwrap_or_else(|| panic!("no timestamp: {line}"));
         time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|e| panic!("{stamp}: not RFC 3339 ({e})"));
-        lines += 1;
+        stamped.push(line.to_string());
     }
-    assert!(lines > 10, "{lines} JSON log lines of the functions");
+    assert!(stamped.iter().any(|l| l.contains("reset completed")), "the functions' JSON lines: {stamped:?}");
     for secret in [registration_code.as_str(), code.as_str(), token.as_str(), session.as_str(), new_password, PEPPER] {
         assert!(!raw.contains(secret), "a secret is stored in clear");
         assert!(!logged.contains(secret), "a secret was logged");
