@@ -57,8 +57,7 @@ impl OidcSettings {
             _ => return Err("SSPR_OIDC_ISSUER and SSPR_OIDC_AUDIENCE are set together, or neither".to_owned()),
         };
         let url = reqwest::Url::parse(&issuer).map_err(|e| format!("SSPR_OIDC_ISSUER: {e}"))?;
-        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-        if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+        if !https_or_loopback(&url) {
             return Err("SSPR_OIDC_ISSUER is an https URL (http only on a loopback address)".to_owned());
         }
         if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
@@ -149,11 +148,12 @@ impl OidcSignIn {
     /// endpoint's, as the issuer's discovery document gives it now. When the document cannot be
     /// read, the issuer's alone (and the page's sign-in fails until the server is restarted
     /// with the issuer reachable, which the log says).
+    /// The document read here also gives the key set's address to the token checks.
     pub async fn page_origins(&self) -> Vec<String> {
         let mut origins = vec![self.settings.origin()];
-        let url = format!("{}/.well-known/openid-configuration", self.settings.issuer.trim_end_matches('/'));
-        match self.get_json::<Discovery>(&url).await {
+        match self.discover().await {
             Ok(discovery) => {
+                self.keys.lock().await.jwks_uri = Some(discovery.jwks_uri.clone());
                 let token = discovery.token_endpoint.as_deref().and_then(|t| reqwest::Url::parse(t).ok());
                 if let Some(origin) = token.map(|t| t.origin().ascii_serialization()) {
                     if !origins.contains(&origin) {
@@ -213,14 +213,8 @@ impl OidcSignIn {
     }
 
     async fn fetch(&self, keys: &mut Keys) -> Result<(), Refused> {
-        let issuer = &self.settings.issuer;
         if keys.jwks_uri.is_none() {
-            let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
-            let discovery: Discovery = self.get_json(&url).await?;
-            if discovery.issuer != *issuer {
-                return Err(Refused::Issuer(format!("the discovery document names the issuer {}", discovery.issuer)));
-            }
-            keys.jwks_uri = Some(discovery.jwks_uri);
+            keys.jwks_uri = Some(self.discover().await?.jwks_uri);
         }
         let jwks_uri = keys.jwks_uri.clone().unwrap_or_default();
         keys.fetched = Some(Instant::now());
@@ -228,11 +222,28 @@ impl OidcSignIn {
         Ok(())
     }
 
+    /// The issuer's discovery document, which must name the issuer configured.
+    async fn discover(&self) -> Result<Discovery, Refused> {
+        let issuer = &self.settings.issuer;
+        let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+        let discovery: Discovery = self.get_json(&url).await?;
+        if discovery.issuer != *issuer {
+            return Err(Refused::Issuer(format!("the discovery document names the issuer {}", discovery.issuer)));
+        }
+        Ok(discovery)
+    }
+
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, Refused> {
         let response = self.http.get(url).send().await.map_err(|e| Refused::Issuer(format!("{url}: {e}")))?;
         let response = response.error_for_status().map_err(|e| Refused::Issuer(format!("{url}: {e}")))?;
         response.json::<T>().await.map_err(|e| Refused::Issuer(format!("{url}: {e}")))
     }
+}
+
+/// Whether `url` is https, or http on a loopback address (a test, or a server on this machine).
+pub fn https_or_loopback(url: &reqwest::Url) -> bool {
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    url.scheme() == "https" || (url.scheme() == "http" && loopback)
 }
 
 /// The key `kid` names; without a key id, the set's only signing key.

@@ -65,8 +65,7 @@ impl Api {
 /// The deployment's origin: https, or http on this machine.
 fn base_url(url: &str) -> anyhow::Result<String> {
     let parsed = reqwest::Url::parse(url).with_context(|| format!("--url {url}"))?;
-    let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-    if !(parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback)) {
+    if !sspr_local::oidc::https_or_loopback(&parsed) {
         bail!("--url is https (http only on this machine)");
     }
     Ok(parsed.origin().ascii_serialization())
