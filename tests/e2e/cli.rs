@@ -265,6 +265,19 @@ fn the_data_folder_and_its_files_are_private_whatever_the_umask() {
     }
 }
 
+/// `sspr smoke` for alice by the code sent to `email`, its standard streams piped.
+fn spawn_smoke(url: &str, email: &str, new_password: &str) -> tokio::process::Child {
+    tokio::process::Command::new(sspr_binary())
+        .args(["smoke", "--url", url, "--username", crate::support::ALICE, "--destination", email])
+        .env("SSPR_SMOKE_NEW_PASSWORD", new_password)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sspr smoke")
+}
+
 /// `sspr smoke`, as an operator checks a deploy: against a running server, it resets a test
 /// person's password by the code sent to their registered address, which the operator types in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,15 +291,7 @@ async fn smoke_resets_a_test_persons_password_by_the_code_typed_in() {
     let new_password = "Smoke-Checked-Deploy-48";
     crate::support::record_secret(new_password);
 
-    let mut child = tokio::process::Command::new(sspr_binary())
-        .args(["smoke", "--url", &server.url, "--username", crate::support::ALICE, "--destination", email])
-        .env("SSPR_SMOKE_NEW_PASSWORD", new_password)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sspr smoke");
+    let mut child = spawn_smoke(&server.url, email, new_password);
     let before = server.messages_to(email).await.len();
     let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut printed = Vec::new();
@@ -323,15 +328,7 @@ async fn smoke_resets_a_test_persons_password_by_the_code_typed_in() {
     assert!(printed.iter().all(|l| !l.contains(new_password) && !l.contains(&code)), "no secret printed");
 
     // A wrong code stops it at verify, with the API's error code.
-    let mut child = tokio::process::Command::new(sspr_binary())
-        .args(["smoke", "--url", &server.url, "--username", crate::support::ALICE, "--destination", email])
-        .env("SSPR_SMOKE_NEW_PASSWORD", "Smoke-Never-Set-59")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sspr smoke");
+    let mut child = spawn_smoke(&server.url, email, "Smoke-Never-Set-59");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"00000000\n").await.expect("a wrong code typed in");
     drop(stdin);
