@@ -185,3 +185,21 @@ pub fn refused(template: &Yaml, rule: &str, values: &[(&str, &str)]) -> Vec<Stri
         .map(|a| a["AssertDescription"].as_str().unwrap_or("?").to_owned())
         .collect()
 }
+
+/// Every statement of the inline policies of the template's resources, with its resource's name.
+pub fn policy_statements(template: &Yaml) -> Vec<(&str, &Yaml)> {
+    let mut all = Vec::new();
+    for (name, resource) in template["Resources"].as_mapping().expect("Resources") {
+        let Some(policies) = resource["Properties"]["Policies"].as_sequence() else { continue };
+        let name = name.as_str().expect("a resource name");
+        all.extend(policies.iter().filter_map(|p| p["Statement"].as_sequence()).flatten().map(|s| (name, s)));
+    }
+    all
+}
+
+/// The README's "Deploy to AWS" section, its subsections included.
+pub fn readme_deploy_section() -> String {
+    let readme = std::fs::read_to_string(crate::repo_root().join("README.md")).expect("README.md");
+    let deploy = readme.split("\n## Deploy to AWS").nth(1).expect("a Deploy to AWS section");
+    deploy.split("\n## ").next().expect("the section").to_owned()
+}

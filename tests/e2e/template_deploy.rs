@@ -5,7 +5,7 @@
 
 use serde_yaml::Value as Yaml;
 
-use crate::cfn::{chosen, created, tagged, text};
+use crate::cfn::{chosen, created, policy_statements, readme_deploy_section, tagged, text};
 use crate::template;
 
 fn deployment(more: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
@@ -98,27 +98,24 @@ fn the_email_identity_is_created_and_kept_or_used_as_it_is() {
     let identity = "arn:aws:ses:us-east-1:123456789012:identity/example.com";
     let set = "arn:aws:ses:us-east-1:123456789012:configuration-set/mail-events";
     let mut senders = 0;
-    for (name, resource) in resources(&template) {
-        let Some(policies) = resource["Properties"]["Policies"].as_sequence() else { continue };
-        for statement in policies.iter().filter_map(|p| p["Statement"].as_sequence()).flatten() {
-            if statement["Action"].as_str() != Some("ses:SendEmail") {
-                continue;
-            }
-            for (values, expected) in [
-                (deployment(&[]), vec![identity]),
-                (deployment(&[("EmailConfigurationSet", "mail-events")]), vec![identity, set]),
-            ] {
-                let arns: Vec<String> = statement["Resource"]
-                    .as_sequence()
-                    .unwrap_or_else(|| panic!("{name}: a list of resources"))
-                    .iter()
-                    .filter_map(|r| chosen(&template, r, &values))
-                    .map(|r| text(&template, r, &values))
-                    .collect();
-                assert_eq!(arns, expected, "{name}");
-            }
-            senders += 1;
+    for (name, statement) in policy_statements(&template) {
+        if statement["Action"].as_str() != Some("ses:SendEmail") {
+            continue;
         }
+        for (values, expected) in [
+            (deployment(&[]), vec![identity]),
+            (deployment(&[("EmailConfigurationSet", "mail-events")]), vec![identity, set]),
+        ] {
+            let arns: Vec<String> = statement["Resource"]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{name}: a list of resources"))
+                .iter()
+                .filter_map(|r| chosen(&template, r, &values))
+                .map(|r| text(&template, r, &values))
+                .collect();
+            assert_eq!(arns, expected, "{name}");
+        }
+        senders += 1;
     }
     assert!(senders >= 3, "the functions that send mail: {senders}");
 }
@@ -173,9 +170,7 @@ fn the_functions_log_levels_are_parameters() {
 
 #[test]
 fn the_readme_builds_and_deploys_for_one_architecture_with_one_configuration() {
-    let readme = std::fs::read_to_string(crate::repo_root().join("README.md")).expect("README.md");
-    let deploy = readme.split("\n## Deploy to AWS").nth(1).expect("a Deploy to AWS section");
-    let deploy = deploy.split("\n## ").next().expect("the section").replace("\\\n", " ");
+    let deploy = readme_deploy_section().replace("\\\n", " ");
     // sam looks for a relative --config-file beside the template, which for deploy is the
     // built one: the one file is named by an absolute path.
     assert!(deploy.contains(r#"config="$PWD/infra/samconfig.toml""#), "an absolute path to sam's settings");

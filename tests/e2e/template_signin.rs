@@ -8,8 +8,8 @@
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
-use crate::cfn::{created, refused, text};
-use crate::{repo_root, template};
+use crate::cfn::{created, policy_statements, readme_deploy_section, refused, text};
+use crate::template;
 
 const POOL: &str = "us-east-1_AbCdEf123";
 const ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf123";
@@ -155,9 +155,7 @@ fn the_pages_csp_lets_them_reach_the_issuer_and_the_sign_in_domain_only() {
 #[test]
 fn the_readmes_deploy_commands_read_outputs_the_stack_has_and_upload_config_json() {
     let template = template();
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
-    let deploy = readme.split("\n## Deploy to AWS").nth(1).expect("a Deploy to AWS section");
-    let deploy = deploy.split("\n## ").next().expect("the section");
+    let deploy = readme_deploy_section();
     let outputs = template["Outputs"].as_mapping().expect("Outputs");
     let mut read = Vec::new();
     for (i, _) in deploy.match_indices("OutputKey=='") {
@@ -190,15 +188,12 @@ fn a_pool_in_another_region_is_reached_in_its_own() {
     assert!(text(&template, policy, &values).contains("https://cognito-idp.eu-west-1.amazonaws.com "));
     // Every statement on the pool names it in its region.
     let mut statements = 0;
-    for (name, resource) in template["Resources"].as_mapping().expect("Resources") {
-        let Some(policies) = resource["Properties"]["Policies"].as_sequence() else { continue };
-        for statement in policies.iter().filter_map(|p| p["Statement"].as_sequence()).flatten() {
-            let actions = serde_yaml::to_string(&statement["Action"]).expect("actions");
-            if actions.contains("cognito-idp:") {
-                let arn = text(&template, &statement["Resource"], &values);
-                assert_eq!(arn, format!("arn:aws:cognito-idp:eu-west-1:123456789012:userpool/{pool}"), "{name:?}");
-                statements += 1;
-            }
+    for (name, statement) in policy_statements(&template) {
+        let actions = serde_yaml::to_string(&statement["Action"]).expect("actions");
+        if actions.contains("cognito-idp:") {
+            let arn = text(&template, &statement["Resource"], &values);
+            assert_eq!(arn, format!("arn:aws:cognito-idp:eu-west-1:123456789012:userpool/{pool}"), "{name}");
+            statements += 1;
         }
     }
     assert!(statements >= 2, "the functions that call the pool: {statements}");
