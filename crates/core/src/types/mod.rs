@@ -70,6 +70,19 @@ mod tests {
     }
 
     #[test]
+    fn a_fictional_line_in_a_service_area_code_is_still_a_service_number() {
+        let line = |n: &str| PhoneNumber::parse(n).expect("number").line();
+        assert_eq!(line("+15555550101"), Line::FixedLineOrMobile, "the demo range");
+        assert_eq!(line("+12025550143"), Line::FixedLineOrMobile, "a fictional line in a real area code");
+        for service in ["+19005550100", "+18005550100", "+18885550199", "+15005550100"] {
+            assert_eq!(line(service), Line::Service, "{service}");
+        }
+        assert_eq!(line("+447400123456"), Line::Mobile);
+        assert_eq!(line("+442079460958"), Line::FixedLine);
+        assert_eq!(line("+449090000000"), Line::Service);
+    }
+
+    #[test]
     fn emails_parse() {
         let e = Email::parse("Alice@Example.COM").expect("valid");
         assert_eq!(e.as_str(), "Alice@example.com");

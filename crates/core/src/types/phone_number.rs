@@ -40,14 +40,13 @@ impl PhoneNumber {
         &self.0
     }
 
-    /// The kind of line, by libphonenumber's metadata: what may receive a text or a call. The
-    /// fictional demo range counts as a North American number, mobile or fixed.
+    /// The kind of line, by libphonenumber's metadata: what may receive a text or a call. A
+    /// fictional number the metadata does not know (area code 555) counts as a North American
+    /// number, mobile or fixed; one in a service area code (`+1 900 555 0100`) stays what its
+    /// area code makes it.
     pub fn line(&self) -> Line {
         use phonenumber::metadata::DATABASE;
         use phonenumber::Type;
-        if Self::is_fictional(&self.0) {
-            return Line::FixedLineOrMobile;
-        }
         let Ok(number) = phonenumber::parse(None, &self.0) else {
             return Line::Service;
         };
@@ -55,6 +54,7 @@ impl PhoneNumber {
             Type::Mobile => Line::Mobile,
             Type::FixedLineOrMobile => Line::FixedLineOrMobile,
             Type::FixedLine => Line::FixedLine,
+            Type::Unknown if Self::is_fictional(&self.0) => Line::FixedLineOrMobile,
             // Premium-rate, toll-free, shared-cost, VoIP, personal, pager, company, unknown.
             _ => Line::Service,
         }
