@@ -1,7 +1,10 @@
 //! `openapi.yaml` is the API's contract: its operations are exactly the routes the code serves,
-//! and every request example it documents is one the server accepts as well-formed.
+//! every request example it documents is one the server accepts as well-formed, and every answer
+//! the tests get over HTTP has a status and error code it documents for its operation
+//! ([`assert_documented`], called on each of them).
 
 use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -12,6 +15,42 @@ fn openapi() -> Value {
     let path = repo_root().join("openapi.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Fails when `METHOD path` is a documented operation whose documentation does not list the
+/// answer's status, or, for an error, its `error` code. Paths the document does not have (the
+/// tests' deliberate strangers) and methods it does not list for a path are left to their tests.
+pub fn assert_documented(method: &str, path: &str, status: u16, body: &Value) {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    let doc = DOC.get_or_init(openapi);
+    let path = path.split('?').next().unwrap_or_default();
+    // The most literal template wins: POST /v1/me/methods/totp is its own operation.
+    let Some((_, template, op)) = operations(doc)
+        .into_iter()
+        .filter(|(m, template, _)| m.eq_ignore_ascii_case(method) && path_matches(template, path))
+        .min_by_key(|(_, template, _)| template.matches('{').count())
+    else {
+        return;
+    };
+    let responses = op["responses"].as_object().expect("responses");
+    assert!(
+        responses.contains_key(&status.to_string()),
+        "{method} {template}: the answer {status} is not documented ({body})"
+    );
+    if status >= 400 {
+        let code = body["error"].as_str().unwrap_or_default();
+        let codes = doc.pointer("/components/schemas/Error/properties/error/enum").expect("error codes");
+        assert!(
+            codes.as_array().expect("enum").iter().any(|c| c.as_str() == Some(code)),
+            "{method} {template}: the error code {code:?} is not documented ({body})"
+        );
+    }
+}
+
+/// Whether `path` is an instance of the documented `template` (`{name}` is one segment).
+fn path_matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
 }
 
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
@@ -44,6 +83,22 @@ fn the_documented_operations_are_the_served_routes() {
         let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
         assert_eq!(secured, path.starts_with("/v1/me/") || path.starts_with("/v1/admin/"), "{method} {path}: security");
     }
+}
+
+#[test]
+fn an_undocumented_answer_is_caught() {
+    assert!(path_matches("/v1/me/methods/{method}", "/v1/me/methods/email"));
+    assert!(!path_matches("/v1/me/methods/{method}", "/v1/me/methods/"));
+    assert!(!path_matches("/v1/reset/start", "/v1/reset/start/x"));
+    let ok = serde_json::json!({ "error": "rate_limited", "message": "Wait." });
+    assert_documented("POST", "/v1/reset/send-code", 429, &ok);
+    assert_documented("POST", "/v1/nowhere", 418, &ok);
+    let caught = |method: &'static str, path: &'static str, status: u16, body: Value| {
+        std::panic::catch_unwind(move || assert_documented(method, path, status, &body)).is_err()
+    };
+    assert!(caught("POST", "/v1/reset/send-code", 418, ok.clone()), "a status not listed");
+    assert!(caught("POST", "/v1/reset/send-code", 429, serde_json::json!({ "error": "teapot" })), "a code not listed");
+    assert!(caught("POST", "/v1/me/methods/totp", 404, ok), "the literal route's own answers");
 }
 
 /// Every `$ref` points at something that exists.

@@ -635,6 +635,7 @@ impl TestServer {
         let text = response.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         record_secrets_in(&body);
+        crate::openapi::assert_documented(method, path, status, &body);
         Reply { status, body, retry_after }
     }
 
