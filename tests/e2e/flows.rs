@@ -103,6 +103,9 @@ async fn no_code_goes_to_a_number_no_person_has(server: TestServer) {
         ("sms", "+19002001234"),
         ("voice", "+18002345678"),
         ("sms", "+442079460000"),
+        // Fictional lines (555-01XX) in premium-rate and toll-free area codes.
+        ("sms", "+19005550100"),
+        ("voice", "+18005550199"),
     ];
     for (kind, number) in refused {
         let r = server
