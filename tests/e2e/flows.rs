@@ -5,8 +5,8 @@ use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
 use serde_json::{json, Value};
 
 use crate::support::{
-    app_code, assert_not_logged, destinations, record_secret, start_embedded, start_moto, Backend, CognitoPool, Reply,
-    TestServer, ADMIN, ADMIN_PASSWORD, ALICE, ALICE_PASSWORD,
+    app_code, assert_not_logged, destinations, record_secret, start_embedded, start_moto, start_moto_with, start_with,
+    Backend, CognitoPool, Reply, TestServer, ADMIN, ADMIN_PASSWORD, ALICE, ALICE_PASSWORD,
 };
 
 on_both_backends!(
@@ -89,6 +89,77 @@ async fn limits_answer_429_with_retry_after_over_http(server: TestServer) {
     assert_eq!(r.status, 202, "with a fresh one: {r:?}");
     let r = server.call("POST", "/v1/reset/send-code", None, Some(email(Some(&challenge)))).await;
     assert_eq!((r.status, r.error()), (400, "challenge_failed"), "a solution used twice: {r:?}");
+}
+
+/// The deployment's texts and calls for the day, a budget of four here: once spent, texts and
+/// calls are refused (`429 sms_unavailable` until midnight UTC) for a reset and a registration
+/// alike, nothing more reaches the phone, and email still works (S5 in docs/security.md).
+async fn the_days_texts_run_out_and_email_still_works(server: TestServer) {
+    let token = server.sign_in(ALICE, ALICE_PASSWORD).await.expect("alice signs in");
+    let (phone, email) = destinations();
+    let before = server.messages_to(&phone).await.len();
+    register(&server, &token, "sms", &phone).await;
+    register(&server, &token, "email", &email).await;
+    let mut refused = None;
+    for n in 0..SMS_BUDGET {
+        let session = start_reset(&server, ALICE).await;
+        let r = server
+            .post("/v1/reset/send-code", json!({ "session": session, "method": "sms", "destination": phone }))
+            .await;
+        if r.status == 429 {
+            refused = Some((n, r));
+            break;
+        }
+        assert_eq!(r.status, 202, "code {n}: {r:?}");
+    }
+    let (codes, r) = refused.expect("the budget runs out");
+    assert!(codes >= 1, "at least one reset code within the budget");
+    assert_eq!((r.status, r.error()), (429, "sms_unavailable"), "{r:?}");
+    let wait: i64 = r.retry_after.as_deref().expect("Retry-After").parse().expect("seconds");
+    let midnight = 86_400 - sspr_core::ports::Clock::now(&server.clock).0.rem_euclid(86_400);
+    assert!((1..=midnight).contains(&wait) && midnight - wait <= 5, "until midnight UTC: {wait} of {midnight}");
+    // Every text the budget allowed reached the phone: the registration's code, the notice of
+    // the email added, and the reset codes; and nothing after.
+    server.message_after(&phone, before + SMS_BUDGET as usize - 1).await;
+    let session = start_reset(&server, ALICE).await;
+    let r = server
+        .post("/v1/reset/send-code", json!({ "session": session, "method": "voice", "destination": phone }))
+        .await;
+    assert_eq!((r.status, r.error()), (429, "sms_unavailable"), "calls too: {r:?}");
+    let (other_phone, _) = destinations();
+    let r = server.call("POST", "/v1/me/methods/sms", Some(&token), Some(json!({ "destination": other_phone }))).await;
+    assert_eq!((r.status, r.error()), (429, "sms_unavailable"), "registering a number too: {r:?}");
+    let code = server
+        .code_sent_by(
+            &email,
+            server.post("/v1/reset/send-code", json!({ "session": session, "method": "email", "destination": email })),
+        )
+        .await;
+    let r = server.post("/v1/reset/verify", json!({ "session": session, "method": "email", "code": code })).await;
+    assert_eq!(r.status, 200, "email still proves a reset: {r:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(server.messages_to(&phone).await.len(), before + SMS_BUDGET as usize, "the budget, and no text more");
+    assert!(server.messages_to(&other_phone).await.is_empty());
+}
+
+const SMS_BUDGET: u32 = 4;
+
+fn budget_settings() -> Vec<(String, String)> {
+    // Only the day's budget binds here: the person's and the number's hourly limits are wide.
+    [("SSPR_SMS_DAILY_BUDGET", "4"), ("SSPR_LIMIT_SENDS", "100/3600"), ("SSPR_LIMIT_PHONE", "100/3600,100/86400")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_days_texts_run_out_and_email_still_works_embedded() {
+    the_days_texts_run_out_and_email_still_works(start_with(Backend::Embedded, budget_settings(), None).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_days_texts_run_out_and_email_still_works_moto() {
+    the_days_texts_run_out_and_email_still_works(start_moto_with(budget_settings()).await).await;
 }
 
 /// Premium-rate, shared-cost and toll-free numbers are refused for texts and calls, and a fixed

@@ -180,11 +180,14 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{nanos}", std::process::id())
 }
 
-/// A fictional phone number (555-01XX) and email address of this test's own.
+/// A fictional phone number (555-01XX, in one of ten US area codes: a thousand numbers no
+/// other test of this run uses by name) and an email address of this test's own.
 pub fn destinations() -> (String, String) {
+    const AREAS: [&str; 10] = ["212", "213", "312", "415", "617", "713", "206", "303", "305", "404"];
     let n = UNIQUE.fetch_add(1, Ordering::SeqCst);
     let salt = std::process::id() % 1000;
-    (format!("+1555555{:04}", 100 + (n + salt) % 100), format!("alice.{salt}.{n}@example.com"))
+    let k = ((n + salt) % 1000) as usize;
+    (format!("+1{}5550{}", AREAS[k / 100], 100 + k % 100), format!("alice.{salt}.{n}@example.com"))
 }
 
 /// Creates the table exactly as `infra/template.yaml` declares it.
