@@ -66,8 +66,27 @@ export async function api(method, path, body, token) {
   return { ok: response.ok, status: response.status, data };
 }
 
-/** The text to show for a failed call: our wording for known codes, else the server's. */
+/**
+ * The text to show for a failed call: our wording for known codes, else the server's; over a
+ * limit, with how long to wait (the answer's `retry_after`).
+ */
 export function messageFor(result) {
+  const text = baseMessage(result);
+  const wait = result && result.status === 429 && result.data ? result.data.retry_after : undefined;
+  return Number.isInteger(wait) && wait > 0 ? `${text} Try again ${waitText(wait)}.` : text;
+}
+
+/** A wait of `seconds` as a person reads it: "in a minute", "in about 40 minutes", "in about 3 hours". */
+export function waitText(seconds) {
+  const minutes = Math.max(1, Math.ceil(seconds / 60));
+  if (minutes < 60) {
+    return minutes === 1 ? 'in a minute' : `in about ${minutes} minutes`;
+  }
+  const hours = Math.round(minutes / 60);
+  return hours === 1 ? 'in about an hour' : `in about ${hours} hours`;
+}
+
+function baseMessage(result) {
   const data = (result && result.data) || {};
   const code = typeof data.error === 'string' ? data.error : '';
   if (code === 'invalid_input' && typeof data.message === 'string' && data.message) {

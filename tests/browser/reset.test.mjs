@@ -2,7 +2,8 @@
 // alice registers an email address and a phone number, resets her password with the emailed
 // code, and signs in with the new password; she sets up an authenticator app from the QR code
 // page (npm `otpauth` plays the app) and resets with it, then chooses security questions from
-// the bank and resets by answering them; the pages raise no console error, no
+// the bank and resets by answering them; a code asked for over the limit says how long to
+// wait; the pages raise no console error, no
 // CSP violation, and no axe-core finding in the states the tests visit.
 //
 // With SSPR_SCREENSHOTS set to a folder, each page state visited is saved there as a picture.
@@ -430,6 +431,40 @@ test('an error on the reset page says where to get help: the administrator, or t
       assert.deepEqual(await axeFindings(page), [], 'axe-core: an error with the helpdesk');
       const restored = await asAdmin('PUT', '/v1/admin/policy', { ...read.body, version: saved.body.version });
       assert.equal(restored.status, 200, JSON.stringify(restored.body));
+    });
+  } finally {
+    await context.close();
+  }
+});
+
+test('one code too many says how long to wait, and where to get help', { timeout: 240_000 }, async () => {
+  const { context, page } = await newPage({ bypassCSP: true });
+  try {
+    await explained(page, async () => {
+      // Someone unknown is limited like anyone: five texts an hour, the sixth refused.
+      const number = `+120255501${String(Date.now() % 100).padStart(2, '0')}`;
+      await page.goto(`${BASE}/reset`);
+      await page.locator('#reset-username').fill(`nobody-${Date.now()}`);
+      await page.locator('#reset-start').click();
+      await page.locator('#reset-destination').waitFor({ state: 'visible', timeout: 90_000 });
+      for (let n = 1; n <= 5; n += 1) {
+        await page.locator('#method-sms').check();
+        await page.locator('#reset-destination').fill(number);
+        await page.locator('#reset-send').click();
+        await page.locator('#reset-code').waitFor({ state: 'visible', timeout: 90_000 });
+        await page.locator('#reset-back').click();
+        await page.locator('#reset-destination').waitFor({ state: 'visible' });
+      }
+      await page.locator('#method-sms').check();
+      await page.locator('#reset-destination').fill(number);
+      await page.locator('#reset-send').click();
+      await page.locator('#reset-error').waitFor({ state: 'visible', timeout: 90_000 });
+      // The person's limit and the number's are both reached: either may be the one told.
+      assert.match(await page.locator('#reset-error').textContent(), /^Too many codes .* Try again in about an hour\.$/);
+      assert.equal(await page.locator('#reset-code').isHidden(), true, 'no code is awaited');
+      await page.locator('#reset-help').waitFor({ state: 'visible' });
+      await shot(page, 'reset-rate-limited');
+      assert.deepEqual(await axeFindings(page), [], 'axe-core: over a limit');
     });
   } finally {
     await context.close();
