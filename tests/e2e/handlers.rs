@@ -2,11 +2,14 @@
 //! claims included), and the SAM template checked against the routes the code serves.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::Router;
 use serde_json::{json, Value};
 use sspr_app::{assemble, Assembly, Config, Deployment};
+use sspr_core::ports::{Index, IndexKey, Page, Query, RecordKey, RecordStore, StoreError, StoredRecord, Write};
+use sspr_core::types::Timestamp;
 use sspr_embedded::Outbox;
 use sspr_http::{api, ApiState, Deliveries, Function, JwtClaims, Slice};
 use tower::ServiceExt as _;
@@ -544,4 +547,76 @@ fn the_template_environment_is_a_valid_lambda_configuration() {
             env.iter().map(|(k, _)| k.as_str()).filter(|k| k.starts_with("SSPR_LDAP_")).collect();
         assert_eq!(ldap_settings.is_empty(), case == "cognito", "Directory {case}: LDAP settings {ldap_settings:?}");
     }
+}
+
+/// A store that panics at its next read once armed: a fault no real store can be made to
+/// show, standing for any handler's bug.
+struct PanicsWhenArmed {
+    inner: Arc<dyn RecordStore>,
+    armed: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl RecordStore for PanicsWhenArmed {
+    async fn get(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &RecordKey, record: &StoredRecord) -> Result<(), StoreError> {
+        self.inner.put(key, record).await
+    }
+    async fn delete(&self, key: &RecordKey, version: u64) -> Result<(), StoreError> {
+        self.inner.delete(key, version).await
+    }
+    async fn get_with_counters(
+        &self,
+        keys: &[RecordKey],
+        counters: &[RecordKey],
+    ) -> Result<(Vec<Option<StoredRecord>>, Vec<i64>), StoreError> {
+        assert!(!self.armed.load(Ordering::SeqCst), "a bug in a handler");
+        self.inner.get_with_counters(keys, counters).await
+    }
+    async fn write_all(&self, writes: &[Write]) -> Result<(), StoreError> {
+        self.inner.write_all(writes).await
+    }
+    async fn query(&self, query: &Query) -> Result<Page<(RecordKey, StoredRecord)>, StoreError> {
+        self.inner.query(query).await
+    }
+    async fn query_index(&self, index: Index, query: &Query) -> Result<Page<(RecordKey, IndexKey)>, StoreError> {
+        self.inner.query_index(index, query).await
+    }
+    async fn query_counters(&self, query: &Query) -> Result<Page<(RecordKey, i64)>, StoreError> {
+        self.inner.query_counters(query).await
+    }
+    async fn add_to_counter(&self, key: &RecordKey, by: i64, expires_at: Option<Timestamp>) -> Result<i64, StoreError> {
+        self.inner.add_to_counter(key, by, expires_at).await
+    }
+}
+
+/// A handler's panic is the API's `500 internal`, in the errors' shape, and the function goes
+/// on answering. Deployed functions unwind for that: cargo-lambda builds a release with
+/// `panic = "abort"` unless the workspace's release profile names a strategy, and an abort would
+/// end the function's process mid-request, with no answer of ours.
+#[tokio::test]
+async fn a_panic_is_a_500_in_the_errors_shape_and_the_function_goes_on() {
+    let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).expect("Cargo.toml");
+    let manifest: toml::Value = toml::from_str(&manifest).expect("Cargo.toml");
+    assert_eq!(
+        manifest["profile"]["release"].get("panic").and_then(toml::Value::as_str),
+        Some("unwind"),
+        "the release profile names its panic strategy, or cargo-lambda builds the functions to abort"
+    );
+    let armed = Arc::new(AtomicBool::new(false));
+    let functions = Functions::with_stores(|_, store| {
+        Arc::new(PanicsWhenArmed { inner: store, armed: Arc::clone(&armed) }) as Arc<dyn RecordStore>
+    })
+    .await;
+    let reset = functions.router(Function::Reset);
+    let start = start_event(&reset).await;
+    armed.store(true, Ordering::SeqCst);
+    let (status, body) = invoke(&reset, start).await;
+    assert_eq!((status, body["error"].as_str()), (500, Some("internal")), "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.contains("bug")), "nothing of the panic is told: {body}");
+    armed.store(false, Ordering::SeqCst);
+    let (status, body) = invoke(&reset, start_event(&reset).await).await;
+    assert_eq!(status, 200, "the function goes on: {body}");
 }
