@@ -16,7 +16,9 @@ async fn raw(server: &TestServer, method: &str, path: &str, content_type: Option
     }
     let response = request.send().await.expect("request");
     let status = response.status().as_u16();
-    (status, serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or(Value::Null))
+    let body = serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+    crate::openapi::assert_documented(method, path, status, &body);
+    (status, body)
 }
 
 fn assert_client_error(case: &str, status: u16, body: &Value) {

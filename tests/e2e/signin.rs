@@ -32,7 +32,9 @@ async fn five_wrong_passwords_close_a_name_for_fifteen_minutes_known_or_not() {
         let retry: i64 = sixth.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
         assert!((1..=WINDOW_SECS).contains(&retry), "Retry-After {retry}");
         let body: serde_json::Value = sixth.json().await.expect("json");
+        crate::openapi::assert_documented("POST", "/v1/local/signin", 429, &body);
         assert_eq!(body["error"], "too_many_attempts", "{body}");
+        assert_eq!(body["retry_after"].as_i64(), Some(retry), "the wait in the body too: {body}");
     }
     // Fifteen minutes after the oldest failure, the right password works again.
     server.clock.advance(WINDOW_SECS);

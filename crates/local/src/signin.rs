@@ -161,7 +161,7 @@ pub async fn sign_in(
     if let Some(until) = auth.closed_until(&name) {
         let wait = (until - auth.clock.now().0).max(1);
         let minutes = (wait + 59) / 60;
-        let closed = ApiError::new(
+        let mut closed = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
             format!(
@@ -169,7 +169,9 @@ pub async fn sign_in(
                 if minutes == 1 { "" } else { "s" }
             ),
         );
-        return Ok(([(header::RETRY_AFTER, wait.to_string())], closed).into_response());
+        // As every answer over a limit: the wait in the body too, and as Retry-After.
+        closed.retry_after = std::num::NonZeroU32::new(u32::try_from(wait).unwrap_or(u32::MAX));
+        return Err(closed);
     }
     let password = SecretString::from(req.password);
     match auth.directory.authenticate(&username, &password).await {
