@@ -108,13 +108,39 @@ pub const RESET_COMPLETED: &str = "reset completed";
 
 /// Fails if any of `secrets` appears in any captured log line (S9 in docs/security.md), or if
 /// the capture misses the line a completed reset logs: an empty capture proves nothing.
+/// A code (digits only) is looked for as a whole word, as the test script's final search does
+/// (`grep -w`): every line's timestamp holds six digits of microseconds, which a six-digit
+/// app code may equal by chance.
 pub fn assert_not_logged(secrets: &[&str]) {
     let logs = captured_logs();
     assert!(logs.contains(RESET_COMPLETED), "no \"{RESET_COMPLETED}\" line was captured: logs are not being captured");
     for secret in secrets {
         assert!(!secret.is_empty());
-        assert!(!logs.contains(secret), "a secret appeared in the logs");
+        let found = if secret.bytes().all(|b| b.is_ascii_digit()) {
+            contains_word(&logs, secret)
+        } else {
+            logs.contains(secret)
+        };
+        assert!(!found, "a secret appeared in the logs");
     }
+}
+
+/// Whether `word` occurs in `text` with no letter, digit or underscore on either side.
+fn contains_word(text: &str, word: &str) -> bool {
+    let is_word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    let bytes = text.as_bytes();
+    text.match_indices(word)
+        .any(|(at, _)| !is_word(at.checked_sub(1).and_then(|i| bytes.get(i))) && !is_word(bytes.get(at + word.len())))
+}
+
+#[test]
+fn a_code_is_found_as_a_whole_word_only() {
+    assert!(contains_word("code=123456 sent", "123456"));
+    assert!(contains_word("{\"code\":\"123456\"}", "123456"));
+    assert!(contains_word("123456", "123456"));
+    assert!(!contains_word("2026-12-07T04:05:13.123456Z", "123456"), "a timestamp's microseconds");
+    assert!(!contains_word("sdk_invocation_id=1234567", "123456"));
+    assert!(contains_word("id=1234567 then 123456.", "123456"), "a later whole occurrence");
 }
 
 // ---------------------------------------------------------------- secrets used
