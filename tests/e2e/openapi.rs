@@ -21,12 +21,17 @@ fn openapi() -> Value {
 /// answer's status, or, for an error, its `error` code. Paths the document does not have (the
 /// tests' deliberate strangers) and methods it does not list for a path are left to their tests.
 pub fn assert_documented(method: &str, path: &str, status: u16, body: &Value) {
-    static DOC: OnceLock<Value> = OnceLock::new();
-    let doc = DOC.get_or_init(openapi);
+    // Read and split into operations once: every answer of the suite is checked here.
+    static DOC: OnceLock<(Value, Vec<Operation>)> = OnceLock::new();
+    let (doc, operations) = DOC.get_or_init(|| {
+        let doc = openapi();
+        let operations = operations(&doc);
+        (doc, operations)
+    });
     let path = path.split('?').next().unwrap_or_default();
     // The most literal template wins: POST /v1/me/methods/totp is its own operation.
-    let Some((_, template, op)) = operations(doc)
-        .into_iter()
+    let Some((_, template, op)) = operations
+        .iter()
         .filter(|(m, template, _)| m.eq_ignore_ascii_case(method) && path_matches(template, path))
         .min_by_key(|(_, template, _)| template.matches('{').count())
     else {
@@ -55,8 +60,11 @@ fn path_matches(template: &str, path: &str) -> bool {
 
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
 
-/// `(METHOD, path, operation)` of every documented operation.
-fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+/// `(METHOD, path, operation)`.
+type Operation = (String, String, Value);
+
+/// Every documented operation.
+fn operations(doc: &Value) -> Vec<Operation> {
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for method in METHODS {
